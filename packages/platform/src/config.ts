@@ -1,0 +1,46 @@
+import { z } from 'zod';
+
+/**
+ * Parses a service's environment through one zod schema. On any problem it prints one line per
+ * offending variable and exits: a service must never start on a configuration it misread.
+ */
+export function loadConfig<S extends z.ZodType>(
+  serviceName: string,
+  schema: S,
+  env: Record<string, string | undefined> = process.env,
+): z.infer<S> {
+  const result = schema.safeParse(env);
+  if (result.success) return result.data;
+  const lines = result.error.issues.map(
+    (issue) => `${serviceName}: invalid configuration: ${issue.path.join('.') || '(root)'}: ${issue.message}`,
+  );
+  throw new ConfigError(lines.join('\n'));
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Common fields. Each service composes these into its own schema. */
+export const port = (fallback: number) => z.coerce.number().int().min(0).max(65535).default(fallback);
+export const postgresUrl = z
+  .string({ error: 'is required (a postgres:// connection string)' })
+  .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// connection string');
+export const secret = (minLength = 32) =>
+  z.string({ error: `is required (a secret of at least ${minLength} characters)` }).min(minLength, {
+    error: `must be at least ${minLength} characters`,
+  });
+export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
+export const nodeEnv = z.enum(['development', 'test', 'production']).default('development');
+
+/** Runs `main`, and turns a ConfigError into one clear message and exit code 1 instead of a stack trace. */
+export function runMain(main: () => Promise<unknown>): void {
+  main().catch((error: unknown) => {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+    } else {
+      process.stderr.write(`fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    }
+    process.exit(1);
+  });
+}

@@ -1,0 +1,89 @@
+import { readFileSync } from 'node:fs';
+import { GraphQLError, parse, type DocumentNode } from 'graphql';
+import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
+import { buildSubgraphSchema } from '@apollo/subgraph';
+import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
+import type { Request } from 'express';
+import { INTERNAL_TOKEN_HEADER, type Caller, type InternalTokens } from './auth.js';
+import { formatError } from './errors.js';
+import type { Logger } from './logger.js';
+import { serveGraphQL, type ReadinessChecks, type RunningHttpService } from './http.js';
+
+/** @apollo/subgraph's resolver map type, which its package does not export by name. */
+type SubgraphResolverMap = Extract<Parameters<typeof buildSubgraphSchema>[0], { resolvers?: unknown }>['resolvers'];
+
+/** Reads a service's `schema.graphql` (the contract) from beside its package.json. */
+export function loadSchemaFile(url: URL): DocumentNode {
+  return parse(readFileSync(url, 'utf8'));
+}
+
+export interface SubgraphServerOptions<Ctx extends object> {
+  typeDefs: DocumentNode;
+  resolvers: unknown;
+  logger: Logger;
+  introspection: boolean;
+  plugins?: ApolloServerPlugin<Ctx>[];
+}
+
+/** An Apollo Server for one federation subgraph, with the shared error policy. */
+export function createSubgraphServer<Ctx extends object>(options: SubgraphServerOptions<Ctx>): ApolloServer<Ctx> {
+  return new ApolloServer<Ctx>({
+    schema: buildSubgraphSchema({
+      typeDefs: options.typeDefs,
+      // Generated resolver types are stricter than @apollo/subgraph's map type; the SDL is the check.
+      resolvers: options.resolvers as SubgraphResolverMap,
+    }),
+    introspection: options.introspection,
+    includeStacktraceInErrorResponses: false,
+    // Inline traces feed Apollo Studio, which this gateway does not report to.
+    plugins: [ApolloServerPluginInlineTraceDisabled(), ...(options.plugins ?? [])],
+    formatError: (formatted, error) =>
+      formatError(formatted, error, (unexpected) => options.logger.error({ err: unexpected }, 'unexpected error')),
+  });
+}
+
+/** The identity a subgraph request carries: only a valid internal token is believed. */
+export function callerFromRequest(req: Request, tokens: InternalTokens): Promise<Caller> {
+  const header = req.headers[INTERNAL_TOKEN_HEADER];
+  return tokens.verify(Array.isArray(header) ? header[0] : header);
+}
+
+export interface StartSubgraphOptions<Ctx extends object> {
+  name: string;
+  logger: Logger;
+  typeDefs: DocumentNode;
+  resolvers: unknown;
+  internalTokens: InternalTokens;
+  /** Builds the per-request context (services, loaders) for a verified caller. */
+  context: (caller: Caller) => Ctx;
+  readiness: ReadinessChecks;
+  port: number;
+  host?: string;
+  introspection: boolean;
+}
+
+/** Serves one subgraph over HTTP; every request must carry a valid internal token. */
+export function startSubgraph<Ctx extends object>(options: StartSubgraphOptions<Ctx>): Promise<RunningHttpService> {
+  return serveGraphQL<Ctx>({
+    logger: options.logger,
+    port: options.port,
+    host: options.host,
+    readiness: options.readiness,
+    createServer: (plugins) =>
+      createSubgraphServer<Ctx>({
+        typeDefs: options.typeDefs,
+        resolvers: options.resolvers,
+        logger: options.logger,
+        introspection: options.introspection,
+        plugins,
+      }),
+    context: async (req) => {
+      try {
+        return options.context(await callerFromRequest(req, options.internalTokens));
+      } catch (error) {
+        const message = error instanceof Error ? error.message : 'Unauthenticated';
+        throw new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
+      }
+    },
+  });
+}
