@@ -1,0 +1,3 @@
+import { defineServiceConfig } from '../src/service-config.js';
+
+export default defineServiceConfig('users');
