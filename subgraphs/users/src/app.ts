@@ -1,0 +1,54 @@
+import { createLogger, InternalTokens, loadSchemaFile, startSubgraph, UserTokens, type Logger } from '@food/platform';
+import type { UsersConfig } from './config.js';
+import { createContext } from './context.js';
+import { connectUsersDatabase } from './data/prisma.js';
+import { PrismaUsersStore } from './data/users-store.js';
+import { PersonalDataCipher } from './domain/personal-data-cipher.js';
+import { UsersService } from './domain/users.js';
+import { resolvers } from './resolvers/index.js';
+
+export const usersTypeDefs = loadSchemaFile(new URL('../schema.graphql', import.meta.url));
+
+/** Wires the users subgraph from its configuration: database, domain, tokens. */
+export function createUsersService(config: UsersConfig) {
+  const prisma = connectUsersDatabase(config.USERS_DATABASE_URL);
+  const users = new UsersService(
+    new PrismaUsersStore(prisma),
+    new PersonalDataCipher(config.USERS_ENCRYPTION_KEYS, config.USERS_ENCRYPTION_ACTIVE_KEY_ID),
+    new UserTokens({
+      secret: config.JWT_SECRET,
+      issuer: config.JWT_ISSUER,
+      audience: config.JWT_AUDIENCE,
+      ttlSeconds: config.JWT_TTL_SECONDS,
+    }),
+  );
+  return { prisma, users };
+}
+
+/** Starts the users subgraph over HTTP. `close()` stops it and its database pool. */
+export async function startUsersSubgraph(
+  config: UsersConfig,
+  logger: Logger = createLogger('users', config.LOG_LEVEL),
+) {
+  const { prisma, users } = createUsersService(config);
+  const http = await startSubgraph({
+    name: 'users',
+    logger,
+    typeDefs: usersTypeDefs,
+    resolvers,
+    internalTokens: new InternalTokens(config.INTERNAL_TOKEN_SECRET),
+    context: (caller) => createContext(caller, users),
+    readiness: { database: () => prisma.$queryRaw`SELECT 1` },
+    port: config.USERS_PORT,
+    host: config.HOST,
+    introspection: config.NODE_ENV !== 'production',
+  });
+  logger.info({ url: http.url }, 'users subgraph ready');
+  return {
+    ...http,
+    close: async () => {
+      await http.close();
+      await prisma.$disconnect();
+    },
+  };
+}

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+
+/** Every variable the users subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
+export const UsersConfigSchema = z.object({
+  NODE_ENV: nodeEnv,
+  LOG_LEVEL: logLevel,
+  USERS_PORT: port(4001),
+  HOST: z.string().default('127.0.0.1'),
+  USERS_DATABASE_URL: postgresUrl,
+  INTERNAL_TOKEN_SECRET: secret(32),
+  JWT_SECRET: secret(32),
+  JWT_ISSUER: z.string().min(1).default('food-users'),
+  JWT_AUDIENCE: z.string().min(1).default('food-supergraph'),
+  JWT_TTL_SECONDS: z.coerce
+    .number()
+    .int()
+    .min(60)
+    .max(86_400 * 30)
+    .default(3_600),
+  /** Comma-separated `keyId:base64key` pairs, each key 32 bytes. Old keys stay to read old rows. */
+  USERS_ENCRYPTION_KEYS: z
+    .string({ error: 'is required: comma-separated keyId:base64 pairs of 32-byte keys' })
+    .transform((value, ctx) => {
+      const keys = new Map<string, Buffer>();
+      for (const pair of value.split(',')) {
+        const [keyId, encoded] = pair.trim().split(':');
+        const key = Buffer.from(encoded ?? '', 'base64');
+        if (!keyId || !/^[A-Za-z0-9_-]{1,32}$/.test(keyId) || key.length !== 32) {
+          ctx.addIssue({ code: 'custom', message: 'each entry must be keyId:base64 of exactly 32 bytes' });
+          return z.NEVER;
+        }
+        keys.set(keyId, key);
+      }
+      return keys;
+    }),
+  /** The key id new values are encrypted with; must be one of USERS_ENCRYPTION_KEYS. */
+  USERS_ENCRYPTION_ACTIVE_KEY_ID: z.string({ error: 'is required: the id of the key to encrypt with' }).min(1),
+});
+
+export type UsersConfig = z.infer<typeof UsersConfigSchema>;
+
+export function loadUsersConfig(env: Record<string, string | undefined> = process.env): UsersConfig {
+  return loadConfig(
+    'users',
+    UsersConfigSchema.refine((config) => config.USERS_ENCRYPTION_KEYS.has(config.USERS_ENCRYPTION_ACTIVE_KEY_ID), {
+      message: 'must name a key in USERS_ENCRYPTION_KEYS',
+      path: ['USERS_ENCRYPTION_ACTIVE_KEY_ID'],
+    }),
+    env,
+  );
+}

@@ -1,0 +1,15 @@
+import DataLoader from 'dataloader';
+import type { Caller } from '@food/platform';
+import type { User, UsersService } from './domain/users.js';
+
+/** What every users resolver gets: the verified caller, the service, and per-request loaders. */
+export interface SubgraphContext {
+  caller: Caller;
+  users: UsersService;
+  /** Batches entity references: N users in one query plan step cost one database query. */
+  userById: DataLoader<string, User | null>;
+}
+
+export function createContext(caller: Caller, users: UsersService): SubgraphContext {
+  return { caller, users, userById: new DataLoader((ids) => users.byIds(ids)) };
+}

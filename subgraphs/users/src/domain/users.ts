@@ -1,0 +1,187 @@
+import { z } from 'zod';
+import {
+  DomainError,
+  ErrorCode,
+  forbidden,
+  isStaff,
+  parseInput,
+  requireUser,
+  type Caller,
+  type Role,
+} from '@food/platform';
+import { decoyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
+import type { PersonalDataCipher } from './personal-data-cipher.js';
+
+/** A user as the domain sees it: personal data decrypted, no password hash. */
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  phone: string | null;
+  deliveryAddress: string | null;
+  createdAt: Date;
+  /** Set on the user inside a new session: the caller just proved to be them. */
+  isSessionHolder?: boolean;
+}
+
+/** A stored user: what the store reads and writes. Personal data stays sealed here. */
+export interface StoredUser {
+  id: string;
+  email: string;
+  passwordHash: string;
+  name: string;
+  role: Role;
+  phoneEncrypted: string | null;
+  deliveryAddressEncrypted: string | null;
+  createdAt: Date;
+}
+
+export interface NewUser {
+  email: string;
+  passwordHash: string;
+  name: string;
+  phoneEncrypted: string | null;
+  deliveryAddressEncrypted: string | null;
+}
+
+/** The persistence the users domain needs; implemented over Prisma in ../data. */
+export interface UsersStore {
+  /** Throws EmailTakenError when the email is in use. */
+  create(user: NewUser): Promise<StoredUser>;
+  findByEmail(email: string): Promise<StoredUser | null>;
+  findByIds(ids: readonly string[]): Promise<StoredUser[]>;
+  update(
+    id: string,
+    changes: Partial<Pick<StoredUser, 'name' | 'role' | 'phoneEncrypted' | 'deliveryAddressEncrypted'>>,
+  ): Promise<StoredUser | null>;
+}
+
+export class EmailTakenError extends Error {}
+
+export interface SessionIssuer {
+  issue(userId: string, role: Role): Promise<{ token: string; expiresAt: Date }>;
+}
+
+const email = z
+  .string()
+  .trim()
+  .toLowerCase()
+  .max(254)
+  .pipe(z.email({ error: 'must be a valid email address' }));
+const name = z.string().trim().min(1, 'must not be empty').max(100, 'must be at most 100 characters');
+const phone = z
+  .string()
+  .trim()
+  .regex(/^\+[1-9][0-9]{6,14}$/, 'must be + and 7 to 15 digits');
+const address = z.string().trim().min(5, 'must be at least 5 characters').max(500, 'must be at most 500 characters');
+
+export const ZSignUpInput = z.object({
+  email,
+  password: z.string().min(8, 'must be at least 8 characters').max(128, 'must be at most 128 characters'),
+  name,
+  phone: phone.nullish(),
+  deliveryAddress: address.nullish(),
+});
+export const ZLogInInput = z.object({ email: z.string().max(254), password: z.string().max(128) });
+export const ZUpdateProfileInput = z.object({
+  name: name.nullish(),
+  phone: phone.nullish(),
+  deliveryAddress: address.nullish(),
+});
+const ZUserId = z.uuid({ error: 'must be a UUID' });
+
+/** Accounts, sessions and profiles: every rule about users lives here. */
+export class UsersService {
+  constructor(
+    private readonly store: UsersStore,
+    private readonly cipher: PersonalDataCipher,
+    private readonly sessions: SessionIssuer,
+  ) {}
+
+  async signUp(input: unknown) {
+    const data = parseInput(ZSignUpInput, input);
+    let stored: StoredUser;
+    try {
+      stored = await this.store.create({
+        email: data.email,
+        passwordHash: await hashPassword(data.password),
+        name: data.name,
+        phoneEncrypted: data.phone ? this.cipher.encrypt(data.phone) : null,
+        deliveryAddressEncrypted: data.deliveryAddress ? this.cipher.encrypt(data.deliveryAddress) : null,
+      });
+    } catch (error) {
+      if (error instanceof EmailTakenError) {
+        throw new DomainError(ErrorCode.EMAIL_TAKEN, 'An account with this email already exists', { field: 'email' });
+      }
+      throw error;
+    }
+    return this.session(stored);
+  }
+
+  async logIn(input: unknown) {
+    const data = parseInput(ZLogInInput, input);
+    const stored = await this.store.findByEmail(data.email.trim().toLowerCase());
+    const valid = await verifyPassword(data.password, stored?.passwordHash ?? (await decoyPasswordHash()));
+    if (!stored || !valid) throw new DomainError(ErrorCode.INVALID_CREDENTIALS, 'Email or password is wrong');
+    return this.session(stored);
+  }
+
+  async me(caller: Caller): Promise<User | null> {
+    if (caller.kind !== 'user') return null;
+    const [stored] = await this.store.findByIds([caller.userId]);
+    return stored ? this.reveal(stored) : null;
+  }
+
+  async updateProfile(caller: Caller, input: unknown): Promise<User> {
+    const { userId } = requireUser(caller);
+    const data = parseInput(ZUpdateProfileInput, input);
+    const changes: Parameters<UsersStore['update']>[1] = {};
+    if (data.name) changes.name = data.name;
+    // Absent leaves a field alone; an explicit null clears it.
+    if (data.phone !== undefined) changes.phoneEncrypted = data.phone ? this.cipher.encrypt(data.phone) : null;
+    if (data.deliveryAddress !== undefined) {
+      changes.deliveryAddressEncrypted = data.deliveryAddress ? this.cipher.encrypt(data.deliveryAddress) : null;
+    }
+    const stored = await this.store.update(userId, changes);
+    if (!stored) throw new DomainError(ErrorCode.NOT_FOUND, 'Your account no longer exists');
+    return this.reveal(stored);
+  }
+
+  async setRole(caller: Caller, userId: unknown, role: Role): Promise<User> {
+    if (caller.kind !== 'user' || caller.role !== 'ADMIN') throw forbidden('Only admins may change roles');
+    const id = parseInput(ZUserId, userId);
+    const stored = await this.store.update(id, { role });
+    if (!stored) throw new DomainError(ErrorCode.NOT_FOUND, `User ${id} was not found`, { id });
+    return this.reveal(stored);
+  }
+
+  /** Batched look-up for entity references: one store call for any number of ids. */
+  async byIds(ids: readonly string[]): Promise<(User | null)[]> {
+    const valid = ids.filter((id) => ZUserId.safeParse(id).success);
+    const found = new Map((await this.store.findByIds(valid)).map((stored) => [stored.id, this.reveal(stored)]));
+    return ids.map((id) => found.get(id) ?? null);
+  }
+
+  /** Email, phone and address are for the user themself and for staff. */
+  canSeePersonalData(caller: Caller, user: User): boolean {
+    return user.isSessionHolder === true || isStaff(caller) || (caller.kind === 'user' && caller.userId === user.id);
+  }
+
+  private async session(stored: StoredUser) {
+    const { token, expiresAt } = await this.sessions.issue(stored.id, stored.role);
+    return { token, expiresAt, user: { ...this.reveal(stored), isSessionHolder: true } };
+  }
+
+  private reveal(stored: StoredUser): User {
+    return {
+      id: stored.id,
+      email: stored.email,
+      name: stored.name,
+      role: stored.role,
+      phone: stored.phoneEncrypted ? this.cipher.decrypt(stored.phoneEncrypted) : null,
+      deliveryAddress: stored.deliveryAddressEncrypted ? this.cipher.decrypt(stored.deliveryAddressEncrypted) : null,
+      createdAt: stored.createdAt,
+    };
+  }
+}

@@ -1,0 +1,3 @@
+export { loadUsersConfig, UsersConfigSchema, type UsersConfig } from './config.js';
+export { startUsersSubgraph, createUsersService, usersTypeDefs } from './app.js';
+export { seedUsers, demoUsers } from './seed.js';
