@@ -1,0 +1,44 @@
+import { createLogger, InternalTokens, loadSchemaFile, startSubgraph, type Logger } from '@food/platform';
+import type { MealsConfig } from './config.js';
+import { createContext } from './context.js';
+import { PrismaMealsStore } from './data/meals-store.js';
+import { connectMealsDatabase } from './data/prisma.js';
+import { MealsService } from './domain/meals.js';
+import { resolvers } from './resolvers/index.js';
+
+export const mealsTypeDefs = loadSchemaFile(new URL('../schema.graphql', import.meta.url));
+
+/** Wires the meals subgraph from its configuration: database and domain. */
+export function createMealsService(config: MealsConfig) {
+  const prisma = connectMealsDatabase(config.MEALS_DATABASE_URL);
+  const meals = new MealsService(new PrismaMealsStore(prisma), { currency: config.MEALS_CURRENCY });
+  return { prisma, meals };
+}
+
+/** Starts the meals subgraph over HTTP. `close()` stops it and its database pool. */
+export async function startMealsSubgraph(
+  config: MealsConfig,
+  logger: Logger = createLogger('meals', config.LOG_LEVEL),
+) {
+  const { prisma, meals } = createMealsService(config);
+  const http = await startSubgraph({
+    name: 'meals',
+    logger,
+    typeDefs: mealsTypeDefs,
+    resolvers,
+    internalTokens: new InternalTokens(config.INTERNAL_TOKEN_SECRET),
+    context: (caller) => createContext(caller, meals),
+    readiness: { database: () => prisma.$queryRaw`SELECT 1` },
+    port: config.MEALS_PORT,
+    host: config.HOST,
+    introspection: config.NODE_ENV !== 'production',
+  });
+  logger.info({ url: http.url }, 'meals subgraph ready');
+  return {
+    ...http,
+    close: async () => {
+      await http.close();
+      await prisma.$disconnect();
+    },
+  };
+}

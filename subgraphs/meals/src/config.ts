@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+
+/** Every variable the meals subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
+export const MealsConfigSchema = z.object({
+  NODE_ENV: nodeEnv,
+  LOG_LEVEL: logLevel,
+  MEALS_PORT: port(4002),
+  HOST: z.string().default('127.0.0.1'),
+  MEALS_DATABASE_URL: postgresUrl,
+  INTERNAL_TOKEN_SECRET: secret(32),
+  /** The menu's one currency: new meals are priced in it. */
+  MEALS_CURRENCY: z
+    .string()
+    .regex(/^[A-Z]{3}$/, 'must be an ISO-4217 code of 3 uppercase letters')
+    .default('EUR'),
+});
+
+export type MealsConfig = z.infer<typeof MealsConfigSchema>;
+
+export function loadMealsConfig(env: Record<string, string | undefined> = process.env): MealsConfig {
+  return loadConfig('meals', MealsConfigSchema, env);
+}

@@ -1,0 +1,3 @@
+export { loadMealsConfig, MealsConfigSchema, type MealsConfig } from './config.js';
+export { startMealsSubgraph, createMealsService, mealsTypeDefs } from './app.js';
+export { seedMeals, demoMenu } from './seed.js';
