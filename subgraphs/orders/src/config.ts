@@ -1,0 +1,25 @@
+import { z } from 'zod';
+import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+
+/** Every variable the orders subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
+export const OrdersConfigSchema = z.object({
+  NODE_ENV: nodeEnv,
+  LOG_LEVEL: logLevel,
+  ORDERS_PORT: port(4003),
+  HOST: z.string().default('127.0.0.1'),
+  ORDERS_DATABASE_URL: postgresUrl,
+  INTERNAL_TOKEN_SECRET: secret(32),
+  /** Where prices come from: orders asks meals, never its database. */
+  MEALS_SUBGRAPH_URL: z.url({
+    protocol: /^https?$/,
+    error: 'is required (the meals subgraph GraphQL URL, e.g. http://127.0.0.1:4002/graphql)',
+  }),
+  /** Flat delivery charge in minor units of the menu's currency. */
+  ORDERS_DELIVERY_FEE_MINOR: z.coerce.number().int().min(0).default(299),
+});
+
+export type OrdersConfig = z.infer<typeof OrdersConfigSchema>;
+
+export function loadOrdersConfig(env: Record<string, string | undefined> = process.env): OrdersConfig {
+  return loadConfig('orders', OrdersConfigSchema, env);
+}

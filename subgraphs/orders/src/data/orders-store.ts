@@ -1,0 +1,159 @@
+import { randomUUID } from 'node:crypto';
+import type { OrdersPrisma } from './prisma.js';
+import type { NewOrder, Order, OrdersStore, StoredOrderItem, StoredStatusChange } from '../domain/orders.js';
+
+const orderColumns = {
+  id: true,
+  customerId: true,
+  status: true,
+  currency: true,
+  subtotalAmount: true,
+  deliveryFeeAmount: true,
+  totalAmount: true,
+  deliveryAddress: true,
+  version: true,
+  createdAt: true,
+  updatedAt: true,
+} as const;
+
+interface OrderRow {
+  id: string;
+  customerId: string;
+  status: Order['status'];
+  currency: string;
+  subtotalAmount: number;
+  deliveryFeeAmount: number;
+  totalAmount: number;
+  deliveryAddress: string;
+  version: number;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+const toOrder = ({ currency, subtotalAmount, deliveryFeeAmount, totalAmount, ...row }: OrderRow): Order => ({
+  ...row,
+  subtotal: { amount: subtotalAmount, currency },
+  deliveryFee: { amount: deliveryFeeAmount, currency },
+  total: { amount: totalAmount, currency },
+});
+
+export class PrismaOrdersStore implements OrdersStore {
+  constructor(private readonly prisma: OrdersPrisma) {}
+
+  async create(order: NewOrder): Promise<Order> {
+    // Ids are made here so lines and add-ons can each be one multi-row insert.
+    const lines = order.lines.map((line, position) => ({ ...line, id: randomUUID(), position }));
+    const row = await this.prisma.$transaction(async (tx) => {
+      const created = await tx.order.create({
+        data: {
+          customerId: order.customerId,
+          status: order.status,
+          currency: order.currency,
+          subtotalAmount: order.subtotalAmount,
+          deliveryFeeAmount: order.deliveryFeeAmount,
+          totalAmount: order.totalAmount,
+          deliveryAddress: order.deliveryAddress,
+        },
+        select: orderColumns,
+      });
+      await tx.orderItem.createMany({
+        data: lines.map((line) => ({
+          id: line.id,
+          orderId: created.id,
+          position: line.position,
+          mealId: line.mealId,
+          mealName: line.mealName,
+          unitPriceAmount: line.unitPriceAmount,
+          quantity: line.quantity,
+          lineTotalAmount: line.lineTotalAmount,
+        })),
+      });
+      const addons = lines.flatMap((line) =>
+        line.addons.map((addon) => ({
+          orderItemId: line.id,
+          addonId: addon.addonId,
+          name: addon.name,
+          unitPriceAmount: addon.unitPriceAmount,
+          quantity: addon.quantity,
+        })),
+      );
+      if (addons.length > 0) await tx.orderItemAddon.createMany({ data: addons });
+      await tx.orderStatusChange.create({
+        // The first entry is the placing itself: the same instant as the order.
+        data: {
+          orderId: created.id,
+          fromStatus: null,
+          toStatus: order.status,
+          changedBy: order.changedBy,
+          createdAt: created.createdAt,
+        },
+      });
+      return created;
+    });
+    return toOrder(row);
+  }
+
+  async findByIds(ids: readonly string[]): Promise<Order[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.prisma.order.findMany({ where: { id: { in: [...ids] } }, select: orderColumns });
+    return rows.map(toOrder);
+  }
+
+  async pageOfCustomer(
+    customerId: string,
+    take: number,
+    after: Pick<Order, 'id' | 'createdAt'> | null,
+  ): Promise<Order[]> {
+    const rows = await this.prisma.order.findMany({
+      where: {
+        customerId,
+        // Keyset pagination on (createdAt, id), matching the index and the sort.
+        ...(after && {
+          OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }],
+        }),
+      },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take,
+      select: orderColumns,
+    });
+    return rows.map(toOrder);
+  }
+
+  async findItems(orderIds: readonly string[]): Promise<StoredOrderItem[]> {
+    if (orderIds.length === 0) return [];
+    return this.prisma.orderItem.findMany({
+      where: { orderId: { in: [...orderIds] } },
+      orderBy: [{ orderId: 'asc' }, { position: 'asc' }],
+      select: {
+        id: true,
+        orderId: true,
+        mealId: true,
+        mealName: true,
+        unitPriceAmount: true,
+        quantity: true,
+        lineTotalAmount: true,
+        addons: {
+          orderBy: { addonId: 'asc' },
+          select: { addonId: true, name: true, unitPriceAmount: true, quantity: true },
+        },
+      },
+    });
+  }
+
+  async findStatusChanges(orderIds: readonly string[]): Promise<StoredStatusChange[]> {
+    if (orderIds.length === 0) return [];
+    const rows = await this.prisma.orderStatusChange.findMany({
+      where: { orderId: { in: [...orderIds] } },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      select: { orderId: true, fromStatus: true, toStatus: true, createdAt: true, reason: true, changedBy: true },
+    });
+    return rows.map((row) => ({
+      orderId: row.orderId,
+      from: row.fromStatus,
+      to: row.toStatus,
+      at: row.createdAt,
+      reason: row.reason,
+      changedBy: row.changedBy,
+    }));
+  }
+}

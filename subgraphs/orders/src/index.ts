@@ -1,0 +1,2 @@
+export { loadOrdersConfig, OrdersConfigSchema, type OrdersConfig } from './config.js';
+export { startOrdersSubgraph, createOrdersService, ordersTypeDefs } from './app.js';

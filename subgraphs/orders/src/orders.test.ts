@@ -1,0 +1,430 @@
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import type { ApolloServer } from '@apollo/server';
+import { PrismaPg } from '@prisma/adapter-pg';
+import { createLogger, createSubgraphServer, DomainError, ErrorCode, type Caller } from '@food/platform';
+import { errorCodes, execute, testSecrets } from '@food/platform/testing';
+import { createTestDatabase } from '@food/prisma/testing';
+import { loadOrdersConfig } from './config.js';
+import { createContext, type SubgraphContext } from './context.js';
+import { ordersTypeDefs } from './app.js';
+import { PrismaOrdersStore } from './data/orders-store.js';
+import { PrismaClient } from './data/generated/prisma/client.js';
+import { OrdersService, type MealCatalog } from './domain/orders.js';
+import type { MenuMeal } from './domain/pricing.js';
+import { resolvers } from './resolvers/index.js';
+
+const PIZZA = '10000000-0000-4000-8000-000000000001';
+const SALAD = '10000000-0000-4000-8000-000000000002';
+const SOLD_OUT = '10000000-0000-4000-8000-000000000003';
+const UNKNOWN_MEAL = '10000000-0000-4000-8000-0000000000ff';
+const CHEESE = '20000000-0000-4000-8000-000000000001';
+const DRESSING = '20000000-0000-4000-8000-000000000002';
+
+const ADA = '30000000-0000-4000-8000-000000000001';
+const BOB = '30000000-0000-4000-8000-000000000002';
+const ada: Caller = { kind: 'user', userId: ADA, role: 'CUSTOMER' };
+const bob: Caller = { kind: 'user', userId: BOB, role: 'CUSTOMER' };
+const staff: Caller = { kind: 'user', userId: '30000000-0000-4000-8000-000000000003', role: 'STAFF' };
+const payments: Caller = { kind: 'service', service: 'payments' };
+const anonymous: Caller = { kind: 'anonymous' };
+
+const eur = (amount: number) => ({ amount, currency: 'EUR' });
+const MENU: MenuMeal[] = [
+  {
+    id: PIZZA,
+    name: 'Margherita',
+    available: true,
+    price: eur(1250),
+    addons: [{ id: CHEESE, name: 'Extra cheese', available: true, maxQuantity: 3, price: eur(150) }],
+  },
+  {
+    id: SALAD,
+    name: 'Salad',
+    available: true,
+    price: eur(800),
+    addons: [{ id: DRESSING, name: 'Dressing', available: true, maxQuantity: 2, price: eur(50) }],
+  },
+  { id: SOLD_OUT, name: 'Sold out', available: false, price: eur(900), addons: [] },
+];
+
+/** Meals, in memory: records every call so tests can see there is exactly one per order. */
+class FakeMealCatalog implements MealCatalog {
+  calls: string[][] = [];
+  down = false;
+  async findMeals(ids: readonly string[]) {
+    this.calls.push([...ids]);
+    if (this.down) throw new DomainError(ErrorCode.UPSTREAM_UNAVAILABLE, 'A service this needs is unavailable');
+    return new Map(MENU.filter((meal) => ids.includes(meal.id)).map((meal) => [meal.id, meal]));
+  }
+}
+
+let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let prisma: PrismaClient<'query'>;
+let orders: OrdersService;
+let server: ApolloServer<SubgraphContext>;
+const meals = new FakeMealCatalog();
+const sqlQueries: string[] = [];
+
+beforeAll(async () => {
+  database = await createTestDatabase('orders');
+  const config = loadOrdersConfig({
+    ...testSecrets,
+    ORDERS_DATABASE_URL: database.url,
+    MEALS_SUBGRAPH_URL: 'http://127.0.0.1:1/graphql',
+  });
+  prisma = new PrismaClient({
+    adapter: new PrismaPg({ connectionString: database.url }),
+    log: [{ emit: 'event', level: 'query' } as const],
+  });
+  prisma.$on('query', (event) => sqlQueries.push(event.query));
+  orders = new OrdersService(new PrismaOrdersStore(prisma), meals, {
+    deliveryFeeAmount: config.ORDERS_DELIVERY_FEE_MINOR,
+  });
+  server = createSubgraphServer<SubgraphContext>({
+    typeDefs: ordersTypeDefs,
+    resolvers,
+    logger: createLogger('orders-test', 'silent'),
+    introspection: false,
+  });
+  await server.start();
+});
+
+afterAll(async () => {
+  await server?.stop();
+  await prisma?.$disconnect();
+  await database?.drop();
+});
+
+beforeEach(() => {
+  meals.calls = [];
+  meals.down = false;
+});
+
+const run = (caller: Caller, query: string, variables?: Record<string, unknown>) =>
+  execute<Record<string, any>, SubgraphContext>(server, createContext(caller, orders), query, variables);
+
+const ORDER_FIELDS = `id status deliveryAddress version createdAt updatedAt
+  customer { id }
+  subtotal { amount currency } deliveryFee { amount currency } total { amount currency }
+  items { id meal { id } mealName quantity unitPrice { amount currency } lineTotal { amount currency }
+    addons { addonId name quantity unitPrice { amount currency } } }
+  statusHistory { from to at reason }`;
+const PLACE_ORDER = `mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { ${ORDER_FIELDS} } }`;
+const ORDER = `query ($id: ID!) { order(id: $id) { ${ORDER_FIELDS} } }`;
+const MY_ORDERS = `query ($first: Int, $after: String) {
+  myOrders(first: $first, after: $after) { edges { cursor node { id createdAt } } pageInfo { hasNextPage endCursor } } }`;
+
+const tableCounts = async () => ({
+  orders: await prisma.order.count(),
+  items: await prisma.orderItem.count(),
+  addons: await prisma.orderItemAddon.count(),
+  changes: await prisma.orderStatusChange.count(),
+});
+
+const placeFor = (caller: Caller, items: unknown[] = [{ mealId: SALAD, quantity: 1 }]) =>
+  run(caller, PLACE_ORDER, { input: { items, deliveryAddress: '1 Baker Street, London' } });
+
+describe('orders subgraph', () => {
+  let adaOrderId = '';
+
+  it('places an order at menu prices, with add-ons, in one meals call, and writes it all', async () => {
+    const before = await tableCounts();
+    const result = await run(ada, PLACE_ORDER, {
+      input: {
+        items: [
+          { mealId: PIZZA, quantity: 2, addons: [{ addonId: CHEESE, quantity: 2 }] },
+          { mealId: SALAD, quantity: 1, addons: [{ addonId: DRESSING }] },
+          { mealId: PIZZA, quantity: 1 },
+        ],
+        deliveryAddress: '  12 St James Square, London  ',
+      },
+    });
+    expect(result.errors).toBeUndefined();
+    const order = result.data!.placeOrder;
+    adaOrderId = order.id;
+    expect(meals.calls).toEqual([[PIZZA, SALAD]]);
+    expect(order).toMatchObject({
+      status: 'PENDING_PAYMENT',
+      deliveryAddress: '12 St James Square, London',
+      version: 1,
+      customer: { id: ADA },
+      // (1250 + 2 x 150) x 2 = 3100; (800 + 50) x 1 = 850; 1250 x 1 = 1250.
+      subtotal: eur(5200),
+      deliveryFee: eur(299),
+      total: eur(5499),
+    });
+    expect(order.items.map((item: any) => ({ ...item, id: undefined }))).toEqual([
+      {
+        id: undefined,
+        meal: { id: PIZZA },
+        mealName: 'Margherita',
+        quantity: 2,
+        unitPrice: eur(1250),
+        lineTotal: eur(3100),
+        addons: [{ addonId: CHEESE, name: 'Extra cheese', quantity: 2, unitPrice: eur(150) }],
+      },
+      {
+        id: undefined,
+        meal: { id: SALAD },
+        mealName: 'Salad',
+        quantity: 1,
+        unitPrice: eur(800),
+        lineTotal: eur(850),
+        addons: [{ addonId: DRESSING, name: 'Dressing', quantity: 1, unitPrice: eur(50) }],
+      },
+      {
+        id: undefined,
+        meal: { id: PIZZA },
+        mealName: 'Margherita',
+        quantity: 1,
+        unitPrice: eur(1250),
+        lineTotal: eur(1250),
+        addons: [],
+      },
+    ]);
+    expect(order.statusHistory).toEqual([{ from: null, to: 'PENDING_PAYMENT', at: order.createdAt, reason: null }]);
+    expect(await tableCounts()).toEqual({
+      orders: before.orders + 1,
+      items: before.items + 3,
+      addons: before.addons + 2,
+      changes: before.changes + 1,
+    });
+    const [change] = await prisma.orderStatusChange.findMany({ where: { orderId: adaOrderId } });
+    expect(change).toMatchObject({ fromStatus: null, toStatus: 'PENDING_PAYMENT', changedBy: ADA });
+    const positions = await prisma.orderItem.findMany({ where: { orderId: adaOrderId }, orderBy: { position: 'asc' } });
+    expect(positions.map((item) => [item.position, item.mealId])).toEqual([
+      [0, PIZZA],
+      [1, SALAD],
+      [2, PIZZA],
+    ]);
+  });
+
+  const line = (overrides: Record<string, unknown> = {}) => ({ mealId: PIZZA, quantity: 1, ...overrides });
+  it.each([
+    ['an unknown meal', [line({ mealId: UNKNOWN_MEAL })], 'MEAL_UNAVAILABLE', { mealId: UNKNOWN_MEAL }],
+    ['an unavailable meal', [line(), line({ mealId: SOLD_OUT })], 'MEAL_UNAVAILABLE', { mealId: SOLD_OUT }],
+    [
+      'an add-on of another meal',
+      [line({ addons: [{ addonId: DRESSING, quantity: 1 }] })],
+      'ADDON_NOT_ON_MEAL',
+      { mealId: PIZZA, addonId: DRESSING },
+    ],
+    [
+      'an add-on over its maximum',
+      [line({ addons: [{ addonId: CHEESE, quantity: 4 }] })],
+      'QUANTITY_OUT_OF_RANGE',
+      { addonId: CHEESE, max: 3 },
+    ],
+    ['a negative quantity', [line({ quantity: -1 })], 'BAD_USER_INPUT', { field: 'items.0.quantity' }],
+    ['a quantity over 50', [line(), line({ quantity: 51 })], 'BAD_USER_INPUT', { field: 'items.1.quantity' }],
+    ['zero items', [], 'BAD_USER_INPUT', { field: 'items' }],
+    ['51 items', Array.from({ length: 51 }, () => line()), 'BAD_USER_INPUT', { field: 'items' }],
+    ['a malformed meal id', [line({ mealId: 'pizza' })], 'BAD_USER_INPUT', { field: 'items.0.mealId' }],
+    [
+      'a malformed add-on id',
+      [line({ addons: [{ addonId: 'cheese', quantity: 1 }] })],
+      'BAD_USER_INPUT',
+      { field: 'items.0.addons.0.addonId' },
+    ],
+    ['an add-on quantity of 0', [line({ addons: [{ addonId: CHEESE, quantity: 0 }] })], 'BAD_USER_INPUT', {}],
+    [
+      'the same add-on twice in one line',
+      [line({ addons: [{ addonId: CHEESE }, { addonId: CHEESE }] })],
+      'BAD_USER_INPUT',
+      { field: 'items.0.addons.1.addonId' },
+    ],
+  ])('refuses %s, and writes nothing', async (_label, items, code, extensions) => {
+    const before = await tableCounts();
+    const result = await run(ada, PLACE_ORDER, { input: { items, deliveryAddress: '1 Baker Street, London' } });
+    expect(errorCodes(result)).toEqual([code]);
+    expect(result.errors![0]!.extensions).toMatchObject(extensions);
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it.each([
+    ['an oversized delivery address', 'x'.repeat(501)],
+    ['a delivery address short once trimmed', '   ab   '],
+  ])('refuses %s, and writes nothing', async (_label, deliveryAddress) => {
+    const before = await tableCounts();
+    const result = await run(ada, PLACE_ORDER, { input: { items: [line()], deliveryAddress } });
+    expect(errorCodes(result)).toEqual(['BAD_USER_INPUT']);
+    expect(result.errors![0]!.extensions!.field).toBe('deliveryAddress');
+    expect(meals.calls).toEqual([]);
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('refuses an anonymous caller, and writes nothing', async () => {
+    const before = await tableCounts();
+    const result = await placeFor(anonymous);
+    expect(errorCodes(result)).toEqual(['UNAUTHENTICATED']);
+    expect(meals.calls).toEqual([]);
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('answers UPSTREAM_UNAVAILABLE when meals is down, and writes nothing', async () => {
+    const before = await tableCounts();
+    meals.down = true;
+    const result = await placeFor(ada);
+    expect(errorCodes(result)).toEqual(['UPSTREAM_UNAVAILABLE']);
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('writes nothing when the transaction fails half-way', async () => {
+    const before = await tableCounts();
+    sqlQueries.length = 0;
+    const store = new PrismaOrdersStore(prisma);
+    const broken = await store
+      .create({
+        customerId: ADA,
+        currency: 'EUR',
+        subtotalAmount: 1,
+        deliveryFeeAmount: 0,
+        totalAmount: 1,
+        deliveryAddress: '1 Baker Street',
+        status: 'PENDING_PAYMENT',
+        changedBy: ADA,
+        lines: [
+          {
+            mealId: PIZZA,
+            mealName: 'Margherita',
+            unitPriceAmount: 1,
+            quantity: 1,
+            lineTotalAmount: 1,
+            // Not a UUID: the add-on insert fails after the order and its lines were written.
+            addons: [{ addonId: 'not-a-uuid', name: 'Broken', unitPriceAmount: 1, quantity: 1 }],
+          },
+        ],
+      })
+      .catch((error: unknown) => error);
+    expect(broken).toBeInstanceOf(Error);
+    // The order and its line were sent before the add-on failed; the rollback undid them.
+    expect(sqlQueries.some((sql) => /INSERT INTO "public"\."orders"/.test(sql))).toBe(true);
+    expect(sqlQueries.some((sql) => /INSERT INTO "public"\."order_items"/.test(sql))).toBe(true);
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('shows an order to its customer, staff and services; others get NOT_FOUND', async () => {
+    const own = await run(ada, ORDER, { id: adaOrderId });
+    expect(own.errors).toBeUndefined();
+    expect(own.data!.order).toMatchObject({ id: adaOrderId, total: eur(5499), customer: { id: ADA } });
+    expect(own.data!.order.items).toHaveLength(3);
+
+    const other = await run(bob, ORDER, { id: adaOrderId });
+    expect(errorCodes(other)).toEqual(['NOT_FOUND']);
+    expect(other.data?.order ?? null).toBeNull();
+    const missing = await run(bob, ORDER, { id: '40000000-0000-4000-8000-000000000000' });
+    expect(errorCodes(missing)).toEqual(['NOT_FOUND']);
+    expect(missing.errors![0]!.message.replace(/[0-9a-f-]{36}/, 'ID')).toBe(
+      other.errors![0]!.message.replace(/[0-9a-f-]{36}/, 'ID'),
+    );
+
+    const asStaff = await run(staff, ORDER, { id: adaOrderId });
+    expect(asStaff.data!.order.id).toBe(adaOrderId);
+    // Exactly what the payments service asks.
+    const asService = await run(
+      payments,
+      `query ($id: ID!) { order(id: $id) { id status total { amount currency } customer { id } } }`,
+      { id: adaOrderId },
+    );
+    expect(asService.data!.order).toEqual({
+      id: adaOrderId,
+      status: 'PENDING_PAYMENT',
+      total: eur(5499),
+      customer: { id: ADA },
+    });
+  });
+
+  it('refuses order(id) with a malformed id or without a caller', async () => {
+    expect(errorCodes(await run(ada, ORDER, { id: 'not-a-uuid' }))).toEqual(['BAD_USER_INPUT']);
+    expect(errorCodes(await run(anonymous, ORDER, { id: adaOrderId }))).toEqual(['UNAUTHENTICATED']);
+  });
+
+  it('pages through my orders newest first, and only mine', async () => {
+    await placeFor(bob);
+    for (let i = 0; i < 4; i += 1) expect((await placeFor(ada)).errors).toBeUndefined();
+    const expected = (
+      await prisma.order.findMany({ where: { customerId: ADA }, orderBy: [{ createdAt: 'desc' }, { id: 'desc' }] })
+    ).map((order) => order.id);
+    expect(expected).toHaveLength(5);
+
+    const first = await run(ada, MY_ORDERS, { first: 2 });
+    expect(first.errors).toBeUndefined();
+    const page1 = first.data!.myOrders;
+    expect(page1.edges.map((edge: any) => edge.node.id)).toEqual(expected.slice(0, 2));
+    expect(page1.pageInfo).toEqual({ hasNextPage: true, endCursor: page1.edges[1].cursor });
+
+    const page2 = (await run(ada, MY_ORDERS, { first: 2, after: page1.pageInfo.endCursor })).data!.myOrders;
+    expect(page2.edges.map((edge: any) => edge.node.id)).toEqual(expected.slice(2, 4));
+    expect(page2.pageInfo.hasNextPage).toBe(true);
+
+    const page3 = (await run(ada, MY_ORDERS, { first: 2, after: page2.pageInfo.endCursor })).data!.myOrders;
+    expect(page3.edges.map((edge: any) => edge.node.id)).toEqual(expected.slice(4));
+    expect(page3.pageInfo.hasNextPage).toBe(false);
+
+    const all = (await run(ada, MY_ORDERS, {})).data!.myOrders;
+    expect(all.edges.map((edge: any) => edge.node.id)).toEqual(expected);
+    const bobs = (await run(bob, MY_ORDERS, {})).data!.myOrders;
+    expect(bobs.edges).toHaveLength(1);
+    expect(bobs.edges[0].node.id).not.toBe(expected[0]);
+
+    expect(errorCodes(await run(ada, MY_ORDERS, { first: 51 }))).toEqual(['BAD_USER_INPUT']);
+    expect(errorCodes(await run(ada, MY_ORDERS, { first: 0 }))).toEqual(['BAD_USER_INPUT']);
+    expect(errorCodes(await run(ada, MY_ORDERS, { after: 'garbage' }))).toEqual(['BAD_USER_INPUT']);
+    // Bob's cursor is no position in Ada's list.
+    expect(errorCodes(await run(ada, MY_ORDERS, { after: bobs.edges[0].cursor }))).toEqual(['BAD_USER_INPUT']);
+    expect(errorCodes(await run(anonymous, MY_ORDERS, {}))).toEqual(['UNAUTHENTICATED']);
+  });
+
+  it("shows a user's orders to the user and staff only", async () => {
+    const query = `query ($reps: [_Any!]!) { _entities(representations: $reps) {
+      ... on User { id orders(first: 50) { edges { node { id customer { id } } } } } } }`;
+    const reps = [{ __typename: 'User', id: ADA }];
+    const self = await run(ada, query, { reps });
+    expect(self.errors).toBeUndefined();
+    expect(self.data!._entities[0].orders.edges).toHaveLength(5);
+    const asStaff = await run(staff, query, { reps });
+    expect(asStaff.data!._entities[0].orders.edges.map((edge: any) => edge.node.customer.id)).toEqual(
+      Array(5).fill(ADA),
+    );
+    expect(errorCodes(await run(bob, query, { reps }))).toEqual(['FORBIDDEN']);
+    expect(errorCodes(await run(anonymous, query, { reps }))).toEqual(['FORBIDDEN']);
+  });
+
+  it("resolves any number of Order references with one database query, hiding others' orders", async () => {
+    const ids = (await prisma.order.findMany({ where: { customerId: ADA }, select: { id: true } })).map((o) => o.id);
+    const bobsId = (await prisma.order.findFirstOrThrow({ where: { customerId: BOB } })).id;
+    expect(ids.length).toBeGreaterThanOrEqual(4);
+    const query = `query ($reps: [_Any!]!) { _entities(representations: $reps) { ... on Order { id total { amount } } } }`;
+    const reps = [...ids, bobsId].map((id) => ({ __typename: 'Order', id }));
+
+    sqlQueries.length = 0;
+    const result = await run(ada, query, { reps });
+    expect(result.errors).toBeUndefined();
+    expect(result.data!._entities.map((order: any) => order?.id ?? null)).toEqual([...ids, null]);
+    expect(sqlQueries.filter((sql) => /FROM "public"\."orders"/.test(sql))).toHaveLength(1);
+    expect(sqlQueries).toHaveLength(1);
+
+    const asStaff = await run(staff, query, { reps });
+    expect(asStaff.data!._entities.map((order: any) => order.id)).toEqual([...ids, bobsId]);
+  });
+
+  it('loads items, add-ons and history for a whole page without one query per order', async () => {
+    const query = `{ myOrders(first: 50) { edges { node { id items { mealName addons { name } } statusHistory { to } } } } }`;
+    sqlQueries.length = 0;
+    const result = await run(ada, query);
+    expect(result.errors).toBeUndefined();
+    expect(result.data!.myOrders.edges).toHaveLength(5);
+    expect(result.data!.myOrders.edges.every((edge: any) => edge.node.statusHistory.length === 1)).toBe(true);
+    // The page, the lines, their add-ons, the history: four queries for five orders.
+    expect(sqlQueries).toHaveLength(4);
+  });
+
+  it('fails fast with a clear message on a missing or bad variable', () => {
+    expect(() => loadOrdersConfig({ ...testSecrets, ORDERS_DELIVERY_FEE_MINOR: '-1' })).toThrow(
+      /ORDERS_DATABASE_URL: .*required[\s\S]*MEALS_SUBGRAPH_URL: .*required[\s\S]*ORDERS_DELIVERY_FEE_MINOR/,
+    );
+    expect(
+      loadOrdersConfig({ ...testSecrets, ORDERS_DATABASE_URL: 'postgres://x', MEALS_SUBGRAPH_URL: 'http://m/graphql' }),
+    ).toMatchObject({ ORDERS_PORT: 4003, HOST: '127.0.0.1', ORDERS_DELIVERY_FEE_MINOR: 299 });
+  });
+});
