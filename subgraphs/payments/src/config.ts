@@ -1,0 +1,24 @@
+import { z } from 'zod';
+import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+
+/** Every variable the payments subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
+export const PaymentsConfigSchema = z.object({
+  NODE_ENV: nodeEnv,
+  LOG_LEVEL: logLevel,
+  PAYMENTS_PORT: port(4004),
+  HOST: z.string().default('127.0.0.1'),
+  PAYMENTS_DATABASE_URL: postgresUrl,
+  INTERNAL_TOKEN_SECRET: secret(32),
+  /** Where order totals come from: payments asks orders, never its database. */
+  ORDERS_SUBGRAPH_URL: z.url({
+    protocol: /^https?$/,
+    error: 'is required (the orders subgraph GraphQL URL, e.g. http://127.0.0.1:4003/graphql)',
+  }),
+  PAYMENT_PROVIDER: z.enum(['sandbox']).default('sandbox'),
+});
+
+export type PaymentsConfig = z.infer<typeof PaymentsConfigSchema>;
+
+export function loadPaymentsConfig(env: Record<string, string | undefined> = process.env): PaymentsConfig {
+  return loadConfig('payments', PaymentsConfigSchema, env);
+}

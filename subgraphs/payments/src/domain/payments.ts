@@ -1,0 +1,213 @@
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import {
+  DomainError,
+  ErrorCode,
+  isStaff,
+  notFound,
+  parseInput,
+  requireUser,
+  unauthenticated,
+  type Caller,
+} from '@food/platform';
+import type { PaymentProvider } from './payment-provider.js';
+import { parsePaymentToken } from './payment-token.js';
+
+export type PaymentStatus = 'PENDING' | 'SUCCEEDED' | 'DECLINED' | 'FAILED' | 'REFUNDED';
+
+/** One payment attempt. The payment-method token stays in the store: nothing here shows it. */
+export interface Payment {
+  id: string;
+  orderId: string;
+  customerId: string;
+  amount: number;
+  currency: string;
+  status: PaymentStatus;
+  providerReference: string | null;
+  failureReason: string | null;
+  idempotencyKey: string;
+  /** sha256 of the request the idempotency key was first used with. */
+  requestFingerprint: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NewPayment {
+  orderId: string;
+  customerId: string;
+  amount: number;
+  currency: string;
+  paymentMethodToken: string;
+  idempotencyKey: string;
+  requestFingerprint: string;
+}
+
+export type Settlement =
+  { status: 'SUCCEEDED'; providerReference: string } | { status: 'DECLINED' | 'FAILED'; failureReason: string };
+
+/** The key (customerId, idempotencyKey) is taken: the request is a retry or a reuse. */
+export class IdempotencyKeyTakenError extends Error {}
+
+/** The persistence the payments domain needs; implemented over Prisma in ../data. */
+export interface PaymentsStore {
+  findByKey(customerId: string, idempotencyKey: string): Promise<Payment | null>;
+  findByIds(ids: readonly string[]): Promise<Payment[]>;
+  /** Every payment of the given orders, oldest first. */
+  findByOrderIds(orderIds: readonly string[]): Promise<Payment[]>;
+  /**
+   * Inserts a PENDING payment unless the order already has a SUCCEEDED or PENDING one (then
+   * `order_not_payable`), serialised per order so two keys cannot both charge one order.
+   * Throws IdempotencyKeyTakenError when the key is taken.
+   */
+  insertPending(payment: NewPayment): Promise<{ inserted: Payment } | { refused: 'order_not_payable' }>;
+  settle(id: string, settlement: Settlement): Promise<Payment>;
+}
+
+/** An order as payments needs it, from the orders subgraph. */
+export interface PayableOrder {
+  id: string;
+  status: string;
+  customerId: string;
+  total: { amount: number; currency: string };
+}
+
+/** The port to the orders service (never its database). Null when the order does not exist. */
+export interface OrderLookup {
+  findOrder(id: string): Promise<PayableOrder | null>;
+}
+
+const PAYABLE_ORDER_STATUSES = new Set(['PENDING_PAYMENT', 'PAYMENT_FAILED']);
+const PROVIDER_UNREACHABLE = 'The payment could not be completed; try again with a new idempotency key';
+
+const ZUuid = z.uuid({ error: 'must be a UUID' });
+const ZPayForOrderInput = z.object({
+  orderId: z.uuid({ error: 'must be a UUID' }),
+  idempotencyKey: z
+    .string()
+    .regex(/^[A-Za-z0-9_\-:.]{8,100}$/, 'must be 8 to 100 characters of letters, digits, _ - : or .'),
+  // Checked by parsePaymentToken: its message must never include the value.
+  paymentToken: z.unknown(),
+});
+
+/** Paying for orders and reading payments: every rule about payments lives here. */
+export class PaymentsService {
+  constructor(
+    private readonly store: PaymentsStore,
+    private readonly orders: OrderLookup,
+    private readonly provider: PaymentProvider,
+    /** Told when the provider throws (the payment is then FAILED, not an error to the client). */
+    private readonly onProviderError: (error: unknown) => void = () => {},
+  ) {}
+
+  async payForOrder(caller: Caller, input: unknown): Promise<Payment> {
+    const { userId } = requireUser(caller);
+    const { orderId, idempotencyKey, paymentToken: rawToken } = parseInput(ZPayForOrderInput, input);
+    const paymentToken = parsePaymentToken(rawToken);
+    const requestFingerprint = createHash('sha256').update(`${orderId}\n${paymentToken}`).digest('hex');
+
+    const earlier = await this.store.findByKey(userId, idempotencyKey);
+    if (earlier) return this.replay(earlier, requestFingerprint);
+
+    const order = await this.orders.findOrder(orderId);
+    // A missing order and someone else's answer alike, so existence does not leak.
+    if (!order || order.customerId !== userId) throw notFound('Order', orderId);
+    if (!PAYABLE_ORDER_STATUSES.has(order.status)) throw notPayable(orderId, `it is ${order.status}`);
+
+    let pending: Payment;
+    try {
+      const result = await this.store.insertPending({
+        orderId,
+        customerId: userId,
+        amount: order.total.amount,
+        currency: order.total.currency,
+        paymentMethodToken: paymentToken,
+        idempotencyKey,
+        requestFingerprint,
+      });
+      if ('refused' in result) throw notPayable(orderId, 'it is paid or a payment is in progress');
+      pending = result.inserted;
+    } catch (error) {
+      if (!(error instanceof IdempotencyKeyTakenError)) throw error;
+      // A concurrent duplicate inserted first: answer as a retry would, never charge twice.
+      const winner = await this.store.findByKey(userId, idempotencyKey);
+      if (!winner) throw error;
+      return this.replay(winner, requestFingerprint);
+    }
+
+    return this.store.settle(pending.id, await this.charge(pending, paymentToken));
+  }
+
+  async payment(caller: Caller, id: unknown): Promise<Payment> {
+    if (caller.kind === 'anonymous') throw unauthenticated();
+    const paymentId = parseInput(ZUuid, id);
+    const [payment] = await this.store.findByIds([paymentId]);
+    if (!payment || !this.canSee(caller, payment)) throw notFound('Payment', paymentId);
+    return payment;
+  }
+
+  /** Batched look-up for Payment references: one store call; null where absent or not visible. */
+  async byIds(caller: Caller, ids: readonly string[]): Promise<(Payment | null)[]> {
+    const valid = ids.filter((id) => ZUuid.safeParse(id).success);
+    const found = new Map(
+      (valid.length ? await this.store.findByIds(valid) : [])
+        .filter((payment) => this.canSee(caller, payment))
+        .map((payment) => [payment.id, payment]),
+    );
+    return ids.map((id) => found.get(id) ?? null);
+  }
+
+  /** Batched: each order's visible payments, oldest first, from one store call. */
+  async byOrderIds(caller: Caller, orderIds: readonly string[]): Promise<Payment[][]> {
+    const valid = orderIds.filter((id) => ZUuid.safeParse(id).success);
+    const byOrder = new Map<string, Payment[]>();
+    for (const payment of valid.length ? await this.store.findByOrderIds(valid) : []) {
+      if (!this.canSee(caller, payment)) continue;
+      const list = byOrder.get(payment.orderId) ?? [];
+      list.push(payment);
+      byOrder.set(payment.orderId, list);
+    }
+    return orderIds.map((id) => byOrder.get(id) ?? []);
+  }
+
+  /** Customers see their own payments; staff and services see all. */
+  canSee(caller: Caller, payment: Payment): boolean {
+    return isStaff(caller) || (caller.kind === 'user' && caller.userId === payment.customerId);
+  }
+
+  /** An earlier request with this key: the same request gets the same answer, another is refused. */
+  private replay(earlier: Payment, requestFingerprint: string): Payment {
+    if (earlier.requestFingerprint !== requestFingerprint) {
+      throw new DomainError(
+        ErrorCode.IDEMPOTENCY_KEY_REUSED,
+        'This idempotency key was used for a different payment request; choose a new key',
+        { field: 'idempotencyKey' },
+      );
+    }
+    return earlier;
+  }
+
+  private async charge(pending: Payment, paymentToken: string): Promise<Settlement> {
+    try {
+      const result = await this.provider.charge({
+        amount: pending.amount,
+        currency: pending.currency,
+        paymentToken,
+        // Provider keys are merchant-wide, ours are per customer: scope it so two customers never collide.
+        idempotencyKey: `${pending.customerId}:${pending.idempotencyKey}`,
+      });
+      if (result.outcome === 'succeeded') return { status: 'SUCCEEDED', providerReference: result.reference };
+      return { status: result.outcome === 'declined' ? 'DECLINED' : 'FAILED', failureReason: result.reason };
+    } catch (error) {
+      this.onProviderError(error);
+      return { status: 'FAILED', failureReason: PROVIDER_UNREACHABLE };
+    }
+  }
+}
+
+/** The most relevant payment of an order: the one that settled it, else the latest attempt. */
+export function settlingPayment(paymentsOldestFirst: readonly Payment[]): Payment | null {
+  return paymentsOldestFirst.find((payment) => payment.status === 'SUCCEEDED') ?? paymentsOldestFirst.at(-1) ?? null;
+}
+
+const notPayable = (orderId: string, why: string) =>
+  new DomainError(ErrorCode.ORDER_NOT_PAYABLE, `Order ${orderId} cannot be paid: ${why}`, { id: orderId });

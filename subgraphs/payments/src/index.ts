@@ -1,0 +1,2 @@
+export { loadPaymentsConfig, PaymentsConfigSchema, type PaymentsConfig } from './config.js';
+export { startPaymentsSubgraph, createPaymentsService, paymentsTypeDefs } from './app.js';
