@@ -1,0 +1,23 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { GraphQLError } from 'graphql';
+import { anonymous, DomainError, type Caller, type UserTokens } from '@food/platform';
+
+/**
+ * The caller of a gateway request, from `Authorization: Bearer <jwt>` only. Any identity headers a
+ * client sends are ignored: subgraphs learn who the caller is from the token the gateway signs.
+ * A token that is present but invalid or expired is refused (401), never downgraded to anonymous.
+ */
+export async function authenticate(headers: IncomingHttpHeaders, tokens: UserTokens): Promise<Caller> {
+  const header = headers.authorization;
+  if (!header) return anonymous;
+  const match = /^Bearer ([A-Za-z0-9\-_.]+)$/.exec(header);
+  if (!match) throw unauthenticated('Authorization must be "Bearer <token>"');
+  try {
+    return await tokens.verify(match[1]!);
+  } catch (error) {
+    throw unauthenticated(error instanceof DomainError ? error.message : 'Invalid token');
+  }
+}
+
+const unauthenticated = (message: string) =>
+  new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
