@@ -1,0 +1,2 @@
+export { startSupergraph, type RunningSupergraph, type SupergraphOptions } from './supergraph.js';
+export { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';

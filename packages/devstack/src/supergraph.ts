@@ -1,0 +1,99 @@
+import { startGateway, loadGatewayConfig, type RunningGateway } from '@food/gateway';
+import { loadMealsConfig, seedMeals, startMealsSubgraph } from '@food/meals-subgraph';
+import { loadOrdersConfig, startOrdersSubgraph } from '@food/orders-subgraph';
+import { loadPaymentsConfig, startPaymentsSubgraph } from '@food/payments-subgraph';
+import { databaseServices, migrateDeploy, type DatabaseService } from '@food/prisma';
+import { loadUsersConfig, seedUsers, startUsersSubgraph } from '@food/users-subgraph';
+
+type Env = Record<string, string | undefined>;
+
+export interface SupergraphOptions {
+  /** One database per service; nothing is shared. */
+  databaseUrls: Record<DatabaseService, string>;
+  /** Base environment for every service (secrets, log level, overrides). */
+  env: Env;
+  /** Ports to listen on; 0 picks a free one. Defaults: gateway 4000, subgraphs 4001-4004. */
+  ports?: Partial<Record<'gateway' | DatabaseService, number>>;
+  /** Load the demo menu and demo users. */
+  seed: boolean;
+}
+
+export interface RunningSupergraph {
+  gatewayUrl: string;
+  subgraphUrls: Record<DatabaseService, string>;
+  gateway: RunningGateway;
+  stop(): Promise<void>;
+}
+
+const defaultPorts = { gateway: 4000, users: 4001, meals: 4002, orders: 4003, payments: 4004 };
+
+/**
+ * Brings up the whole supergraph in this process: migrations, optional demo data, the four subgraphs
+ * (each on its own database) and the gateway in front of them. Used by the dev start command and by
+ * the end-to-end tests, so both run exactly the same wiring as production's separate processes.
+ */
+export async function startSupergraph(options: SupergraphOptions): Promise<RunningSupergraph> {
+  const ports = { ...defaultPorts, ...options.ports };
+  await Promise.all(databaseServices.map((service) => migrateDeploy(service, options.databaseUrls[service])));
+
+  const env = (extra: Env): Env => ({ ...options.env, ...extra });
+  const usersConfig = loadUsersConfig(
+    env({ USERS_DATABASE_URL: options.databaseUrls.users, USERS_PORT: String(ports.users) }),
+  );
+  const mealsConfig = loadMealsConfig(
+    env({ MEALS_DATABASE_URL: options.databaseUrls.meals, MEALS_PORT: String(ports.meals) }),
+  );
+  if (options.seed) await Promise.all([seedUsers(usersConfig), seedMeals(mealsConfig)]);
+
+  const stack: { close(): Promise<void> }[] = [];
+  const stop = async () => {
+    for (const service of stack.reverse()) await service.close();
+  };
+  try {
+    const users = await startUsersSubgraph(usersConfig);
+    stack.push(users);
+    const meals = await startMealsSubgraph(mealsConfig);
+    stack.push(meals);
+    const orders = await startOrdersSubgraph(
+      loadOrdersConfig(
+        env({
+          ORDERS_DATABASE_URL: options.databaseUrls.orders,
+          ORDERS_PORT: String(ports.orders),
+          MEALS_SUBGRAPH_URL: meals.url,
+        }),
+      ),
+    );
+    stack.push(orders);
+    const payments = await startPaymentsSubgraph(
+      loadPaymentsConfig(
+        env({
+          PAYMENTS_DATABASE_URL: options.databaseUrls.payments,
+          PAYMENTS_PORT: String(ports.payments),
+          ORDERS_SUBGRAPH_URL: orders.url,
+        }),
+      ),
+    );
+    stack.push(payments);
+    const gateway = await startGateway(
+      loadGatewayConfig(
+        env({
+          GATEWAY_PORT: String(ports.gateway),
+          USERS_SUBGRAPH_URL: users.url,
+          MEALS_SUBGRAPH_URL: meals.url,
+          ORDERS_SUBGRAPH_URL: orders.url,
+          PAYMENTS_SUBGRAPH_URL: payments.url,
+        }),
+      ),
+    );
+    stack.push(gateway);
+    return {
+      gatewayUrl: gateway.url,
+      subgraphUrls: { users: users.url, meals: meals.url, orders: orders.url, payments: payments.url },
+      gateway,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
