@@ -57,6 +57,8 @@ export async function startGateway(
         gateway,
         introspection: config.NODE_ENV !== 'production',
         includeStacktraceInErrorResponses: false,
+        // The process entry owns SIGINT/SIGTERM; Apollo's own handlers would race it.
+        stopOnTerminationSignals: false,
         plugins,
         formatError: (formatted, error) =>
           formatError(formatted, error, (unexpected) => logger.error({ err: unexpected }, 'unexpected error')),

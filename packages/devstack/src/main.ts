@@ -1,5 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { ConfigError, runMain } from '@food/platform';
+import { z } from 'zod';
+import { ConfigError, loadConfig, port, runMain } from '@food/platform';
 import { databaseServices, type DatabaseService } from '@food/prisma';
 import { demoUsers } from '@food/users-subgraph';
 import { loadOrCreateDevSecrets } from './dev-secrets.js';
@@ -12,8 +13,25 @@ import { startSupergraph } from './supergraph.js';
  */
 const dataDir = process.env.DEV_DATA_DIR ?? fileURLToPath(new URL('../../../.data/', import.meta.url));
 
+const DevPortsSchema = z
+  .object({
+    GATEWAY_PORT: port(4000),
+    USERS_PORT: port(4001),
+    MEALS_PORT: port(4002),
+    ORDERS_PORT: port(4003),
+    PAYMENTS_PORT: port(4004),
+  })
+  .transform((env) => ({
+    gateway: env.GATEWAY_PORT,
+    users: env.USERS_PORT,
+    meals: env.MEALS_PORT,
+    orders: env.ORDERS_PORT,
+    payments: env.PAYMENTS_PORT,
+  }));
+
 runMain(async () => {
   const started = Date.now();
+  const ports = loadConfig('start', DevPortsSchema);
   const embedded: EmbeddedPostgres[] = [];
   const databaseUrls = {} as Record<DatabaseService, string>;
   const sources: string[] = [];
@@ -37,6 +55,7 @@ runMain(async () => {
     supergraph = await startSupergraph({
       databaseUrls,
       env: { LOG_LEVEL: 'warn', ...secrets, ...process.env },
+      ports,
       seed: process.env.NODE_ENV !== 'production',
     });
   } catch (error) {

@@ -35,6 +35,8 @@ export function createSubgraphServer<Ctx extends object>(options: SubgraphServer
     }),
     introspection: options.introspection,
     includeStacktraceInErrorResponses: false,
+    // The process entry owns SIGINT/SIGTERM (see lifecycle.ts); Apollo's own handlers would race it.
+    stopOnTerminationSignals: false,
     // Inline traces feed Apollo Studio, which this gateway does not report to.
     plugins: [ApolloServerPluginInlineTraceDisabled(), ...(options.plugins ?? [])],
     formatError: (formatted, error) =>
