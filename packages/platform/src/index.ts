@@ -9,3 +9,4 @@ export * from './service-client.js';
 export * from './scalars.js';
 export * from './lifecycle.js';
 export * from './validation.js';
+export * from './messaging/index.js';

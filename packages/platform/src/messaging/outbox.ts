@@ -1,0 +1,38 @@
+import { streamOf, type DomainEvent } from './events.js';
+
+/**
+ * The transactional outbox. A service that emits events has, in its own database, the tables below
+ * (declared in its Prisma schema as `OutboxEvent` and `ProcessedEvent`, identical in every service):
+ *
+ *   outbox_events(sequence bigserial primary key, id uuid unique, stream text, type text,
+ *                 aggregate_id uuid, payload jsonb, created_at timestamptz(3), published_at timestamptz(3) null)
+ *   processed_events(consumer text, event_id uuid, processed_at timestamptz(3), primary key (consumer, event_id))
+ *
+ * A change and its event are written in one transaction (`outboxRecord` gives the row), so either both
+ * exist or neither. The relay (outbox-relay.ts) publishes unpublished rows in `sequence` order and
+ * marks them published. A consumer inserts (consumer, event id) into processed_events in the same
+ * transaction as its effect, so a redelivered event finds its row and has no second effect.
+ */
+export const OUTBOX_TABLE = 'outbox_events';
+export const PROCESSED_EVENTS_TABLE = 'processed_events';
+/** The channel the outbox insert trigger notifies, so the relay publishes without waiting for a poll. */
+export const OUTBOX_NOTIFY_CHANNEL = 'outbox_events';
+
+export interface OutboxRecord {
+  id: string;
+  stream: string;
+  type: string;
+  aggregateId: string;
+  payload: DomainEvent;
+}
+
+/** The outbox row for an event, for the service's `tx.outboxEvent.create({ data })`. */
+export function outboxRecord(event: DomainEvent): OutboxRecord {
+  return {
+    id: event.id,
+    stream: streamOf(event.type),
+    type: event.type,
+    aggregateId: event.aggregateId,
+    payload: event,
+  };
+}

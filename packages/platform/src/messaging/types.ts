@@ -1,0 +1,86 @@
+import type { DomainEvent, EventStream } from './events.js';
+
+/**
+ * The two messaging ports every service uses. Production implements them over Redis (streams for
+ * events, BullMQ for jobs); the dev start command without REDIS_URL uses in-process stand-ins with
+ * the same semantics, valid for one process only.
+ */
+
+/** A handler for one event. Throwing means "not handled": the event is redelivered later. */
+export type EventHandler = (event: DomainEvent) => Promise<void>;
+
+export interface EventSubscription {
+  /** Stops delivery and releases what the subscription holds (connections, listeners). */
+  close(): Promise<void>;
+}
+
+export interface EventBus {
+  /** Appends an event to its stream. Resolves once the stream has it. Used by the outbox relay only. */
+  publish(stream: EventStream, event: DomainEvent): Promise<void>;
+  /**
+   * Competing consumption: each event of `stream` is handled by one member of `group` (a service),
+   * at least once, in stream order, and redelivered when a handler throws or a member dies before
+   * acknowledging. Handlers must be idempotent. An event that keeps failing goes to the
+   * dead-letter list after `maxAttempts` and is logged, never silently dropped.
+   */
+  consume(
+    stream: EventStream,
+    group: string,
+    handler: EventHandler,
+    options?: { maxAttempts?: number },
+  ): Promise<EventSubscription>;
+  /**
+   * Fan-out: every caller (e.g. every gateway process) sees every event published after it started
+   * tailing, in stream order; a dropped connection resumes where it left off.
+   */
+  tail(stream: EventStream, handler: (event: DomainEvent) => void): Promise<EventSubscription>;
+  close(): Promise<void>;
+}
+
+export interface JobOptions {
+  /** Jobs with the same id are added once: scheduling is idempotent. */
+  jobId?: string;
+  delayMs?: number;
+  /** Total tries before the job lands in the failed set. Default 5. */
+  attempts?: number;
+  /** First retry delay; doubles each try. Default 1000. */
+  backoffMs?: number;
+}
+
+export interface FailedJob {
+  id: string;
+  name: string;
+  data: unknown;
+  attemptsMade: number;
+  failedReason: string;
+}
+
+/** A job handler. Throwing retries with backoff until attempts run out. Must be idempotent. */
+export type JobHandler = (data: unknown, job: { id: string; attemptsMade: number }) => Promise<void>;
+
+export interface JobQueue {
+  readonly name: string;
+  add(jobName: string, data: unknown, options?: JobOptions): Promise<void>;
+  /** Runs `jobName` every `everyMs`, once across all replicas (a repeatable job). */
+  every(jobName: string, everyMs: number, data?: unknown): Promise<void>;
+  /** Jobs that used up their attempts, newest first: the visible place failures land. */
+  failed(): Promise<FailedJob[]>;
+  /** Jobs waiting, delayed or running: the queue depth. */
+  depth(): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface JobWorker {
+  close(): Promise<void>;
+}
+
+/** Everything messaging a process needs, from one place, so the backend is chosen once. */
+export interface Messaging {
+  /** `redis` in production and tests; `in-process` in the dev start command without REDIS_URL. */
+  readonly mode: 'redis' | 'in-process';
+  readonly bus: EventBus;
+  queue(name: string): JobQueue;
+  /** Starts processing `queueName`; a job whose name has no handler fails (visibly). */
+  work(queueName: string, handlers: Record<string, JobHandler>, options?: { concurrency?: number }): JobWorker;
+  close(): Promise<void>;
+}
