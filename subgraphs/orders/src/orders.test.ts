@@ -1,7 +1,17 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { createLogger, createSubgraphServer, DomainError, ErrorCode, type Caller } from '@food/platform';
+import {
+  createLogger,
+  createSubgraphServer,
+  DomainError,
+  ErrorCode,
+  newEvent,
+  parseEvent,
+  type Caller,
+  type DomainEvent,
+} from '@food/platform';
 import { errorCodes, execute, testSecrets } from '@food/platform/testing';
 import { createTestDatabase } from '@food/prisma/testing';
 import { loadOrdersConfig } from './config.js';
@@ -119,6 +129,7 @@ const tableCounts = async () => ({
   items: await prisma.orderItem.count(),
   addons: await prisma.orderItemAddon.count(),
   changes: await prisma.orderStatusChange.count(),
+  outbox: await prisma.outboxEvent.count(),
 });
 
 const placeFor = (caller: Caller, items: unknown[] = [{ mealId: SALAD, quantity: 1 }]) =>
@@ -188,6 +199,7 @@ describe('orders subgraph', () => {
       items: before.items + 3,
       addons: before.addons + 2,
       changes: before.changes + 1,
+      outbox: before.outbox + 1,
     });
     const [change] = await prisma.orderStatusChange.findMany({ where: { orderId: adaOrderId } });
     expect(change).toMatchObject({ fromStatus: null, toStatus: 'PENDING_PAYMENT', changedBy: ADA });
@@ -275,6 +287,7 @@ describe('orders subgraph', () => {
     const store = new PrismaOrdersStore(prisma);
     const broken = await store
       .create({
+        id: randomUUID(),
         customerId: ADA,
         currency: 'EUR',
         subtotalAmount: 1,
@@ -283,6 +296,7 @@ describe('orders subgraph', () => {
         deliveryAddress: '1 Baker Street',
         status: 'PENDING_PAYMENT',
         changedBy: ADA,
+        events: [],
         lines: [
           {
             mealId: PIZZA,
@@ -426,5 +440,234 @@ describe('orders subgraph', () => {
     expect(
       loadOrdersConfig({ ...testSecrets, ORDERS_DATABASE_URL: 'postgres://x', MEALS_SUBGRAPH_URL: 'http://m/graphql' }),
     ).toMatchObject({ ORDERS_PORT: 4003, HOST: '127.0.0.1', ORDERS_DELIVERY_FEE_MINOR: 299 });
+  });
+});
+
+describe('order lifecycle', () => {
+  const CHANGE = `mutation ($input: ChangeOrderStatusInput!) {
+    changeOrderStatus(input: $input) { id status version statusHistory { from to actor reason } } }`;
+  const CANCEL = `mutation ($input: CancelOrderInput!) { cancelOrder(input: $input) { id status version } }`;
+
+  async function placed(caller: Caller = ada): Promise<{ id: string; version: number }> {
+    const result = await placeFor(caller);
+    expect(result.errors).toBeUndefined();
+    return result.data!.placeOrder;
+  }
+
+  /** The outbox, as the relay will publish it, for one order. */
+  async function eventsOf(orderId: string): Promise<DomainEvent[]> {
+    const rows = await prisma.outboxEvent.findMany({ where: { aggregateId: orderId }, orderBy: { sequence: 'asc' } });
+    return rows.map((row) => parseEvent(row.payload));
+  }
+  const statusEvents = async (orderId: string) =>
+    (await eventsOf(orderId)).flatMap((event) =>
+      event.type === 'order.status_changed' ? [[event.data.from, event.data.to, event.data.version]] : [],
+    );
+
+  const paymentSucceeded = (orderId: string, paymentId = randomUUID()) =>
+    newEvent('payment.succeeded', paymentId, { paymentId, orderId, amount: eur(1099) });
+  const paymentFailed = (orderId: string) => {
+    const paymentId = randomUUID();
+    return newEvent('payment.failed', paymentId, { paymentId, orderId, outcome: 'DECLINED', reason: 'declined' });
+  };
+  const paymentRefunded = (orderId: string) => {
+    const paymentId = randomUUID();
+    return newEvent('payment.refunded', paymentId, { paymentId, orderId, amount: eur(1099) });
+  };
+
+  async function paid(): Promise<string> {
+    const order = await placed();
+    expect(await orders.handlePaymentEvent(paymentSucceeded(order.id))).toBe('applied');
+    return order.id;
+  }
+  const change = (caller: Caller, orderId: string, status: string, extra: Record<string, unknown> = {}) =>
+    run(caller, CHANGE, { input: { orderId, status, ...extra } });
+
+  it('writes an order.placed event with the order, in the same transaction', async () => {
+    const order = await placed();
+    const [event] = await eventsOf(order.id);
+    expect(event).toMatchObject({
+      type: 'order.placed',
+      version: 1,
+      aggregateId: order.id,
+      data: { orderId: order.id, customerId: ADA, status: 'PENDING_PAYMENT' },
+    });
+  });
+
+  it('takes an order from payment to delivery, recording every change with its actor and event', async () => {
+    const orderId = await paid();
+    for (const status of ['ACCEPTED', 'PREPARING', 'READY', 'OUT_FOR_DELIVERY', 'DELIVERED']) {
+      const result = await change(staff, orderId, status);
+      expect(result.errors).toBeUndefined();
+      expect(result.data!.changeOrderStatus.status).toBe(status);
+    }
+    const { data } = await run(
+      staff,
+      `query ($id: ID!) { order(id: $id) { version statusHistory { from to actor } } }`,
+      {
+        id: orderId,
+      },
+    );
+    expect(data!.order.version).toBe(7);
+    expect(data!.order.statusHistory.map((c: any) => [c.from, c.to, c.actor])).toEqual([
+      [null, 'PENDING_PAYMENT', 'CUSTOMER'],
+      ['PENDING_PAYMENT', 'PAID', 'SYSTEM'],
+      ['PAID', 'ACCEPTED', 'STAFF'],
+      ['ACCEPTED', 'PREPARING', 'STAFF'],
+      ['PREPARING', 'READY', 'STAFF'],
+      ['READY', 'OUT_FOR_DELIVERY', 'STAFF'],
+      ['OUT_FOR_DELIVERY', 'DELIVERED', 'STAFF'],
+    ]);
+    expect(await statusEvents(orderId)).toEqual([
+      ['PENDING_PAYMENT', 'PAID', 2],
+      ['PAID', 'ACCEPTED', 3],
+      ['ACCEPTED', 'PREPARING', 4],
+      ['PREPARING', 'READY', 5],
+      ['READY', 'OUT_FOR_DELIVERY', 6],
+      ['OUT_FOR_DELIVERY', 'DELIVERED', 7],
+    ]);
+    const last = (await eventsOf(orderId)).at(-1)!;
+    expect(last.type === 'order.status_changed' && last.data.final).toBe(true);
+  });
+
+  it('refuses an illegal transition with a typed error naming both statuses, and writes nothing', async () => {
+    const order = await placed();
+    const before = await tableCounts();
+    const result = await change(staff, order.id, 'DELIVERED');
+    expect(errorCodes(result)).toEqual(['INVALID_STATUS_TRANSITION']);
+    expect(result.errors![0]!.message).toContain('PENDING_PAYMENT');
+    expect(result.errors![0]!.message).toContain('DELIVERED');
+    expect(result.errors![0]!.extensions).toMatchObject({
+      currentStatus: 'PENDING_PAYMENT',
+      requestedStatus: 'DELIVERED',
+    });
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('lets only staff move the kitchen flow, and no one mark an order paid by hand', async () => {
+    const orderId = await paid();
+    expect(errorCodes(await change(ada, orderId, 'ACCEPTED'))).toEqual(['FORBIDDEN']);
+    expect(errorCodes(await change(anonymous, orderId, 'ACCEPTED'))).toEqual(['UNAUTHENTICATED']);
+    const unpaid = await placed();
+    expect(errorCodes(await change(staff, unpaid.id, 'PAID'))).toEqual(['FORBIDDEN']);
+  });
+
+  it('refuses a change at a stale expected version with CONFLICT, and writes nothing', async () => {
+    const orderId = await paid();
+    const before = await tableCounts();
+    const result = await change(staff, orderId, 'ACCEPTED', { expectedVersion: 1 });
+    expect(errorCodes(result)).toEqual(['CONFLICT']);
+    expect(await tableCounts()).toEqual(before);
+    expect(errorCodes(await change(staff, orderId, 'ACCEPTED', { expectedVersion: 2 }))).toEqual([]);
+  });
+
+  it('lets exactly one of simultaneous changes from one version win; the others get CONFLICT', async () => {
+    const orderId = await paid();
+    const input = { orderId, expectedVersion: 2 };
+    const results = await Promise.all([
+      ...Array.from({ length: 5 }, () => change(staff, orderId, 'ACCEPTED', { expectedVersion: 2 })),
+      ...Array.from({ length: 5 }, () => run(staff, CANCEL, { input })),
+    ]);
+    const codes = results.map((result) => String(errorCodes(result)[0] ?? 'OK'));
+    expect(codes.filter((code) => code === 'OK')).toHaveLength(1);
+    expect(codes.filter((code) => code === 'CONFLICT')).toHaveLength(9);
+    expect(await statusEvents(orderId)).toHaveLength(2);
+    expect(await prisma.orderStatusChange.count({ where: { orderId } })).toBe(3);
+  });
+
+  it('applies the same change once when it is sent many times at once', async () => {
+    const orderId = await paid();
+    const results = await Promise.all(Array.from({ length: 8 }, () => change(staff, orderId, 'ACCEPTED')));
+    const codes = results.map((result) => String(errorCodes(result)[0] ?? 'OK'));
+    expect(codes.filter((code) => code === 'OK')).toHaveLength(1);
+    // The rest lost the race (CONFLICT) or read the winner's ACCEPTED first (no ACCEPTED -> ACCEPTED move).
+    expect(codes.every((code) => ['OK', 'CONFLICT', 'INVALID_STATUS_TRANSITION'].includes(code))).toBe(true);
+    expect(await statusEvents(orderId)).toEqual([
+      ['PENDING_PAYMENT', 'PAID', 2],
+      ['PAID', 'ACCEPTED', 3],
+    ]);
+  });
+
+  it('cancels an unpaid order for its customer, and refuses another customer as if it did not exist', async () => {
+    const order = await placed();
+    expect(errorCodes(await run(bob, CANCEL, { input: { orderId: order.id } }))).toEqual(['NOT_FOUND']);
+    const result = await run(ada, CANCEL, { input: { orderId: order.id, reason: 'changed my mind' } });
+    expect(result.data!.cancelOrder.status).toBe('CANCELLED');
+    expect(await statusEvents(order.id)).toEqual([['PENDING_PAYMENT', 'CANCELLED', 2]]);
+    expect(errorCodes(await run(ada, CANCEL, { input: { orderId: order.id } }))).toEqual(['INVALID_STATUS_TRANSITION']);
+  });
+
+  it('cancels a paid order into REFUND_PENDING with a refund request, then REFUNDED when payments says so', async () => {
+    const orderId = await paid();
+    const result = await run(ada, CANCEL, { input: { orderId } });
+    expect(result.data!.cancelOrder.status).toBe('REFUND_PENDING');
+    const refundRequest = (await eventsOf(orderId)).find((event) => event.type === 'order.refund_requested');
+    expect(refundRequest?.data).toEqual({ orderId, paymentId: null, reason: 'the order was cancelled after payment' });
+
+    expect(await orders.handlePaymentEvent(paymentRefunded(orderId))).toBe('applied');
+    const [order] = await orders.byIds(staff, [orderId]);
+    expect(order!.status).toBe('REFUNDED');
+  });
+
+  it('lets a customer cancel only before the kitchen accepts', async () => {
+    const orderId = await paid();
+    await change(staff, orderId, 'ACCEPTED');
+    expect(errorCodes(await run(ada, CANCEL, { input: { orderId } }))).toEqual(['FORBIDDEN']);
+    expect((await run(staff, CANCEL, { input: { orderId } })).data!.cancelOrder.status).toBe('REFUND_PENDING');
+  });
+
+  it('handles a redelivered payment event once', async () => {
+    const order = await placed();
+    const event = paymentSucceeded(order.id);
+    expect(await orders.handlePaymentEvent(event)).toBe('applied');
+    const before = await tableCounts();
+    expect(await orders.handlePaymentEvent(event)).toBe('duplicate');
+    expect(await Promise.all([1, 2, 3].map(() => orders.handlePaymentEvent(event)))).toEqual([
+      'duplicate',
+      'duplicate',
+      'duplicate',
+    ]);
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('moves a declined order to PAYMENT_FAILED, and to PAID when a later payment succeeds', async () => {
+    const order = await placed();
+    await orders.handlePaymentEvent(paymentFailed(order.id));
+    await orders.handlePaymentEvent(paymentSucceeded(order.id));
+    expect(await statusEvents(order.id)).toEqual([
+      ['PENDING_PAYMENT', 'PAYMENT_FAILED', 2],
+      ['PAYMENT_FAILED', 'PAID', 3],
+    ]);
+  });
+
+  it('sends back a payment that succeeds after the order was cancelled, leaving the order cancelled', async () => {
+    const order = await placed();
+    await run(ada, CANCEL, { input: { orderId: order.id } });
+    const late = paymentSucceeded(order.id);
+    expect(await orders.handlePaymentEvent(late)).toBe('ignored');
+    const refund = (await eventsOf(order.id)).find((event) => event.type === 'order.refund_requested');
+    expect(refund?.data).toMatchObject({ orderId: order.id, paymentId: late.data.paymentId });
+    const [stored] = await orders.byIds(staff, [order.id]);
+    expect(stored!.status).toBe('CANCELLED');
+    expect(await orders.handlePaymentEvent(late)).toBe('duplicate');
+  });
+
+  it('cancels orders left unpaid past the timeout, and only those', async () => {
+    const stale = await placed();
+    const failed = await placed();
+    await orders.handlePaymentEvent(paymentFailed(failed.id));
+    const paidId = await paid();
+    const old = new Date(Date.now() - 60 * 60_000);
+    await prisma.order.updateMany({ where: { id: { in: [stale.id, failed.id, paidId] } }, data: { createdAt: old } });
+    const fresh = await placed();
+
+    await orders.cancelUnpaidOrders(new Date(Date.now() - 30 * 60_000), 1000);
+    const byId = new Map((await orders.byIds(staff, [stale.id, failed.id, paidId, fresh.id])).map((o) => [o!.id, o!]));
+    expect(byId.get(stale.id)!.status).toBe('CANCELLED');
+    expect(byId.get(failed.id)!.status).toBe('CANCELLED');
+    expect(byId.get(paidId)!.status).toBe('PAID');
+    expect(byId.get(fresh.id)!.status).toBe('PENDING_PAYMENT');
+    const [history] = await orders.historyOf([stale.id]);
+    expect(history!.at(-1)).toMatchObject({ to: 'CANCELLED', actor: 'SYSTEM', reason: 'not paid in time' });
   });
 });

@@ -59,6 +59,14 @@ export const OrderEvents = {
       reason: z.string().max(500).nullable(),
     }),
   ),
+  /**
+   * Money must go back: a paid order was cancelled (paymentId null: refund the order's successful
+   * payment), or a payment succeeded for an order that can no longer take it (that payment).
+   */
+  'order.refund_requested': envelope(
+    'order.refund_requested',
+    z.object({ orderId: z.uuid(), paymentId: z.uuid().nullable(), reason: z.string().max(500) }),
+  ),
 };
 
 export const PaymentEvents = {
@@ -88,6 +96,7 @@ export type DomainEvent = { [T in EventType]: EventOf<T> }[EventType];
 export const ZDomainEvent = z.discriminatedUnion('type', [
   OrderEvents['order.placed'],
   OrderEvents['order.status_changed'],
+  OrderEvents['order.refund_requested'],
   PaymentEvents['payment.succeeded'],
   PaymentEvents['payment.failed'],
   PaymentEvents['payment.refunded'],

@@ -15,8 +15,14 @@ import { streamOf, type DomainEvent } from './events.js';
  */
 export const OUTBOX_TABLE = 'outbox_events';
 export const PROCESSED_EVENTS_TABLE = 'processed_events';
-/** The channel the outbox insert trigger notifies, so the relay publishes without waiting for a poll. */
+/**
+ * The channel the relay listens on. A writer runs OUTBOX_NOTIFY_SQL in the transaction that inserts
+ * outbox rows (NOTIFY is delivered on commit), so the relay publishes at once instead of at its next
+ * poll. (A trigger would do it too, but Prisma's offline migration runner splits scripts on every `;`,
+ * which breaks a plpgsql body.)
+ */
 export const OUTBOX_NOTIFY_CHANNEL = 'outbox_events';
+export const OUTBOX_NOTIFY_SQL = `SELECT pg_notify('${OUTBOX_NOTIFY_CHANNEL}', '')`;
 
 export interface OutboxRecord {
   id: string;

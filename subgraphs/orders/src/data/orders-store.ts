@@ -1,6 +1,48 @@
 import { randomUUID } from 'node:crypto';
+import { OUTBOX_NOTIFY_SQL, outboxRecord, type DomainEvent } from '@food/platform';
 import type { OrdersPrisma } from './prisma.js';
-import type { NewOrder, Order, OrdersStore, StoredOrderItem, StoredStatusChange } from '../domain/orders.js';
+import { Prisma } from './generated/prisma/client.js';
+import type { OrderStatus } from '../domain/order-status.js';
+import type {
+  HandledEvent,
+  NewOrder,
+  Order,
+  OrdersStore,
+  StatusTransition,
+  StoredOrderItem,
+  StoredStatusChange,
+  TransitionResult,
+} from '../domain/orders.js';
+
+type Transaction = Prisma.TransactionClient;
+
+/** Writes events to the outbox inside the caller's transaction, and wakes the relay on commit. */
+async function writeOutbox(tx: Transaction, events: readonly DomainEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await tx.outboxEvent.createMany({
+    data: events.map((event) => {
+      const record = outboxRecord(event);
+      return { ...record, payload: record.payload as unknown as Prisma.InputJsonValue };
+    }),
+  });
+  await tx.$executeRawUnsafe(OUTBOX_NOTIFY_SQL);
+}
+
+/** Marks an event handled; false when it already was (the caller then writes nothing). */
+async function markHandled(tx: Transaction, handled: HandledEvent): Promise<boolean> {
+  const { count } = await tx.processedEvent.createMany({
+    data: [{ consumer: handled.consumer, eventId: handled.eventId }],
+    skipDuplicates: true,
+  });
+  return count === 1;
+}
+
+/** Thrown inside a transaction to roll it back with a known outcome. */
+class Rollback extends Error {
+  constructor(readonly outcome: 'conflict' | 'duplicate') {
+    super(outcome);
+  }
+}
 
 const orderColumns = {
   id: true,
@@ -46,6 +88,7 @@ export class PrismaOrdersStore implements OrdersStore {
     const row = await this.prisma.$transaction(async (tx) => {
       const created = await tx.order.create({
         data: {
+          id: order.id,
           customerId: order.customerId,
           status: order.status,
           currency: order.currency,
@@ -84,13 +127,68 @@ export class PrismaOrdersStore implements OrdersStore {
           orderId: created.id,
           fromStatus: null,
           toStatus: order.status,
+          actor: 'CUSTOMER',
           changedBy: order.changedBy,
           createdAt: created.createdAt,
         },
       });
+      await writeOutbox(tx, order.events);
       return created;
     });
     return toOrder(row);
+  }
+
+  async transition(change: StatusTransition): Promise<TransitionResult> {
+    try {
+      const row = await this.prisma.$transaction(async (tx) => {
+        if (change.handledEvent && !(await markHandled(tx, change.handledEvent))) throw new Rollback('duplicate');
+        // The conditional update is the lock: of two concurrent changes at one version, one matches.
+        const { count } = await tx.order.updateMany({
+          where: { id: change.orderId, version: change.expectedVersion, status: change.from },
+          data: { status: change.to, version: { increment: 1 } },
+        });
+        if (count !== 1) throw new Rollback('conflict');
+        await tx.orderStatusChange.create({
+          data: {
+            orderId: change.orderId,
+            fromStatus: change.from,
+            toStatus: change.to,
+            actor: change.actor,
+            changedBy: change.changedBy,
+            reason: change.reason,
+          },
+        });
+        await writeOutbox(tx, change.events);
+        return tx.order.findUniqueOrThrow({ where: { id: change.orderId }, select: orderColumns });
+      });
+      return { outcome: 'applied', order: toOrder(row) };
+    } catch (error) {
+      if (error instanceof Rollback) return { outcome: error.outcome };
+      throw error;
+    }
+  }
+
+  async recordHandled(handled: HandledEvent, events: DomainEvent[]): Promise<'recorded' | 'duplicate'> {
+    try {
+      await this.prisma.$transaction(async (tx) => {
+        if (!(await markHandled(tx, handled))) throw new Rollback('duplicate');
+        await writeOutbox(tx, events);
+      });
+      return 'recorded';
+    } catch (error) {
+      if (error instanceof Rollback) return 'duplicate';
+      throw error;
+    }
+  }
+
+  async findStale(statuses: readonly OrderStatus[], before: Date, limit: number): Promise<Order[]> {
+    const rows = await this.prisma.order.findMany({
+      where: { status: { in: [...statuses] }, createdAt: { lt: before } },
+      orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+      take: limit,
+      select: orderColumns,
+    });
+    return rows.map(toOrder);
   }
 
   async findByIds(ids: readonly string[]): Promise<Order[]> {
@@ -145,13 +243,22 @@ export class PrismaOrdersStore implements OrdersStore {
     const rows = await this.prisma.orderStatusChange.findMany({
       where: { orderId: { in: [...orderIds] } },
       orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
-      select: { orderId: true, fromStatus: true, toStatus: true, createdAt: true, reason: true, changedBy: true },
+      select: {
+        orderId: true,
+        fromStatus: true,
+        toStatus: true,
+        createdAt: true,
+        actor: true,
+        reason: true,
+        changedBy: true,
+      },
     });
     return rows.map((row) => ({
       orderId: row.orderId,
       from: row.fromStatus,
       to: row.toStatus,
       at: row.createdAt,
+      actor: row.actor,
       reason: row.reason,
       changedBy: row.changedBy,
     }));

@@ -1,18 +1,30 @@
+import { randomUUID } from 'node:crypto';
 import { z } from 'zod';
 import {
   badInput,
   decodeCursor,
+  DomainError,
+  ErrorCode,
   forbidden,
   isStaff,
+  newEvent,
   notFound,
   pageSize,
   parseInput,
+  requireStaff,
   requireUser,
   toConnection,
   unauthenticated,
   type Caller,
+  type DomainEvent,
 } from '@food/platform';
-import { INITIAL_ORDER_STATUS, type OrderStatus } from './order-status.js';
+import {
+  INITIAL_ORDER_STATUS,
+  ORDER_STATUSES,
+  OrderStatusMachine,
+  type OrderActor,
+  type OrderStatus,
+} from './order-status.js';
 import { priceOrder, type MenuMeal, type Money, type PricedLine } from './pricing.js';
 
 /** An order as the domain sees it: amounts already paired with the order's currency. */
@@ -50,6 +62,7 @@ export interface OrderStatusChange {
   from: OrderStatus | null;
   to: OrderStatus;
   at: Date;
+  actor: OrderActor;
   reason: string | null;
   /** A user id, or a service name for system transitions. */
   changedBy: string;
@@ -72,6 +85,7 @@ export interface StoredStatusChange extends OrderStatusChange {
 }
 
 export interface NewOrder {
+  id: string;
   customerId: string;
   currency: string;
   subtotalAmount: number;
@@ -82,7 +96,35 @@ export interface NewOrder {
   /** In the order given; stored with their position. */
   lines: PricedLine[];
   changedBy: string;
+  /** Written to the outbox in the same transaction. */
+  events: DomainEvent[];
 }
+
+/** One status change, applied only if the order is still at `expectedVersion`. */
+export interface StatusTransition {
+  orderId: string;
+  expectedVersion: number;
+  from: OrderStatus;
+  to: OrderStatus;
+  actor: OrderActor;
+  changedBy: string;
+  reason: string | null;
+  /** Written to the outbox in the same transaction as the change. */
+  events: DomainEvent[];
+  /** When the change handles an event: remembered in the same transaction, so a redelivery is a no-op. */
+  handledEvent?: HandledEvent;
+}
+
+export interface HandledEvent {
+  consumer: string;
+  eventId: string;
+}
+
+export type TransitionResult =
+  | { outcome: 'applied'; order: Order }
+  | { outcome: 'conflict' }
+  /** `handledEvent` was handled before: nothing was written. */
+  | { outcome: 'duplicate' };
 
 /** The persistence the orders domain needs; implemented over Prisma in ../data. */
 export interface OrdersStore {
@@ -95,6 +137,16 @@ export interface OrdersStore {
   findItems(orderIds: readonly string[]): Promise<StoredOrderItem[]>;
   /** Status changes of the given orders, oldest first. */
   findStatusChanges(orderIds: readonly string[]): Promise<StoredStatusChange[]>;
+  /**
+   * Applies a change as one transaction: the order's status and version (a conditional update on
+   * `expectedVersion`: a concurrent change makes it a conflict and nothing is written), the history
+   * entry, the outbox events and the handled-event marker.
+   */
+  transition(change: StatusTransition): Promise<TransitionResult>;
+  /** Remembers a handled event that changes no order (and writes its follow-up events), atomically. */
+  recordHandled(handled: HandledEvent, events: DomainEvent[]): Promise<'recorded' | 'duplicate'>;
+  /** Orders in one of `statuses` placed before `before`, oldest first, at most `limit`. */
+  findStale(statuses: readonly OrderStatus[], before: Date, limit: number): Promise<Order[]>;
 }
 
 /** The port to the meals service (never its database): meals by id, absent when unknown. */
@@ -129,7 +181,21 @@ export const ZPlaceOrderInput = z.object({
   deliveryAddress: z.string().trim().min(5, 'must be at least 5 characters').max(500, 'must be at most 500 characters'),
 });
 
+const ZReason = z.string().trim().max(500, 'must be at most 500 characters').nullish();
+const ZExpectedVersion = z.number().int('must be a whole number').positive('must be positive').nullish();
+const ZChangeOrderStatusInput = z.object({
+  orderId: ZUuid,
+  status: z.enum(ORDER_STATUSES, { error: 'must be an order status' }),
+  expectedVersion: ZExpectedVersion,
+  reason: ZReason,
+});
+const ZCancelOrderInput = z.object({ orderId: ZUuid, expectedVersion: ZExpectedVersion, reason: ZReason });
+
 const PAGE = { fallback: 10, max: 50 };
+
+/** The consumer name under which orders remembers the payment events it handled. */
+export const PAYMENT_EVENTS_CONSUMER = 'orders';
+const SYSTEM = 'orders';
 
 export interface OrdersOptions {
   /** Flat delivery charge in minor units of the menu's currency. */
@@ -150,7 +216,9 @@ export class OrdersService {
     // One call for the whole order, so a large order is not N round trips to meals.
     const menu = await this.meals.findMeals([...new Set(data.items.map((item) => item.mealId))]);
     const priced = priceOrder(data.items, menu, this.options.deliveryFeeAmount);
+    const id = randomUUID();
     return this.store.create({
+      id,
       customerId: userId,
       currency: priced.currency,
       subtotalAmount: priced.subtotalAmount,
@@ -160,7 +228,111 @@ export class OrdersService {
       status: INITIAL_ORDER_STATUS,
       lines: priced.lines,
       changedBy: userId,
+      events: [
+        newEvent('order.placed', id, {
+          orderId: id,
+          customerId: userId,
+          total: { amount: priced.totalAmount, currency: priced.currency },
+          status: INITIAL_ORDER_STATUS,
+        }),
+      ],
     });
+  }
+
+  /** Staff move an order along the kitchen's flow (or to any status the machine lets staff set). */
+  async changeOrderStatus(caller: Caller, input: unknown): Promise<Order> {
+    requireStaff(caller);
+    const { orderId, status, expectedVersion, reason } = parseInput(ZChangeOrderStatusInput, input);
+    const order = await this.findOrThrow(orderId);
+    const changedBy = caller.kind === 'user' ? caller.userId : caller.kind === 'service' ? caller.service : 'unknown';
+    return this.applyOrThrow(order, status, 'STAFF', changedBy, reason ?? null, expectedVersion);
+  }
+
+  /**
+   * Cancels: before payment the order is CANCELLED; after it, REFUND_PENDING, and a refund is
+   * requested in the same transaction (payments refunds, then the order becomes REFUNDED).
+   */
+  async cancelOrder(caller: Caller, input: unknown): Promise<Order> {
+    const { userId } = requireUser(caller);
+    const { orderId, expectedVersion, reason } = parseInput(ZCancelOrderInput, input);
+    const order = await this.findOrThrow(orderId);
+    if (!this.canSee(caller, order)) throw notFound('Order', orderId);
+    const actor: OrderActor = isStaff(caller) ? 'STAFF' : 'CUSTOMER';
+    const target = OrderStatusMachine.cancellationTarget(order.status);
+    if (!target) {
+      throw new DomainError(
+        ErrorCode.INVALID_STATUS_TRANSITION,
+        `An order cannot be cancelled once it is ${order.status}`,
+        {
+          currentStatus: order.status,
+          requestedStatus: 'CANCELLED',
+        },
+      );
+    }
+    return this.applyOrThrow(order, target, actor, userId, reason ?? null, expectedVersion);
+  }
+
+  /**
+   * Handles an event from payments, at least once: the order moves (PAID, PAYMENT_FAILED, REFUNDED)
+   * and the event is remembered in the same transaction. A payment that succeeds for an order that
+   * can no longer take it (cancelled meanwhile, or paid twice) is sent back with a refund request.
+   */
+  async handlePaymentEvent(event: DomainEvent): Promise<'applied' | 'ignored' | 'duplicate'> {
+    const handled = { consumer: PAYMENT_EVENTS_CONSUMER, eventId: event.id };
+    let target: OrderStatus;
+    let orderId: string;
+    switch (event.type) {
+      case 'payment.succeeded':
+        [target, orderId] = ['PAID', event.data.orderId];
+        break;
+      case 'payment.failed':
+        [target, orderId] = ['PAYMENT_FAILED', event.data.orderId];
+        break;
+      case 'payment.refunded':
+        [target, orderId] = ['REFUNDED', event.data.orderId];
+        break;
+      default:
+        return 'ignored';
+    }
+    // A lost race (the order changed between read and write) is retried with a fresh read.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const [order] = await this.store.findByIds([orderId]);
+      if (!order) {
+        return (await this.store.recordHandled(handled, [])) === 'duplicate' ? 'duplicate' : 'ignored';
+      }
+      if (!OrderStatusMachine.allows(order.status, target, 'SYSTEM')) {
+        const refund =
+          event.type === 'payment.succeeded'
+            ? [
+                newEvent('order.refund_requested', order.id, {
+                  orderId: order.id,
+                  paymentId: event.data.paymentId,
+                  reason: `the order was ${order.status} when the payment succeeded`,
+                }),
+              ]
+            : [];
+        return (await this.store.recordHandled(handled, refund)) === 'duplicate' ? 'duplicate' : 'ignored';
+      }
+      const result = await this.store.transition(
+        this.transitionOf(order, target, 'SYSTEM', SYSTEM, reasonOf(event), handled),
+      );
+      if (result.outcome !== 'conflict') return result.outcome;
+    }
+    throw new DomainError(ErrorCode.CONFLICT, `Order ${orderId} kept changing while handling ${event.type}`);
+  }
+
+  /** Cancels orders left unpaid since before `before` (the unpaid-order timeout). Returns how many. */
+  async cancelUnpaidOrders(before: Date, limit = 100): Promise<number> {
+    const stale = await this.store.findStale(['PENDING_PAYMENT', 'PAYMENT_FAILED'], before, limit);
+    let cancelled = 0;
+    for (const order of stale) {
+      const result = await this.store.transition(
+        this.transitionOf(order, 'CANCELLED', 'SYSTEM', SYSTEM, 'not paid in time'),
+      );
+      // A conflict means the order moved meanwhile (most likely paid): leave it.
+      if (result.outcome === 'applied') cancelled++;
+    }
+    return cancelled;
   }
 
   async getOrder(caller: Caller, id: unknown): Promise<Order> {
@@ -220,8 +392,80 @@ export class OrdersService {
   async historyOf(orderIds: readonly string[]): Promise<OrderStatusChange[][]> {
     const byOrder = groupBy(await this.store.findStatusChanges(orderIds), (change) => change.orderId);
     return orderIds.map((id) =>
-      (byOrder.get(id) ?? []).map(({ from, to, at, reason, changedBy }) => ({ from, to, at, reason, changedBy })),
+      (byOrder.get(id) ?? []).map(({ from, to, at, actor, reason, changedBy }) => ({
+        from,
+        to,
+        at,
+        actor,
+        reason,
+        changedBy,
+      })),
     );
+  }
+
+  private async findOrThrow(orderId: string): Promise<Order> {
+    const [order] = await this.store.findByIds([orderId]);
+    if (!order) throw notFound('Order', orderId);
+    return order;
+  }
+
+  private async applyOrThrow(
+    order: Order,
+    to: OrderStatus,
+    actor: OrderActor,
+    changedBy: string,
+    reason: string | null,
+    expectedVersion: number | null | undefined,
+  ): Promise<Order> {
+    if (expectedVersion != null && expectedVersion !== order.version) throw conflict(order, expectedVersion);
+    OrderStatusMachine.assertAllowed(order.status, to, actor);
+    const result = await this.store.transition(this.transitionOf(order, to, actor, changedBy, reason));
+    if (result.outcome !== 'applied') throw conflict(order, order.version);
+    return result.order;
+  }
+
+  /** The change with the events it publishes: the status change, and a refund request after payment. */
+  private transitionOf(
+    order: Order,
+    to: OrderStatus,
+    actor: OrderActor,
+    changedBy: string,
+    reason: string | null,
+    handledEvent?: HandledEvent,
+  ): StatusTransition {
+    const version = order.version + 1;
+    const events: DomainEvent[] = [
+      newEvent('order.status_changed', order.id, {
+        orderId: order.id,
+        customerId: order.customerId,
+        from: order.status,
+        to,
+        version,
+        final: OrderStatusMachine.isFinal(to),
+        actor: actor === 'SYSTEM' ? { kind: 'system', id: changedBy } : { kind: 'user', id: changedBy },
+        reason,
+      }),
+    ];
+    if (to === 'REFUND_PENDING') {
+      events.push(
+        newEvent('order.refund_requested', order.id, {
+          orderId: order.id,
+          paymentId: null,
+          reason: reason ?? 'the order was cancelled after payment',
+        }),
+      );
+    }
+    return {
+      orderId: order.id,
+      expectedVersion: order.version,
+      from: order.status,
+      to,
+      actor,
+      changedBy,
+      reason,
+      events,
+      handledEvent,
+    };
   }
 
   /** Customers see their own orders; staff and services see all. */
@@ -240,6 +484,20 @@ export class OrdersService {
     }
     return toConnection(await this.store.pageOfCustomer(customerId, size + 1, anchor), size);
   }
+}
+
+function conflict(order: Order, expectedVersion: number): DomainError {
+  return new DomainError(
+    ErrorCode.CONFLICT,
+    `Order ${order.id} was changed by someone else (it is at version ${order.version} in status ${order.status}, not version ${expectedVersion}); reload it and try again`,
+    { orderId: order.id, currentStatus: order.status },
+  );
+}
+
+function reasonOf(event: DomainEvent): string | null {
+  if (event.type === 'payment.failed') return `payment ${event.data.outcome.toLowerCase()}: ${event.data.reason}`;
+  if (event.type === 'payment.refunded') return 'refunded';
+  return null;
 }
 
 function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[]> {
