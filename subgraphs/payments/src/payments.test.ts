@@ -2,15 +2,21 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { createLogger, createSubgraphServer, type Caller } from '@food/platform';
+import { createLogger, createSubgraphServer, newEvent, parseEvent, type Caller } from '@food/platform';
 import { errorCodes, execute, testSecrets } from '@food/platform/testing';
 import { createTestDatabase } from '@food/prisma/testing';
 import { createPaymentsService, paymentsTypeDefs, startPaymentsSubgraph } from './app.js';
 import { loadPaymentsConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
 import { PrismaClient } from './data/generated/prisma/client.js';
-import type { ChargeRequest, ChargeResult, PaymentProvider } from './domain/payment-provider.js';
-import type { OrderLookup, PayableOrder, PaymentsService } from './domain/payments.js';
+import type {
+  ChargeRequest,
+  ChargeResult,
+  PaymentProvider,
+  RefundRequest,
+  RefundResult,
+} from './domain/payment-provider.js';
+import { RefundNotReadyError, type OrderLookup, type PayableOrder, type PaymentsService } from './domain/payments.js';
 import { SandboxPaymentProvider, sandboxReference } from './domain/sandbox-provider.js';
 import { resolvers } from './resolvers/index.js';
 
@@ -38,7 +44,12 @@ class FakeOrders implements OrderLookup {
 /** The sandbox, counting charges; slow enough that concurrent requests really overlap. */
 class CountingProvider implements PaymentProvider {
   calls: ChargeRequest[] = [];
-  private readonly sandbox = new SandboxPaymentProvider();
+  readonly sandbox = new SandboxPaymentProvider();
+  refunds: RefundRequest[] = [];
+  async refund(request: RefundRequest): Promise<RefundResult> {
+    this.refunds.push(request);
+    return this.sandbox.refund(request);
+  }
   async charge(request: ChargeRequest): Promise<ChargeResult> {
     this.calls.push(request);
     await new Promise((resolve) => setTimeout(resolve, 20));
@@ -405,5 +416,58 @@ describe('configuration and sandbox', () => {
     expect(first).toEqual(second);
     expect(first).toMatchObject({ outcome: 'succeeded', reference: expect.stringMatching(/^sandbox_ch_[0-9a-f]+$/) });
     expect(other).not.toEqual(first);
+  });
+});
+
+describe('settlement events and refunds', () => {
+  const outboxOf = async (paymentId: string) =>
+    (await prisma.outboxEvent.findMany({ where: { aggregateId: paymentId }, orderBy: { sequence: 'asc' } })).map(
+      (row) => parseEvent(row.payload),
+    );
+  const refundRequest = (orderId: string, paymentId: string | null = null) =>
+    newEvent('order.refund_requested', orderId, { orderId, paymentId, reason: 'cancelled after payment' });
+
+  it('writes payment.succeeded with the payment, and payment.failed for a decline', async () => {
+    const orderId = orders.add(ALICE, 'PENDING_PAYMENT', 990);
+    const declined = (await pay(alice, orderId, 'tok_sandbox_decline', `key-${randomUUID()}`)).data!.payForOrder;
+    const paid = (await pay(alice, orderId, 'tok_sandbox_success', `key-${randomUUID()}`)).data!.payForOrder;
+    expect(await outboxOf(declined.id)).toMatchObject([
+      { type: 'payment.failed', data: { paymentId: declined.id, orderId, outcome: 'DECLINED' } },
+    ]);
+    expect(await outboxOf(paid.id)).toMatchObject([
+      { type: 'payment.succeeded', data: { paymentId: paid.id, orderId, amount: { amount: 990, currency: 'EUR' } } },
+    ]);
+  });
+
+  it('refunds a paid order once, however often the request is delivered', async () => {
+    const orderId = orders.add(ALICE, 'PENDING_PAYMENT', 1500);
+    const paid = (await pay(alice, orderId, 'tok_sandbox_success', `key-${randomUUID()}`)).data!.payForOrder;
+    const request = refundRequest(orderId);
+    const refundsBefore = provider.refunds.length;
+
+    const outcomes = await Promise.all([1, 2, 3].map(() => payments.refund(request)));
+    expect(outcomes.filter((outcome) => outcome === 'refunded')).toHaveLength(1);
+    expect(await payments.refund(request)).toBe('already_handled');
+
+    const row = await prisma.payment.findUniqueOrThrow({ where: { id: paid.id } });
+    expect(row).toMatchObject({ status: 'REFUNDED' });
+    expect(row.refundReference).toMatch(/^sandbox_re_/);
+    expect((await outboxOf(paid.id)).map((event) => event.type)).toEqual(['payment.succeeded', 'payment.refunded']);
+    // The provider may be asked more than once under races, always with one key: money moves once.
+    const keys = new Set(provider.refunds.slice(refundsBefore).map((refund) => refund.idempotencyKey));
+    expect([...keys]).toEqual([`refund:${paid.id}`]);
+    expect(provider.sandbox.ledger.refunds.get(`refund:${paid.id}`)).toBe(1500);
+  });
+
+  it('refunds the named payment when a payment landed on an order that could not take it', async () => {
+    const orderId = orders.add(ALICE, 'PENDING_PAYMENT', 700);
+    const paid = (await pay(alice, orderId, 'tok_sandbox_success', `key-${randomUUID()}`)).data!.payForOrder;
+    expect(await payments.refund(refundRequest(orderId, paid.id))).toBe('refunded');
+    expect((await prisma.payment.findUniqueOrThrow({ where: { id: paid.id } })).status).toBe('REFUNDED');
+  });
+
+  it('asks to be retried while there is nothing settled to refund', async () => {
+    const orderId = orders.add(ALICE, 'PENDING_PAYMENT', 700);
+    await expect(payments.refund(refundRequest(orderId))).rejects.toBeInstanceOf(RefundNotReadyError);
   });
 });

@@ -42,3 +42,33 @@ export function outboxRecord(event: DomainEvent): OutboxRecord {
     payload: event,
   };
 }
+
+/**
+ * The part of a service's Prisma transaction client the outbox needs (structural, so this package
+ * does not depend on any one generated client).
+ */
+export interface OutboxTransaction {
+  outboxEvent: { createMany(args: { data: OutboxRecord[] }): PromiseLike<unknown> };
+  processedEvent: {
+    createMany(args: { data: { consumer: string; eventId: string }[]; skipDuplicates: boolean }): PromiseLike<{
+      count: number;
+    }>;
+  };
+  $executeRawUnsafe(query: string): PromiseLike<unknown>;
+}
+
+/** Writes events to the outbox inside the caller's transaction, and wakes the relay on commit. */
+export async function writeOutbox(tx: OutboxTransaction, events: readonly DomainEvent[]): Promise<void> {
+  if (events.length === 0) return;
+  await tx.outboxEvent.createMany({ data: events.map(outboxRecord) });
+  await tx.$executeRawUnsafe(OUTBOX_NOTIFY_SQL);
+}
+
+/**
+ * Remembers, inside the caller's transaction, that `consumer` handled `eventId`. False when it had
+ * already: the caller must then write nothing (roll back), which makes redelivery harmless.
+ */
+export async function markEventHandled(tx: OutboxTransaction, consumer: string, eventId: string): Promise<boolean> {
+  const { count } = await tx.processedEvent.createMany({ data: [{ consumer, eventId }], skipDuplicates: true });
+  return count === 1;
+}

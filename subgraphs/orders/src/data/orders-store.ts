@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { OUTBOX_NOTIFY_SQL, outboxRecord, type DomainEvent } from '@food/platform';
+import { markEventHandled, writeOutbox, type DomainEvent } from '@food/platform';
 import type { OrdersPrisma } from './prisma.js';
-import { Prisma } from './generated/prisma/client.js';
 import type { OrderStatus } from '../domain/order-status.js';
 import type {
   HandledEvent,
@@ -13,29 +12,6 @@ import type {
   StoredStatusChange,
   TransitionResult,
 } from '../domain/orders.js';
-
-type Transaction = Prisma.TransactionClient;
-
-/** Writes events to the outbox inside the caller's transaction, and wakes the relay on commit. */
-async function writeOutbox(tx: Transaction, events: readonly DomainEvent[]): Promise<void> {
-  if (events.length === 0) return;
-  await tx.outboxEvent.createMany({
-    data: events.map((event) => {
-      const record = outboxRecord(event);
-      return { ...record, payload: record.payload as unknown as Prisma.InputJsonValue };
-    }),
-  });
-  await tx.$executeRawUnsafe(OUTBOX_NOTIFY_SQL);
-}
-
-/** Marks an event handled; false when it already was (the caller then writes nothing). */
-async function markHandled(tx: Transaction, handled: HandledEvent): Promise<boolean> {
-  const { count } = await tx.processedEvent.createMany({
-    data: [{ consumer: handled.consumer, eventId: handled.eventId }],
-    skipDuplicates: true,
-  });
-  return count === 1;
-}
 
 /** Thrown inside a transaction to roll it back with a known outcome. */
 class Rollback extends Error {
@@ -141,7 +117,11 @@ export class PrismaOrdersStore implements OrdersStore {
   async transition(change: StatusTransition): Promise<TransitionResult> {
     try {
       const row = await this.prisma.$transaction(async (tx) => {
-        if (change.handledEvent && !(await markHandled(tx, change.handledEvent))) throw new Rollback('duplicate');
+        if (
+          change.handledEvent &&
+          !(await markEventHandled(tx, change.handledEvent.consumer, change.handledEvent.eventId))
+        )
+          throw new Rollback('duplicate');
         // The conditional update is the lock: of two concurrent changes at one version, one matches.
         const { count } = await tx.order.updateMany({
           where: { id: change.orderId, version: change.expectedVersion, status: change.from },
@@ -171,7 +151,7 @@ export class PrismaOrdersStore implements OrdersStore {
   async recordHandled(handled: HandledEvent, events: DomainEvent[]): Promise<'recorded' | 'duplicate'> {
     try {
       await this.prisma.$transaction(async (tx) => {
-        if (!(await markHandled(tx, handled))) throw new Rollback('duplicate');
+        if (!(await markEventHandled(tx, handled.consumer, handled.eventId))) throw new Rollback('duplicate');
         await writeOutbox(tx, events);
       });
       return 'recorded';

@@ -1,3 +1,4 @@
+import { markEventHandled, writeOutbox, type DomainEvent } from '@food/platform';
 import { Prisma } from './generated/prisma/client.js';
 import type { PaymentsPrisma } from './prisma.js';
 import {
@@ -18,6 +19,8 @@ const columns = {
   status: true,
   providerReference: true,
   failureReason: true,
+  refundReference: true,
+  refundedAt: true,
   idempotencyKey: true,
   requestFingerprint: true,
   createdAt: true,
@@ -75,7 +78,45 @@ export class PrismaPaymentsStore implements PaymentsStore {
     }
   }
 
-  settle(id: string, settlement: Settlement): Promise<Payment> {
-    return this.prisma.payment.update({ where: { id }, data: settlement, select: columns });
+  settle(id: string, settlement: Settlement, events: DomainEvent[]): Promise<Payment> {
+    return this.prisma.$transaction(async (tx) => {
+      const payment = await tx.payment.update({ where: { id }, data: settlement, select: columns });
+      await writeOutbox(tx, events);
+      return payment;
+    });
+  }
+
+  async markRefunded(
+    id: string,
+    refundReference: string,
+    events: DomainEvent[],
+    handled: { consumer: string; eventId: string },
+  ): Promise<'refunded' | 'duplicate' | 'not_refundable'> {
+    try {
+      await this.prisma.$transaction(async (tx) => {
+        if (!(await markEventHandled(tx, handled.consumer, handled.eventId))) throw new Rollback('duplicate');
+        const { count } = await tx.payment.updateMany({
+          where: { id, status: 'SUCCEEDED' },
+          data: { status: 'REFUNDED', refundReference, refundedAt: new Date() },
+        });
+        if (count !== 1) throw new Rollback('not_refundable');
+        await writeOutbox(tx, events);
+      });
+      return 'refunded';
+    } catch (error) {
+      if (error instanceof Rollback) return error.outcome;
+      throw error;
+    }
+  }
+
+  async wasHandled(consumer: string, eventId: string): Promise<boolean> {
+    return (await this.prisma.processedEvent.count({ where: { consumer, eventId } })) > 0;
+  }
+}
+
+/** Thrown inside a transaction to roll it back with a known outcome. */
+class Rollback extends Error {
+  constructor(readonly outcome: 'duplicate' | 'not_refundable') {
+    super(outcome);
   }
 }

@@ -15,7 +15,19 @@ export type ChargeResult =
   | { outcome: 'declined'; reason: string }
   | { outcome: 'failed'; reason: string };
 
+export interface RefundRequest {
+  /** The provider's reference of the charge to pay back. */
+  chargeReference: string;
+  amount: number;
+  currency: string;
+  /** Repeating a refund with the same key must not pay back twice. */
+  idempotencyKey: string;
+}
+
+export type RefundResult = { outcome: 'refunded'; reference: string } | { outcome: 'failed'; reason: string };
+
 /** A card processor, behind a port so the domain and tests do not depend on a real one. */
 export interface PaymentProvider {
   charge(request: ChargeRequest): Promise<ChargeResult>;
+  refund(request: RefundRequest): Promise<RefundResult>;
 }

@@ -4,11 +4,14 @@ import {
   DomainError,
   ErrorCode,
   isStaff,
+  newEvent,
   notFound,
   parseInput,
   requireUser,
   unauthenticated,
   type Caller,
+  type DomainEvent,
+  type EventOf,
 } from '@food/platform';
 import type { PaymentProvider } from './payment-provider.js';
 import { parsePaymentToken } from './payment-token.js';
@@ -25,6 +28,8 @@ export interface Payment {
   status: PaymentStatus;
   providerReference: string | null;
   failureReason: string | null;
+  refundReference: string | null;
+  refundedAt: Date | null;
   idempotencyKey: string;
   /** sha256 of the request the idempotency key was first used with. */
   requestFingerprint: string;
@@ -60,7 +65,29 @@ export interface PaymentsStore {
    * Throws IdempotencyKeyTakenError when the key is taken.
    */
   insertPending(payment: NewPayment): Promise<{ inserted: Payment } | { refused: 'order_not_payable' }>;
-  settle(id: string, settlement: Settlement): Promise<Payment>;
+  /** Records the outcome and its event (payment.succeeded or payment.failed) in one transaction. */
+  settle(id: string, settlement: Settlement, events: DomainEvent[]): Promise<Payment>;
+  /**
+   * Marks a SUCCEEDED payment REFUNDED with its event and the handled-event marker, in one
+   * transaction. 'duplicate' when the event was handled before, 'not_refundable' when the payment is
+   * no longer SUCCEEDED (refunded already): nothing is written then.
+   */
+  markRefunded(
+    id: string,
+    refundReference: string,
+    events: DomainEvent[],
+    handled: { consumer: string; eventId: string },
+  ): Promise<'refunded' | 'duplicate' | 'not_refundable'>;
+  /** Whether this consumer has handled the event. */
+  wasHandled(consumer: string, eventId: string): Promise<boolean>;
+}
+
+/** The consumer name under which payments remembers the refund requests it handled. */
+export const REFUND_CONSUMER = 'payments-refunds';
+
+/** A refund could not be made yet (e.g. the payment is still pending): retry later. */
+export class RefundNotReadyError extends Error {
+  override name = 'RefundNotReadyError';
 }
 
 /** An order as payments needs it, from the orders subgraph. */
@@ -134,7 +161,47 @@ export class PaymentsService {
       return this.replay(winner, requestFingerprint);
     }
 
-    return this.store.settle(pending.id, await this.charge(pending, paymentToken));
+    const settlement = await this.charge(pending, paymentToken);
+    return this.store.settle(pending.id, settlement, [settlementEvent(pending, settlement)]);
+  }
+
+  /**
+   * Pays back what an order's refund request names: the given payment, or the order's successful
+   * one. Idempotent end to end: the provider call uses a key per payment, and the database change is
+   * conditional and remembers the request, so a retried job or a redelivered event refunds once.
+   */
+  async refund(request: EventOf<'order.refund_requested'>): Promise<'refunded' | 'already_handled'> {
+    if (await this.store.wasHandled(REFUND_CONSUMER, request.id)) return 'already_handled';
+    const payments = await this.store.findByOrderIds([request.data.orderId]);
+    const target = request.data.paymentId
+      ? payments.find((payment) => payment.id === request.data.paymentId)
+      : (payments.find((payment) => payment.status === 'SUCCEEDED') ?? payments.find((p) => p.status === 'REFUNDED'));
+    if (!target || target.status === 'PENDING') {
+      throw new RefundNotReadyError(`order ${request.data.orderId} has no settled payment to refund yet`);
+    }
+    if (target.status !== 'SUCCEEDED' && target.status !== 'REFUNDED') {
+      throw new RefundNotReadyError(`payment ${target.id} is ${target.status}: nothing was taken to give back`);
+    }
+    if (target.status === 'SUCCEEDED') {
+      const result = await this.provider.refund({
+        chargeReference: target.providerReference ?? '',
+        amount: target.amount,
+        currency: target.currency,
+        idempotencyKey: `refund:${target.id}`,
+      });
+      if (result.outcome !== 'refunded') throw new Error(`the provider refused the refund: ${result.reason}`);
+      const event = newEvent('payment.refunded', target.id, {
+        paymentId: target.id,
+        orderId: target.orderId,
+        amount: { amount: target.amount, currency: target.currency },
+      });
+      const outcome = await this.store.markRefunded(target.id, result.reference, [event], {
+        consumer: REFUND_CONSUMER,
+        eventId: request.id,
+      });
+      return outcome === 'refunded' ? 'refunded' : 'already_handled';
+    }
+    return 'already_handled';
   }
 
   async payment(caller: Caller, id: unknown): Promise<Payment> {
@@ -202,6 +269,23 @@ export class PaymentsService {
       return { status: 'FAILED', failureReason: PROVIDER_UNREACHABLE };
     }
   }
+}
+
+/** What the rest of the platform hears about a settled payment. */
+function settlementEvent(payment: Payment, settlement: Settlement): DomainEvent {
+  if (settlement.status === 'SUCCEEDED') {
+    return newEvent('payment.succeeded', payment.id, {
+      paymentId: payment.id,
+      orderId: payment.orderId,
+      amount: { amount: payment.amount, currency: payment.currency },
+    });
+  }
+  return newEvent('payment.failed', payment.id, {
+    paymentId: payment.id,
+    orderId: payment.orderId,
+    outcome: settlement.status,
+    reason: settlement.failureReason,
+  });
 }
 
 /** The most relevant payment of an order: the one that settled it, else the latest attempt. */

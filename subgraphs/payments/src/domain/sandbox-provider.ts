@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ChargeRequest, ChargeResult, PaymentProvider } from './payment-provider.js';
+import type { ChargeRequest, ChargeResult, PaymentProvider, RefundRequest, RefundResult } from './payment-provider.js';
 
 /** Test tokens with fixed outcomes, so development and tests never touch a real processor. */
 export const SandboxTokens = {
@@ -10,9 +10,16 @@ export const SandboxTokens = {
 
 /** A deterministic provider: the outcome depends only on the token, the reference only on the key. */
 export class SandboxPaymentProvider implements PaymentProvider {
-  async charge({ paymentToken, idempotencyKey }: ChargeRequest): Promise<ChargeResult> {
+  /**
+   * Money that actually moved, by idempotency key, as a real processor's ledger would show it: a
+   * repeated key moves nothing new. Tests read it to prove "charged once, refunded once".
+   */
+  readonly ledger = { charges: new Map<string, number>(), refunds: new Map<string, number>() };
+
+  async charge({ paymentToken, idempotencyKey, amount }: ChargeRequest): Promise<ChargeResult> {
     switch (paymentToken) {
       case SandboxTokens.success:
+        if (!this.ledger.charges.has(idempotencyKey)) this.ledger.charges.set(idempotencyKey, amount);
         return { outcome: 'succeeded', reference: sandboxReference(idempotencyKey) };
       case SandboxTokens.decline:
         return { outcome: 'declined', reason: 'Your card was declined' };
@@ -21,6 +28,12 @@ export class SandboxPaymentProvider implements PaymentProvider {
       default:
         return { outcome: 'declined', reason: 'The payment method is not known to the provider' };
     }
+  }
+
+  async refund({ chargeReference, amount, idempotencyKey }: RefundRequest): Promise<RefundResult> {
+    if (!chargeReference.startsWith('sandbox_ch_')) return { outcome: 'failed', reason: 'Unknown charge' };
+    if (!this.ledger.refunds.has(idempotencyKey)) this.ledger.refunds.set(idempotencyKey, amount);
+    return { outcome: 'refunded', reference: sandboxReference(`refund:${idempotencyKey}`).replace('_ch_', '_re_') };
   }
 }
 
