@@ -157,8 +157,7 @@ describe('RedisEventBus connections', () => {
     const prefix = `test-${randomUUID()}`;
     const redis = new Redis(REDIS_URL);
     const ours = async () =>
-      (await redis.client('LIST'))
-        .toString()
+      String(await redis.client('LIST'))
         .split('\n')
         .filter((line) => line.includes(`name=${prefix}:`)).length;
     const messaging = createMessaging({ redisUrl: REDIS_URL, logger, keyPrefix: prefix });
