@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startSupergraph, type RunningSupergraph } from '@food/devstack';
 import { testSecrets } from '@food/platform/testing';
@@ -27,7 +28,9 @@ export async function startTestSupergraph() {
         USERS_ENCRYPTION_KEYS: `e2e:${Buffer.alloc(32, 7).toString('base64')}`,
         USERS_ENCRYPTION_ACTIVE_KEY_ID: 'e2e',
         LOG_LEVEL: 'silent',
+        REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
       },
+      redisKeyPrefix: `e2e-${randomUUID()}`,
       ports: { gateway: 0, users: 0, meals: 0, orders: 0, payments: 0 },
       seed: true,
     });

@@ -75,6 +75,12 @@ runMain(async () => {
       '  Databases:',
       ...sources.map((source) => `    ${source}`),
       '',
+      `  Events and jobs: ${
+        supergraph.messaging.mode === 'redis'
+          ? `Redis (${redactPassword(process.env.REDIS_URL ?? '')})`
+          : 'in-process stand-ins (no REDIS_URL set: run only this one process)'
+      }`,
+      '',
       '  Demo accounts (email / password):',
       demo,
       '',

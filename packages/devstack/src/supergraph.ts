@@ -1,7 +1,8 @@
 import { startGateway, loadGatewayConfig, type RunningGateway } from '@food/gateway';
 import { loadMealsConfig, seedMeals, startMealsSubgraph } from '@food/meals-subgraph';
-import { loadOrdersConfig, startOrdersSubgraph } from '@food/orders-subgraph';
-import { loadPaymentsConfig, startPaymentsSubgraph } from '@food/payments-subgraph';
+import { loadOrdersConfig, startOrdersSubgraph, startOrdersWorker } from '@food/orders-subgraph';
+import { loadPaymentsConfig, startPaymentsSubgraph, startPaymentsWorker } from '@food/payments-subgraph';
+import { createLogger, createMessaging, type Messaging } from '@food/platform';
 import { databaseServices, migrateDeploy, type DatabaseService } from '@food/prisma';
 import { loadUsersConfig, seedUsers, startUsersSubgraph } from '@food/users-subgraph';
 
@@ -16,12 +17,16 @@ export interface SupergraphOptions {
   ports?: Partial<Record<'gateway' | DatabaseService, number>>;
   /** Load the demo menu and demo users. */
   seed: boolean;
+  /** Prefix for Redis keys (events, queues), so test runs sharing one Redis stay apart. */
+  redisKeyPrefix?: string;
 }
 
 export interface RunningSupergraph {
   gatewayUrl: string;
   subgraphUrls: Record<DatabaseService, string>;
   gateway: RunningGateway;
+  /** Events and jobs: Redis when REDIS_URL is set in `env`, else in-process stand-ins. */
+  messaging: Messaging;
   stop(): Promise<void>;
 }
 
@@ -45,7 +50,13 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
   );
   if (options.seed) await Promise.all([seedUsers(usersConfig), seedMeals(mealsConfig)]);
 
-  const stack: { close(): Promise<void> }[] = [];
+  const logLevel = (options.env.LOG_LEVEL ?? 'info') as Parameters<typeof createLogger>[1];
+  const messaging = createMessaging({
+    redisUrl: options.env.REDIS_URL,
+    logger: createLogger('messaging', logLevel),
+    keyPrefix: options.redisKeyPrefix,
+  });
+  const stack: { close(): Promise<void> }[] = [messaging];
   const stop = async () => {
     for (const service of stack.reverse()) await service.close();
   };
@@ -54,26 +65,27 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
     stack.push(users);
     const meals = await startMealsSubgraph(mealsConfig);
     stack.push(meals);
-    const orders = await startOrdersSubgraph(
-      loadOrdersConfig(
-        env({
-          ORDERS_DATABASE_URL: options.databaseUrls.orders,
-          ORDERS_PORT: String(ports.orders),
-          MEALS_SUBGRAPH_URL: meals.url,
-        }),
-      ),
+    const ordersConfig = loadOrdersConfig(
+      env({
+        ORDERS_DATABASE_URL: options.databaseUrls.orders,
+        ORDERS_PORT: String(ports.orders),
+        MEALS_SUBGRAPH_URL: meals.url,
+      }),
     );
+    const orders = await startOrdersSubgraph(ordersConfig);
     stack.push(orders);
-    const payments = await startPaymentsSubgraph(
-      loadPaymentsConfig(
-        env({
-          PAYMENTS_DATABASE_URL: options.databaseUrls.payments,
-          PAYMENTS_PORT: String(ports.payments),
-          ORDERS_SUBGRAPH_URL: orders.url,
-        }),
-      ),
+    const paymentsConfig = loadPaymentsConfig(
+      env({
+        PAYMENTS_DATABASE_URL: options.databaseUrls.payments,
+        PAYMENTS_PORT: String(ports.payments),
+        ORDERS_SUBGRAPH_URL: orders.url,
+      }),
     );
+    const payments = await startPaymentsSubgraph(paymentsConfig);
     stack.push(payments);
+    // The workers run here too, so the start command is the whole system in one process.
+    stack.push(await startOrdersWorker(ordersConfig, messaging));
+    stack.push(await startPaymentsWorker(paymentsConfig, messaging));
     const gateway = await startGateway(
       loadGatewayConfig(
         env({
@@ -90,6 +102,7 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
       gatewayUrl: gateway.url,
       subgraphUrls: { users: users.url, meals: meals.url, orders: orders.url, payments: payments.url },
       gateway,
+      messaging,
       stop,
     };
   } catch (error) {

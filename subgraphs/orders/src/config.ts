@@ -16,6 +16,10 @@ export const OrdersConfigSchema = z.object({
   }),
   /** Flat delivery charge in minor units of the menu's currency. */
   ORDERS_DELIVERY_FEE_MINOR: z.coerce.number().int().min(0).default(299),
+  /** An order still unpaid this long after it was placed is cancelled by the worker. */
+  ORDERS_UNPAID_TIMEOUT_SECONDS: z.coerce.number().int().min(60).default(900),
+  /** Events and jobs (the worker). Required by the worker process; see worker-main.ts. */
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
 });
 
 export type OrdersConfig = z.infer<typeof OrdersConfigSchema>;

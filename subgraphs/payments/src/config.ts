@@ -15,6 +15,8 @@ export const PaymentsConfigSchema = z.object({
     error: 'is required (the orders subgraph GraphQL URL, e.g. http://127.0.0.1:4003/graphql)',
   }),
   PAYMENT_PROVIDER: z.enum(['sandbox']).default('sandbox'),
+  /** Events and jobs (the worker). Required by the worker process; see worker-main.ts. */
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
 });
 
 export type PaymentsConfig = z.infer<typeof PaymentsConfigSchema>;

@@ -1,0 +1,45 @@
+import { createLogger, OutboxRelay, parseEvent, type Logger, type Messaging } from '@food/platform';
+import { createPaymentsService, type PaymentsDependencies } from './app.js';
+import type { PaymentsConfig } from './config.js';
+
+export const PAYMENTS_QUEUE = 'payments';
+const REFUND = 'refund';
+
+/**
+ * The payments worker: publishes the outbox, and turns refund requests into refund jobs (retried with
+ * backoff; one that keeps failing stays in the failed set and is logged). Runs as its own process
+ * (worker-main.ts) or inside the dev start command.
+ */
+export async function startPaymentsWorker(
+  config: PaymentsConfig,
+  messaging: Messaging,
+  logger: Logger = createLogger('payments-worker', config.LOG_LEVEL),
+  deps: PaymentsDependencies = {},
+) {
+  const { prisma, payments } = createPaymentsService(config, { logger, ...deps });
+  const relay = new OutboxRelay({ databaseUrl: config.PAYMENTS_DATABASE_URL, bus: messaging.bus, logger });
+  await relay.start();
+  const queue = messaging.queue(PAYMENTS_QUEUE);
+  const orders = await messaging.bus.consume('orders', 'payments', async (event) => {
+    // The event id is the job id: a redelivered request schedules no second refund.
+    if (event.type === 'order.refund_requested') await queue.add(REFUND, event, { jobId: event.id, attempts: 8 });
+  });
+  const jobs = messaging.work(PAYMENTS_QUEUE, {
+    [REFUND]: async (data) => {
+      const request = parseEvent(data);
+      if (request.type !== 'order.refund_requested') throw new Error(`not a refund request: ${request.type}`);
+      const outcome = await payments.refund(request);
+      logger.info({ orderId: request.data.orderId, outcome }, 'refund handled');
+    },
+  });
+  logger.info('payments worker ready');
+  return {
+    relay,
+    close: async () => {
+      await jobs.close();
+      await orders.close();
+      await relay.stop();
+      await prisma.$disconnect();
+    },
+  };
+}
