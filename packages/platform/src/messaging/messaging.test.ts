@@ -185,6 +185,8 @@ describe('OutboxRelay', () => {
     url.pathname = `/${name}`;
     databaseUrl = url.toString();
     pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+    // DROP DATABASE ... WITH (FORCE) below ends whatever is still connected; that is expected.
+    pool.on('error', () => undefined);
     await pool.query(`CREATE TABLE outbox_events (sequence bigserial PRIMARY KEY, id uuid UNIQUE NOT NULL,
       stream text NOT NULL, type text NOT NULL, aggregate_id uuid NOT NULL, payload jsonb NOT NULL,
       created_at timestamptz(3) NOT NULL DEFAULT now(), published_at timestamptz(3))`);

@@ -108,6 +108,9 @@ export class OutboxRelay {
 
   private async batch(): Promise<number> {
     const client = await this.pool.connect();
+    // A connection that dies while checked out reports on the client, not the pool.
+    const onError = (error: Error) => this.options.logger.warn({ err: error }, 'outbox relay connection lost');
+    client.on('error', onError);
     try {
       await client.query('BEGIN');
       const { rows: lock } = await client.query('SELECT pg_try_advisory_xact_lock($1) AS locked', [RELAY_LOCK_KEY]);
@@ -144,6 +147,7 @@ export class OutboxRelay {
       await client.query('ROLLBACK').catch(() => undefined);
       throw error;
     } finally {
+      client.off('error', onError);
       client.release();
     }
   }
