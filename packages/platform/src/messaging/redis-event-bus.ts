@@ -136,17 +136,7 @@ export class RedisEventBus implements EventBus {
         }
       }
     };
-    const running = loop();
-    const subscription: EventSubscription = {
-      close: async () => {
-        stopped = true;
-        connection.disconnect();
-        await running;
-        this.subscriptions.delete(subscription);
-      },
-    };
-    this.subscriptions.add(subscription);
-    return subscription;
+    return this.track(connection, loop(), () => (stopped = true));
   }
 
   async tail(stream: EventStream, handler: (event: DomainEvent) => void): Promise<EventSubscription> {
@@ -176,10 +166,14 @@ export class RedisEventBus implements EventBus {
         }
       }
     };
-    const running = loop();
+    return this.track(connection, loop(), () => (stopped = true));
+  }
+
+  /** A subscription whose close stops its loop, drops its connection and waits for the loop to end. */
+  private track(connection: Redis, running: Promise<void>, stop: () => void): EventSubscription {
     const subscription: EventSubscription = {
       close: async () => {
-        stopped = true;
+        stop();
         connection.disconnect();
         await running;
         this.subscriptions.delete(subscription);

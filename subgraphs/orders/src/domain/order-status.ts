@@ -1,19 +1,7 @@
-import { DomainError, ErrorCode } from '@food/platform';
+import { DomainError, ErrorCode, ZOrderStatus } from '@food/platform';
 
-/** Every status an order can have, as stored and as the contract names them. */
-export const ORDER_STATUSES = [
-  'PENDING_PAYMENT',
-  'PAYMENT_FAILED',
-  'PAID',
-  'ACCEPTED',
-  'PREPARING',
-  'READY',
-  'OUT_FOR_DELIVERY',
-  'DELIVERED',
-  'CANCELLED',
-  'REFUND_PENDING',
-  'REFUNDED',
-] as const;
+/** Every status an order can have: the one list, shared with the events that carry it. */
+export const ORDER_STATUSES = ZOrderStatus.options;
 
 export type OrderStatus = (typeof ORDER_STATUSES)[number];
 
