@@ -1,34 +1,52 @@
-import { Queue, Worker, type ConnectionOptions } from 'bullmq';
+import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
 import type { FailedJob, JobHandler, JobOptions, JobQueue, JobWorker } from './types.js';
 
 const DEFAULT_ATTEMPTS = 5;
 const DEFAULT_BACKOFF_MS = 1_000;
+/** Completed jobs kept (a job id is added once while its job is kept). */
+const KEEP_COMPLETED = 1_000;
+/** Failed jobs kept: large, so failures stay visible until someone looks. */
+const KEEP_FAILED = 10_000;
+
+export interface BullOptions {
+  /** Redis URL (redis:// or rediss://). */
+  url: string;
+  /** BullMQ key prefix, e.g. `food:bull`; tests use their own for isolation. */
+  prefix: string;
+  logger: Logger;
+}
 
 function connectionOf(url: string): ConnectionOptions {
   const parsed = new URL(url);
   return {
     host: parsed.hostname,
     port: Number(parsed.port || 6379),
-    username: parsed.username || undefined,
-    password: parsed.password || undefined,
+    username: decodeURIComponent(parsed.username) || undefined,
+    password: decodeURIComponent(parsed.password) || undefined,
     db: parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0,
     tls: parsed.protocol === 'rediss:' ? {} : undefined,
-    // BullMQ workers block on Redis; they must wait for a restarted Redis rather than fail.
+    // Workers block on Redis; they must wait for a restarted Redis rather than fail.
     maxRetriesPerRequest: null,
+    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 10), 2_000),
   };
 }
 
-/** A BullMQ queue behind the JobQueue port. Failed jobs are kept (bounded) so they stay visible. */
+/**
+ * A BullMQ queue behind the JobQueue port: attempts (default 5) with exponential backoff (default
+ * 1 s, doubling), completed jobs kept up to 1 000 and failed ones up to 10 000 (so failures stay
+ * visible), `every` as a job scheduler (one per name, across replicas).
+ */
 export class BullJobQueue implements JobQueue {
   private readonly queue: Queue;
 
   constructor(
     readonly name: string,
-    url: string,
-    prefix: string,
+    options: BullOptions,
   ) {
-    this.queue = new Queue(name, { connection: connectionOf(url), prefix });
+    this.queue = new Queue(name, { connection: connectionOf(options.url), prefix: options.prefix });
+    // Without a listener an 'error' event would throw; ioredis reconnects by itself.
+    this.queue.on('error', (error) => options.logger.warn({ err: error, queue: name }, 'job queue Redis error'));
   }
 
   async add(jobName: string, data: unknown, options: JobOptions = {}): Promise<void> {
@@ -37,8 +55,8 @@ export class BullJobQueue implements JobQueue {
       delay: options.delayMs,
       attempts: options.attempts ?? DEFAULT_ATTEMPTS,
       backoff: { type: 'exponential', delay: options.backoffMs ?? DEFAULT_BACKOFF_MS },
-      removeOnComplete: { count: 1_000 },
-      removeOnFail: { count: 10_000 },
+      removeOnComplete: { count: KEEP_COMPLETED },
+      removeOnFail: { count: KEEP_FAILED },
     });
   }
 
@@ -49,6 +67,7 @@ export class BullJobQueue implements JobQueue {
       {
         name: jobName,
         data,
+        // The next run is the retry: a failing run is logged and kept, not retried in a loop.
         opts: { attempts: 1, removeOnComplete: { count: 100 }, removeOnFail: { count: 1_000 } },
       },
     );
@@ -75,39 +94,41 @@ export class BullJobQueue implements JobQueue {
   }
 }
 
-/** A BullMQ worker dispatching by job name; a job that used up its attempts is logged as an error. */
+/**
+ * A BullMQ worker dispatching by job name (a name without a handler fails, visibly). A job that used
+ * up its attempts is logged at error level with its queue, name, id and reason: never dropped silently.
+ * `close` waits for the running jobs.
+ */
 export function startBullWorker(
   queueName: string,
-  url: string,
-  prefix: string,
   handlers: Record<string, JobHandler>,
-  logger: Logger,
-  concurrency = 1,
+  options: BullOptions & { concurrency?: number },
 ): JobWorker {
+  const { logger } = options;
   const worker = new Worker(
     queueName,
-    async (job) => {
+    async (job: Job) => {
       const handler = handlers[job.name];
       if (!handler) throw new Error(`no handler for job "${job.name}" on queue "${queueName}"`);
       await handler(job.data, { id: job.id ?? '', attemptsMade: job.attemptsMade });
     },
-    { connection: connectionOf(url), prefix, concurrency },
+    { connection: connectionOf(options.url), prefix: options.prefix, concurrency: options.concurrency ?? 1 },
   );
   worker.on('failed', (job, error) => {
-    if (!job) return;
-    const attempts = job.opts.attempts ?? 1;
-    if (job.attemptsMade >= attempts) {
-      logger.error(
-        { err: error, queue: queueName, job: job.name, jobId: job.id, attempts: job.attemptsMade },
-        'job failed for good: it is in the failed set',
-      );
+    if (!job) {
+      logger.error({ err: error, queue: queueName }, 'a job failed');
+      return;
+    }
+    const details = { err: error, queue: queueName, job: job.name, jobId: job.id, reason: error.message };
+    // Final when its attempts are used up, or when BullMQ failed it for good otherwise (e.g. stalled too often).
+    const final = job.attemptsMade >= (job.opts.attempts ?? 1) || Boolean(job.finishedOn);
+    if (final) {
+      logger.error({ ...details, attempts: job.attemptsMade }, 'job failed for good: it is in the failed set');
     } else {
-      logger.warn(
-        { err: error, queue: queueName, job: job.name, jobId: job.id, attempt: job.attemptsMade },
-        'job failed; retrying',
-      );
+      logger.warn({ ...details, attempt: job.attemptsMade }, 'job failed; will retry');
     }
   });
-  worker.on('error', (error) => logger.warn({ err: error, queue: queueName }, 'job worker error'));
+  worker.on('stalled', (jobId) => logger.warn({ queue: queueName, jobId }, 'job stalled (its worker died?); retrying'));
+  worker.on('error', (error) => logger.warn({ err: error, queue: queueName }, 'job worker Redis error'));
   return { close: () => worker.close() };
 }

@@ -2,68 +2,74 @@ import type { Logger } from '../logger.js';
 import { BullJobQueue, startBullWorker } from './bullmq-jobs.js';
 import { InProcessEventBus, InProcessJobQueue } from './in-process.js';
 import { RedisEventBus } from './redis-event-bus.js';
-import type { JobHandler, JobQueue, JobWorker, Messaging } from './types.js';
+import type { JobQueue, JobWorker, Messaging } from './types.js';
 
 export interface MessagingOptions {
   /** Redis for events and jobs; without it, in-process stand-ins (one process only). */
   redisUrl?: string;
   logger: Logger;
-  /** Prefix for every Redis key (events and queues), so deployments or test runs can share a Redis. */
+  /**
+   * Prefix for every Redis key and connection name (events under `<prefix>:events:`, queues under
+   * `<prefix>:bull:`), so deployments or test runs can share a Redis. Default `food`.
+   */
   keyPrefix?: string;
 }
 
-/** The one place a process chooses its messaging backend. */
+export const IN_PROCESS_WARNING = 'no REDIS_URL: events and jobs are in-process stand-ins; run only one process';
+
+/**
+ * The one place a process chooses its messaging backend: Redis Streams and BullMQ when `redisUrl` is
+ * set, else the in-process stand-ins (with a warning: they are valid for one process only).
+ * `close` stops the workers (waiting for running jobs), then the event subscriptions, then the queues.
+ */
 export function createMessaging(options: MessagingOptions): Messaging {
-  const prefix = options.keyPrefix ?? 'food';
+  const prefix = (options.keyPrefix ?? 'food').replace(/:+$/, '');
+  const { logger } = options;
   const queues = new Map<string, JobQueue>();
   const workers = new Set<JobWorker>();
+  const queue = <Q extends JobQueue>(name: string, make: () => Q): Q => {
+    let found = queues.get(name) as Q | undefined;
+    if (!found) queues.set(name, (found = make()));
+    return found;
+  };
+  const track = (worker: JobWorker): JobWorker => {
+    workers.add(worker);
+    return {
+      close: async () => {
+        workers.delete(worker);
+        await worker.close();
+      },
+    };
+  };
+  const closeAll = async (bus: { close(): Promise<void> }) => {
+    await Promise.all([...workers].map((worker) => worker.close()));
+    workers.clear();
+    await bus.close();
+    await Promise.all([...queues.values()].map((q) => q.close()));
+    queues.clear();
+  };
 
   if (!options.redisUrl) {
-    options.logger.warn('no REDIS_URL: events and jobs use in-process stand-ins; run only one process');
-    const bus = new InProcessEventBus(options.logger);
-    const queue = (name: string) => {
-      let found = queues.get(name);
-      if (!found) queues.set(name, (found = new InProcessJobQueue(name, options.logger)));
-      return found;
-    };
+    logger.warn(IN_PROCESS_WARNING);
+    const bus = new InProcessEventBus(logger);
+    const inProcessQueue = (name: string) => queue(name, () => new InProcessJobQueue(name, logger));
     return {
       mode: 'in-process',
       bus,
-      queue,
-      work: (name, handlers: Record<string, JobHandler>) => (queue(name) as InProcessJobQueue).work(handlers),
-      close: async () => {
-        await bus.close();
-        await Promise.all([...queues.values()].map((q) => q.close()));
-      },
+      queue: inProcessQueue,
+      work: (name, handlers, workOptions) => track(inProcessQueue(name).work(handlers, workOptions)),
+      close: () => closeAll(bus),
     };
   }
 
-  const redisUrl = options.redisUrl;
-  const bus = new RedisEventBus({ url: redisUrl, logger: options.logger, keyPrefix: `${prefix}:` });
+  const url = options.redisUrl;
+  const bull = { url, prefix: `${prefix}:bull`, logger };
+  const bus = new RedisEventBus({ url, logger, keyPrefix: `${prefix}:` });
   return {
     mode: 'redis',
     bus,
-    queue: (name) => {
-      let found = queues.get(name);
-      if (!found) queues.set(name, (found = new BullJobQueue(name, redisUrl, `${prefix}:bull`)));
-      return found;
-    },
-    work: (name, handlers, workOptions) => {
-      const worker = startBullWorker(
-        name,
-        redisUrl,
-        `${prefix}:bull`,
-        handlers,
-        options.logger,
-        workOptions?.concurrency,
-      );
-      workers.add(worker);
-      return worker;
-    },
-    close: async () => {
-      await Promise.all([...workers].map((worker) => worker.close()));
-      await bus.close();
-      await Promise.all([...queues.values()].map((queue) => queue.close()));
-    },
+    queue: (name) => queue(name, () => new BullJobQueue(name, bull)),
+    work: (name, handlers, workOptions) => track(startBullWorker(name, handlers, { ...bull, ...workOptions })),
+    close: () => closeAll(bus),
   };
 }

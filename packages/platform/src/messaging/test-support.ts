@@ -1,0 +1,234 @@
+/**
+ * Helpers for the messaging tests (real Redis and Postgres). Not exported from the package.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomUUID } from 'node:crypto';
+import { once } from 'node:events';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { pino } from 'pino';
+import type { Logger } from '../logger.js';
+import { newEvent, type DomainEvent } from './events.js';
+import { OUTBOX_NOTIFY_CHANNEL, outboxRecord } from './outbox.js';
+
+export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+/** Polls `check` until it holds; fails with `what` after the deadline. */
+export async function until(check: () => boolean | Promise<boolean>, what: string, timeoutMs = 15_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+/** An `order.status_changed` event of `orderId` carrying `version`, so tests can follow the order. */
+export function statusChanged(orderId: string, version: number): DomainEvent {
+  return newEvent('order.status_changed', orderId, {
+    orderId,
+    customerId: '00000000-0000-4000-8000-000000000001',
+    from: 'PAID',
+    to: 'ACCEPTED',
+    version,
+    final: false,
+    actor: { kind: 'system', id: 'test' },
+    reason: null,
+  });
+}
+
+/** The version an event carries (status_changed events only). */
+export const versionOf = (event: DomainEvent): number =>
+  event.type === 'order.status_changed' ? event.data.version : -1;
+
+export interface LogLine {
+  level: number;
+  msg: string;
+  [key: string]: unknown;
+}
+
+/** A logger that keeps every line, to assert what was logged. */
+export function captureLogger(): { logger: Logger; lines: LogLine[]; errors: () => LogLine[] } {
+  const lines: LogLine[] = [];
+  const logger = pino({ level: 'debug' }, { write: (line: string) => void lines.push(JSON.parse(line) as LogLine) });
+  return { logger, lines, errors: () => lines.filter((line) => line.level >= 50) };
+}
+
+/** A unique key prefix per test, so tests can share one Redis. */
+export const uniquePrefix = () => `test-${randomUUID()}`;
+
+/** Deletes every key under `prefix` (never FLUSHALL: other test files share the Redis). */
+export async function deleteKeys(prefix: string, url = REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** Connections whose client name contains `fragment`. */
+export async function clientNames(fragment: string): Promise<string[]> {
+  const redis = new Redis(REDIS_URL);
+  try {
+    const list = String(await redis.client('LIST'));
+    return list
+      .split('\n')
+      .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '')
+      .filter((name) => name.includes(fragment));
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function freePort(): Promise<number> {
+  const server = createServer();
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  const address = server.address();
+  server.close();
+  await once(server, 'close');
+  if (!address || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
+/** A redis-server of our own (AOF, fsync always), to kill and restart on the same port and data. */
+export class RedisServerProcess {
+  private child: ChildProcess | null = null;
+
+  private constructor(
+    readonly port: number,
+    readonly dir: string,
+  ) {}
+
+  static async start(): Promise<RedisServerProcess> {
+    const server = new RedisServerProcess(await freePort(), await mkdtemp(join(tmpdir(), 'redis-test-')));
+    await server.start();
+    return server;
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<void> {
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(this.port),
+        '--bind',
+        '127.0.0.1',
+        '--save',
+        '',
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--dir',
+        this.dir,
+      ],
+      { stdio: 'ignore' },
+    );
+    this.child = child;
+    child.once('exit', () => {
+      if (this.child === child) this.child = null;
+    });
+    await until(async () => {
+      if (!this.child) throw new Error(`redis-server on port ${this.port} exited`);
+      const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
+      probe.on('error', () => undefined);
+      try {
+        await probe.connect(); // resolves once the server is ready (the AOF loaded)
+        return (await probe.ping()) === 'PONG';
+      } catch {
+        return false;
+      } finally {
+        probe.disconnect();
+      }
+    }, `redis-server on port ${this.port}`);
+  }
+
+  /** SIGKILL: no shutdown, no final save; only what the AOF already has survives. */
+  async kill(): Promise<void> {
+    const child = this.child;
+    if (!child) return;
+    this.child = null;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  async destroy(): Promise<void> {
+    await this.kill();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+export const OUTBOX_TABLE_SQL = `
+  CREATE TABLE outbox_events (
+    sequence bigserial PRIMARY KEY, id uuid UNIQUE NOT NULL, stream text NOT NULL, type text NOT NULL,
+    aggregate_id uuid NOT NULL, payload jsonb NOT NULL,
+    created_at timestamptz(3) NOT NULL DEFAULT now(), published_at timestamptz(3));
+  CREATE INDEX outbox_events_published_at_sequence_idx ON outbox_events (published_at, sequence);
+  CREATE TABLE processed_events (
+    consumer text NOT NULL, event_id uuid NOT NULL, processed_at timestamptz(3) NOT NULL DEFAULT now(),
+    PRIMARY KEY (consumer, event_id));
+  CREATE FUNCTION outbox_events_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN PERFORM pg_notify('${OUTBOX_NOTIFY_CHANNEL}', ''); RETURN NULL; END $$;
+  CREATE TRIGGER outbox_events_notify AFTER INSERT ON outbox_events
+    FOR EACH STATEMENT EXECUTE FUNCTION outbox_events_notify();
+`;
+
+/** A fresh database with the outbox tables (and the NOTIFY trigger), dropped by `drop()`. */
+export async function createOutboxDatabase(): Promise<{ url: string; pool: pg.Pool; drop(): Promise<void> }> {
+  const name = `messaging_test_${randomUUID().replace(/-/g, '')}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_URL });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(POSTGRES_URL);
+  url.pathname = `/${name}`;
+  const pool = new pg.Pool({ connectionString: url.toString(), max: 3 });
+  // DROP DATABASE ... WITH (FORCE) ends whatever is still connected; that is expected.
+  pool.on('error', () => undefined);
+  await pool.query(OUTBOX_TABLE_SQL);
+  return {
+    url: url.toString(),
+    pool,
+    drop: async () => {
+      await pool.end();
+      const dropper = new pg.Client({ connectionString: POSTGRES_URL });
+      await dropper.connect();
+      try {
+        await dropper.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await dropper.end();
+      }
+    },
+  };
+}
+
+/** Inserts events as outbox rows, one statement each (the trigger notifies per statement). */
+export async function writeOutboxRows(pool: pg.Pool, events: DomainEvent[]): Promise<void> {
+  for (const event of events) {
+    const row = outboxRecord(event);
+    await pool.query(
+      'INSERT INTO outbox_events (id, stream, type, aggregate_id, payload) VALUES ($1, $2, $3, $4, $5)',
+      [row.id, row.stream, row.type, row.aggregateId, row.payload],
+    );
+  }
+}
