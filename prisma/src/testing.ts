@@ -31,3 +31,54 @@ async function withAdmin<T>(adminUrl: string, run: (client: pg.Client) => Promis
     await client.end();
   }
 }
+
+/** The log option of a test client: every query is emitted as an event. */
+export type QueryEventLog = { readonly emit: 'event'; readonly level: 'query' }[];
+
+/** What the helper needs of a service's generated PrismaClient. */
+export interface QueryLoggingClient {
+  $on(eventType: 'query', callback: (event: { query: string }) => void): unknown;
+  $disconnect(): Promise<unknown>;
+}
+
+export interface TestDatabaseClient<Client> {
+  url: string;
+  prisma: Client;
+  /** Every SQL statement the client sent, in order; a test may empty it to count its own. */
+  sqlQueries: string[];
+  /** Disconnects the client, then drops the database. */
+  close(): Promise<void>;
+}
+
+/**
+ * A fresh, migrated database (see `createTestDatabase`) and a client on it built with the
+ * service's own PrismaClient and driver adapter classes, recording every query it sends.
+ */
+export async function createTestDatabaseClient<Adapter, Client extends QueryLoggingClient>(
+  service: DatabaseService,
+  PrismaClient: new (options: { adapter: Adapter; log: QueryEventLog }) => Client,
+  PrismaPg: new (config: { connectionString: string }) => Adapter,
+): Promise<TestDatabaseClient<Client>> {
+  const database = await createTestDatabase(service);
+  const sqlQueries: string[] = [];
+  let prisma: Client;
+  try {
+    prisma = new PrismaClient({
+      adapter: new PrismaPg({ connectionString: database.url }),
+      log: [{ emit: 'event', level: 'query' }],
+    });
+  } catch (error) {
+    await database.drop();
+    throw error;
+  }
+  prisma.$on('query', (event) => sqlQueries.push(event.query));
+  return {
+    url: database.url,
+    prisma,
+    sqlQueries,
+    close: async () => {
+      await prisma.$disconnect();
+      await database.drop();
+    },
+  };
+}

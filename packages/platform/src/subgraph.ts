@@ -4,7 +4,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import type { Request } from 'express';
-import { INTERNAL_TOKEN_HEADER, type Caller, type InternalTokens } from './auth.js';
+import { INTERNAL_TOKEN_HEADER, InternalTokens, type Caller } from './auth.js';
 import { formatError } from './errors.js';
 import type { Logger } from './logger.js';
 import { serveGraphQL, type ReadinessChecks, type RunningHttpService } from './http.js';
@@ -50,42 +50,71 @@ export function callerFromRequest(req: Request, tokens: InternalTokens): Promise
   return tokens.verify(Array.isArray(header) ? header[0] : header);
 }
 
+/**
+ * What a subgraph needs of its database client: a readiness probe and a shutdown. Structural, so
+ * each service's generated PrismaClient fits without this package depending on Prisma.
+ */
+export interface SubgraphDatabase {
+  $queryRawUnsafe(query: string): Promise<unknown>;
+  $disconnect(): Promise<void>;
+}
+
 export interface StartSubgraphOptions<Ctx extends object> {
   name: string;
   logger: Logger;
   typeDefs: DocumentNode;
   resolvers: unknown;
-  internalTokens: InternalTokens;
+  /** Verifies the internal token every request must carry. */
+  internalTokenSecret: string;
   /** Builds the per-request context (services, loaders) for a verified caller. */
   context: (caller: Caller) => Ctx;
-  readiness: ReadinessChecks;
+  /** Checked by `/readyz`, and disconnected by `close()` after HTTP stops. */
+  database: SubgraphDatabase;
+  /** Checks `/readyz` runs besides the database one. */
+  readiness?: ReadinessChecks;
   port: number;
   host?: string;
-  introspection: boolean;
+  /** Introspection is off in production. */
+  nodeEnv: string;
 }
 
-/** Serves one subgraph over HTTP; every request must carry a valid internal token. */
-export function startSubgraph<Ctx extends object>(options: StartSubgraphOptions<Ctx>): Promise<RunningHttpService> {
-  return serveGraphQL<Ctx>({
-    logger: options.logger,
+/**
+ * Serves one subgraph over HTTP; every request must carry a valid internal token. `/readyz` checks
+ * the database; `close()` stops HTTP, then disconnects the database.
+ */
+export async function startSubgraph<Ctx extends object>(
+  options: StartSubgraphOptions<Ctx>,
+): Promise<RunningHttpService> {
+  const { database, logger } = options;
+  const internalTokens = new InternalTokens(options.internalTokenSecret);
+  const http = await serveGraphQL<Ctx>({
+    logger,
     port: options.port,
     host: options.host,
-    readiness: options.readiness,
+    readiness: { ...options.readiness, database: () => database.$queryRawUnsafe('SELECT 1') },
     createServer: (plugins) =>
       createSubgraphServer<Ctx>({
         typeDefs: options.typeDefs,
         resolvers: options.resolvers,
-        logger: options.logger,
-        introspection: options.introspection,
+        logger,
+        introspection: options.nodeEnv !== 'production',
         plugins,
       }),
     context: async (req) => {
       try {
-        return options.context(await callerFromRequest(req, options.internalTokens));
+        return options.context(await callerFromRequest(req, internalTokens));
       } catch (error) {
         const message = error instanceof Error ? error.message : 'Unauthenticated';
         throw new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
       }
     },
   });
+  logger.info({ url: http.url }, `${options.name} subgraph ready`);
+  return {
+    ...http,
+    close: async () => {
+      await http.close();
+      await database.$disconnect();
+    },
+  };
 }

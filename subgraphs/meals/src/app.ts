@@ -1,4 +1,4 @@
-import { createLogger, InternalTokens, loadSchemaFile, startSubgraph, type Logger } from '@food/platform';
+import { createLogger, loadSchemaFile, startSubgraph, type Logger } from '@food/platform';
 import type { MealsConfig } from './config.js';
 import { createContext } from './context.js';
 import { PrismaMealsStore } from './data/meals-store.js';
@@ -21,24 +21,16 @@ export async function startMealsSubgraph(
   logger: Logger = createLogger('meals', config.LOG_LEVEL),
 ) {
   const { prisma, meals } = createMealsService(config);
-  const http = await startSubgraph({
+  return startSubgraph({
     name: 'meals',
     logger,
     typeDefs: mealsTypeDefs,
     resolvers,
-    internalTokens: new InternalTokens(config.INTERNAL_TOKEN_SECRET),
+    internalTokenSecret: config.INTERNAL_TOKEN_SECRET,
     context: (caller) => createContext(caller, meals),
-    readiness: { database: () => prisma.$queryRaw`SELECT 1` },
+    database: prisma,
     port: config.MEALS_PORT,
     host: config.HOST,
-    introspection: config.NODE_ENV !== 'production',
+    nodeEnv: config.NODE_ENV,
   });
-  logger.info({ url: http.url }, 'meals subgraph ready');
-  return {
-    ...http,
-    close: async () => {
-      await http.close();
-      await prisma.$disconnect();
-    },
-  };
 }

@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { createLogger, createSubgraphServer, InternalTokens, type Caller } from '@food/platform';
-import { errorCodes, execute, testSecrets } from '@food/platform/testing';
-import { createTestDatabase } from '@food/prisma/testing';
+import { InternalTokens, type Caller } from '@food/platform';
+import { errorCodes, execute, startTestSubgraphServer, testSecrets } from '@food/platform/testing';
+import { createTestDatabaseClient, type TestDatabaseClient } from '@food/prisma/testing';
 import { loadMealsConfig, type MealsConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
 import { MealsService } from './domain/meals.js';
@@ -13,35 +13,24 @@ import { mealsTypeDefs, startMealsSubgraph } from './app.js';
 import { resolvers } from './resolvers/index.js';
 import { demoMenu, seedMeals } from './seed.js';
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let database: TestDatabaseClient<PrismaClient<'query'>>;
 let prisma: PrismaClient<'query'>;
+let sqlQueries: string[];
 let config: MealsConfig;
 let meals: MealsService;
 let server: ApolloServer<SubgraphContext>;
-const sqlQueries: string[] = [];
 
 beforeAll(async () => {
-  database = await createTestDatabase('meals');
+  database = await createTestDatabaseClient('meals', PrismaClient, PrismaPg);
+  ({ prisma, sqlQueries } = database);
   config = loadMealsConfig({ ...testSecrets, MEALS_DATABASE_URL: database.url, LOG_LEVEL: 'silent' });
-  prisma = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: database.url }),
-    log: [{ emit: 'event', level: 'query' } as const],
-  });
-  prisma.$on('query', (event) => sqlQueries.push(event.query));
   meals = new MealsService(new PrismaMealsStore(prisma), { currency: config.MEALS_CURRENCY });
-  server = createSubgraphServer<SubgraphContext>({
-    typeDefs: mealsTypeDefs,
-    resolvers,
-    logger: createLogger('meals-test', 'silent'),
-    introspection: false,
-  });
-  await server.start();
+  server = await startTestSubgraphServer<SubgraphContext>({ typeDefs: mealsTypeDefs, resolvers });
 });
 
 afterAll(async () => {
   await server?.stop();
-  await prisma?.$disconnect();
-  await database?.drop();
+  await database?.close();
 });
 
 const run = (caller: Caller, query: string, variables?: Record<string, unknown>) =>
@@ -586,17 +575,16 @@ describe('meals subgraph', () => {
 });
 
 describe('seedMeals', () => {
-  let seedDatabase: Awaited<ReturnType<typeof createTestDatabase>>;
-  let seedPrisma: PrismaClient;
+  let seedDatabase: TestDatabaseClient<PrismaClient<'query'>>;
+  let seedPrisma: PrismaClient<'query'>;
 
   beforeAll(async () => {
-    seedDatabase = await createTestDatabase('meals');
-    seedPrisma = new PrismaClient({ adapter: new PrismaPg({ connectionString: seedDatabase.url }) });
+    seedDatabase = await createTestDatabaseClient('meals', PrismaClient, PrismaPg);
+    seedPrisma = seedDatabase.prisma;
   });
 
   afterAll(async () => {
-    await seedPrisma?.$disconnect();
-    await seedDatabase?.drop();
+    await seedDatabase?.close();
   });
 
   it('creates the demo menu once, with its fixed ids, and nothing on a second run', async () => {

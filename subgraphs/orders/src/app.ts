@@ -46,24 +46,16 @@ export async function startOrdersSubgraph(
   logger: Logger = createLogger('orders', config.LOG_LEVEL),
 ) {
   const { prisma, orders } = createOrdersService(config);
-  const http = await startSubgraph({
+  return startSubgraph({
     name: 'orders',
     logger,
     typeDefs: ordersTypeDefs,
     resolvers,
-    internalTokens: new InternalTokens(config.INTERNAL_TOKEN_SECRET),
+    internalTokenSecret: config.INTERNAL_TOKEN_SECRET,
     context: (caller) => createContext(caller, orders),
-    readiness: { database: () => prisma.$queryRaw`SELECT 1` },
+    database: prisma,
     port: config.ORDERS_PORT,
     host: config.HOST,
-    introspection: config.NODE_ENV !== 'production',
+    nodeEnv: config.NODE_ENV,
   });
-  logger.info({ url: http.url }, 'orders subgraph ready');
-  return {
-    ...http,
-    close: async () => {
-      await http.close();
-      await prisma.$disconnect();
-    },
-  };
 }

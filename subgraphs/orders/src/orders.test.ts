@@ -2,18 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
 import { PrismaPg } from '@prisma/adapter-pg';
-import {
-  createLogger,
-  createSubgraphServer,
-  DomainError,
-  ErrorCode,
-  newEvent,
-  parseEvent,
-  type Caller,
-  type DomainEvent,
-} from '@food/platform';
-import { errorCodes, execute, testSecrets } from '@food/platform/testing';
-import { createTestDatabase } from '@food/prisma/testing';
+import { DomainError, ErrorCode, newEvent, parseEvent, type Caller, type DomainEvent } from '@food/platform';
+import { errorCodes, execute, startTestSubgraphServer, testSecrets } from '@food/platform/testing';
+import { createTestDatabaseClient, type TestDatabaseClient } from '@food/prisma/testing';
 import { loadOrdersConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
 import { ordersTypeDefs } from './app.js';
@@ -68,41 +59,30 @@ class FakeMealCatalog implements MealCatalog {
   }
 }
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let database: TestDatabaseClient<PrismaClient<'query'>>;
 let prisma: PrismaClient<'query'>;
+let sqlQueries: string[];
 let orders: OrdersService;
 let server: ApolloServer<SubgraphContext>;
 const meals = new FakeMealCatalog();
-const sqlQueries: string[] = [];
 
 beforeAll(async () => {
-  database = await createTestDatabase('orders');
+  database = await createTestDatabaseClient('orders', PrismaClient, PrismaPg);
+  ({ prisma, sqlQueries } = database);
   const config = loadOrdersConfig({
     ...testSecrets,
     ORDERS_DATABASE_URL: database.url,
     MEALS_SUBGRAPH_URL: 'http://127.0.0.1:1/graphql',
   });
-  prisma = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: database.url }),
-    log: [{ emit: 'event', level: 'query' } as const],
-  });
-  prisma.$on('query', (event) => sqlQueries.push(event.query));
   orders = new OrdersService(new PrismaOrdersStore(prisma), meals, {
     deliveryFeeAmount: config.ORDERS_DELIVERY_FEE_MINOR,
   });
-  server = createSubgraphServer<SubgraphContext>({
-    typeDefs: ordersTypeDefs,
-    resolvers,
-    logger: createLogger('orders-test', 'silent'),
-    introspection: false,
-  });
-  await server.start();
+  server = await startTestSubgraphServer<SubgraphContext>({ typeDefs: ordersTypeDefs, resolvers });
 });
 
 afterAll(async () => {
   await server?.stop();
-  await prisma?.$disconnect();
-  await database?.drop();
+  await database?.close();
 });
 
 beforeEach(() => {

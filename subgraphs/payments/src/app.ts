@@ -60,24 +60,16 @@ export async function startPaymentsSubgraph(
   logger: Logger = createLogger('payments', config.LOG_LEVEL),
 ) {
   const { prisma, payments } = createPaymentsService(config, { logger });
-  const http = await startSubgraph({
+  return startSubgraph({
     name: 'payments',
     logger,
     typeDefs: paymentsTypeDefs,
     resolvers,
-    internalTokens: new InternalTokens(config.INTERNAL_TOKEN_SECRET),
+    internalTokenSecret: config.INTERNAL_TOKEN_SECRET,
     context: (caller) => createContext(caller, payments),
-    readiness: { database: () => prisma.$queryRaw`SELECT 1` },
+    database: prisma,
     port: config.PAYMENTS_PORT,
     host: config.HOST,
-    introspection: config.NODE_ENV !== 'production',
+    nodeEnv: config.NODE_ENV,
   });
-  logger.info({ url: http.url }, 'payments subgraph ready');
-  return {
-    ...http,
-    close: async () => {
-      await http.close();
-      await prisma.$disconnect();
-    },
-  };
 }

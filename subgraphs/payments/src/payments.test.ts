@@ -2,9 +2,9 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { createLogger, createSubgraphServer, newEvent, parseEvent, type Caller } from '@food/platform';
-import { errorCodes, execute, testSecrets } from '@food/platform/testing';
-import { createTestDatabase } from '@food/prisma/testing';
+import { createLogger, newEvent, parseEvent, type Caller } from '@food/platform';
+import { errorCodes, execute, startTestSubgraphServer, testSecrets } from '@food/platform/testing';
+import { createTestDatabaseClient, type TestDatabaseClient } from '@food/prisma/testing';
 import { createPaymentsService, paymentsTypeDefs, startPaymentsSubgraph } from './app.js';
 import { loadPaymentsConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
@@ -58,40 +58,29 @@ class CountingProvider implements PaymentProvider {
   }
 }
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let database: TestDatabaseClient<PrismaClient<'query'>>;
 let prisma: PrismaClient<'query'>;
+let sqlQueries: string[];
 let payments: PaymentsService;
 let server: ApolloServer<SubgraphContext>;
 const orders = new FakeOrders();
 const provider = new CountingProvider();
-const sqlQueries: string[] = [];
 
 beforeAll(async () => {
-  database = await createTestDatabase('payments');
+  database = await createTestDatabaseClient('payments', PrismaClient, PrismaPg);
+  ({ prisma, sqlQueries } = database);
   const config = loadPaymentsConfig({
     ...testSecrets,
     PAYMENTS_DATABASE_URL: database.url,
     ORDERS_SUBGRAPH_URL: 'http://127.0.0.1:1/graphql',
   });
-  prisma = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: database.url }),
-    log: [{ emit: 'event', level: 'query' } as const],
-  });
-  prisma.$on('query', (event) => sqlQueries.push(event.query));
   ({ payments } = createPaymentsService(config, { prisma, orders, provider }));
-  server = createSubgraphServer<SubgraphContext>({
-    typeDefs: paymentsTypeDefs,
-    resolvers,
-    logger: createLogger('payments-test', 'silent'),
-    introspection: false,
-  });
-  await server.start();
+  server = await startTestSubgraphServer<SubgraphContext>({ typeDefs: paymentsTypeDefs, resolvers });
 });
 
 afterAll(async () => {
   await server?.stop();
-  await prisma?.$disconnect();
-  await database?.drop();
+  await database?.close();
 });
 
 const run = (caller: Caller, query: string, variables?: Record<string, unknown>) =>

@@ -1,4 +1,4 @@
-import { createLogger, InternalTokens, loadSchemaFile, startSubgraph, UserTokens, type Logger } from '@food/platform';
+import { createLogger, loadSchemaFile, startSubgraph, UserTokens, type Logger } from '@food/platform';
 import type { UsersConfig } from './config.js';
 import { createContext } from './context.js';
 import { connectUsersDatabase } from './data/prisma.js';
@@ -31,24 +31,16 @@ export async function startUsersSubgraph(
   logger: Logger = createLogger('users', config.LOG_LEVEL),
 ) {
   const { prisma, users } = createUsersService(config);
-  const http = await startSubgraph({
+  return startSubgraph({
     name: 'users',
     logger,
     typeDefs: usersTypeDefs,
     resolvers,
-    internalTokens: new InternalTokens(config.INTERNAL_TOKEN_SECRET),
+    internalTokenSecret: config.INTERNAL_TOKEN_SECRET,
     context: (caller) => createContext(caller, users),
-    readiness: { database: () => prisma.$queryRaw`SELECT 1` },
+    database: prisma,
     port: config.USERS_PORT,
     host: config.HOST,
-    introspection: config.NODE_ENV !== 'production',
+    nodeEnv: config.NODE_ENV,
   });
-  logger.info({ url: http.url }, 'users subgraph ready');
-  return {
-    ...http,
-    close: async () => {
-      await http.close();
-      await prisma.$disconnect();
-    },
-  };
 }

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
-import { createLogger, createSubgraphServer, UserTokens, type Caller } from '@food/platform';
-import { errorCodes, execute, testSecrets } from '@food/platform/testing';
-import { createTestDatabase } from '@food/prisma/testing';
+import { UserTokens, type Caller } from '@food/platform';
+import { errorCodes, execute, startTestSubgraphServer, testSecrets } from '@food/platform/testing';
+import { createTestDatabaseClient, type TestDatabaseClient } from '@food/prisma/testing';
 import { loadUsersConfig, type UsersConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
 import { PersonalDataCipher } from './domain/personal-data-cipher.js';
@@ -15,44 +15,33 @@ import { resolvers } from './resolvers/index.js';
 
 const key = (byte: number) => Buffer.alloc(32, byte).toString('base64');
 
-let database: Awaited<ReturnType<typeof createTestDatabase>>;
+let database: TestDatabaseClient<PrismaClient<'query'>>;
 let prisma: PrismaClient<'query'>;
+let sqlQueries: string[];
 let config: UsersConfig;
 let users: UsersService;
 let server: ApolloServer<SubgraphContext>;
-const sqlQueries: string[] = [];
 
 beforeAll(async () => {
-  database = await createTestDatabase('users');
+  database = await createTestDatabaseClient('users', PrismaClient, PrismaPg);
+  ({ prisma, sqlQueries } = database);
   config = loadUsersConfig({
     ...testSecrets,
     USERS_DATABASE_URL: database.url,
     USERS_ENCRYPTION_KEYS: `k2:${key(2)},k1:${key(1)}`,
     USERS_ENCRYPTION_ACTIVE_KEY_ID: 'k2',
   });
-  prisma = new PrismaClient({
-    adapter: new PrismaPg({ connectionString: database.url }),
-    log: [{ emit: 'event', level: 'query' } as const],
-  });
-  prisma.$on('query', (event) => sqlQueries.push(event.query));
   users = new UsersService(
     new PrismaUsersStore(prisma),
     new PersonalDataCipher(config.USERS_ENCRYPTION_KEYS, config.USERS_ENCRYPTION_ACTIVE_KEY_ID),
     new UserTokens({ secret: config.JWT_SECRET, issuer: 'food-users', audience: 'food-supergraph', ttlSeconds: 3600 }),
   );
-  server = createSubgraphServer<SubgraphContext>({
-    typeDefs: usersTypeDefs,
-    resolvers,
-    logger: createLogger('users-test', 'silent'),
-    introspection: false,
-  });
-  await server.start();
+  server = await startTestSubgraphServer<SubgraphContext>({ typeDefs: usersTypeDefs, resolvers });
 });
 
 afterAll(async () => {
   await server?.stop();
-  await prisma?.$disconnect();
-  await database?.drop();
+  await database?.close();
 });
 
 const run = (caller: Caller, query: string, variables?: Record<string, unknown>) =>

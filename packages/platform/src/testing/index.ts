@@ -1,5 +1,9 @@
+import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { ApolloServer } from '@apollo/server';
-import type { GraphQLFormattedError } from 'graphql';
+import type { DocumentNode, GraphQLFormattedError } from 'graphql';
+import { createLogger } from '../logger.js';
+import { createSubgraphServer } from '../subgraph.js';
 
 export interface OperationResult<T = Record<string, unknown>> {
   data: T | null | undefined;
@@ -26,3 +30,74 @@ export const testSecrets = {
   INTERNAL_TOKEN_SECRET: 'test-internal-token-secret-0123456789abcdef',
   JWT_SECRET: 'test-jwt-secret-0123456789abcdef0123456789',
 };
+
+/**
+ * A subgraph's Apollo Server, started, for `execute`: silent logger, introspection off, no HTTP.
+ * The test stops it (`server.stop()`) in its `afterAll`.
+ */
+export async function startTestSubgraphServer<Ctx extends object>(options: {
+  typeDefs: DocumentNode;
+  resolvers: unknown;
+}): Promise<ApolloServer<Ctx>> {
+  const server = createSubgraphServer<Ctx>({
+    typeDefs: options.typeDefs,
+    resolvers: options.resolvers,
+    logger: createLogger('subgraph-test', 'silent'),
+    introspection: false,
+  });
+  await server.start();
+  return server;
+}
+
+/** One GraphQL request a fake upstream received. */
+export interface UpstreamRequest<Variables> {
+  headers: IncomingHttpHeaders;
+  body: { query: string; variables: Variables };
+}
+
+/**
+ * Another service's GraphQL endpoint, faked on a free local port: answers every request with
+ * `answer(request)` as JSON, and keeps the requests it received.
+ */
+export class FakeUpstream<Variables> {
+  /** Every request received, in order; a test may empty it. */
+  readonly requests: UpstreamRequest<Variables>[] = [];
+  private readonly server: Server;
+
+  constructor(answer: (request: UpstreamRequest<Variables>) => unknown) {
+    this.server = createServer((req, res) => {
+      let raw = '';
+      req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
+      req.on('end', () => {
+        const request = { headers: req.headers, body: JSON.parse(raw) as UpstreamRequest<Variables>['body'] };
+        this.requests.push(request);
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify(answer(request)));
+      });
+    });
+  }
+
+  /** Where it listens once started, ending in `/graphql`. */
+  get url(): string {
+    const address = this.server.address() as AddressInfo | null;
+    if (!address) throw new Error('the fake upstream is not listening: start() it first');
+    return `http://127.0.0.1:${address.port}/graphql`;
+  }
+
+  start(): Promise<void> {
+    return new Promise<void>((resolve) => this.server.listen(0, '127.0.0.1', resolve));
+  }
+
+  close(): Promise<void> {
+    return new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+/** A `/graphql` URL on a local port that was free a moment ago and has nothing listening: a service that is down. */
+export async function unreachableUrl(): Promise<string> {
+  const down = createServer();
+  await new Promise<void>((resolve) => down.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(down.address() as AddressInfo).port}/graphql`;
+  await new Promise<void>((resolve) => down.close(() => resolve()));
+  return url;
+}

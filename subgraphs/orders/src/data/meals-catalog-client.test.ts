@@ -1,8 +1,6 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DomainError, InternalTokens, ServiceClient } from '@food/platform';
-import { testSecrets } from '@food/platform/testing';
+import { FakeUpstream, testSecrets, unreachableUrl } from '@food/platform/testing';
 import { MealsCatalogClient } from './meals-catalog-client.js';
 
 const PIZZA = '11111111-1111-4111-8111-111111111111';
@@ -11,9 +9,8 @@ const BROKEN = '33333333-3333-4333-8333-333333333333';
 const CHEESE = '44444444-4444-4444-8444-444444444444';
 
 const tokens = new InternalTokens(testSecrets.INTERNAL_TOKEN_SECRET);
-const seen: { headers: IncomingHttpHeaders; body: { query: string; variables: { ids: string[] } } }[] = [];
-let server: Server;
-let url: string;
+const upstream: FakeUpstream<{ ids: string[] }> = new FakeUpstream((request) => answer(request.body.variables.ids));
+const seen = upstream.requests;
 
 const pizza = {
   id: PIZZA,
@@ -28,29 +25,20 @@ const pizza = {
 /** Answers the way the meals subgraph does: in the order asked, null where unknown. */
 function answer(ids: string[]) {
   if (ids.includes(BROKEN)) {
-    return { data: null, errors: [{ message: `boom at ${url}`, extensions: { code: 'INTERNAL_SERVER_ERROR' } }] };
+    return {
+      data: null,
+      errors: [{ message: `boom at ${upstream.url}`, extensions: { code: 'INTERNAL_SERVER_ERROR' } }],
+    };
   }
   return { data: { mealsByIds: ids.map((id) => (id === PIZZA ? pizza : null)) } };
 }
 
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
-    req.on('end', () => {
-      const body = JSON.parse(raw) as (typeof seen)[number]['body'];
-      seen.push({ headers: req.headers, body });
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(answer(body.variables.ids)));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
-});
+beforeAll(() => upstream.start());
 
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => upstream.close());
 
-const client = () => new MealsCatalogClient(new ServiceClient({ caller: 'orders', url, tokens, timeoutMs: 2_000 }));
+const client = () =>
+  new MealsCatalogClient(new ServiceClient({ caller: 'orders', url: upstream.url, tokens, timeoutMs: 2_000 }));
 
 describe('MealsCatalogClient over HTTP', () => {
   it('asks meals for all ids in one call, signed as the orders service, and maps the answer', async () => {
@@ -83,10 +71,7 @@ describe('MealsCatalogClient over HTTP', () => {
   });
 
   it('raises UPSTREAM_UNAVAILABLE when meals is down', async () => {
-    const down = createServer();
-    await new Promise<void>((resolve) => down.listen(0, '127.0.0.1', resolve));
-    const downUrl = `http://127.0.0.1:${(down.address() as AddressInfo).port}/graphql`;
-    await new Promise<void>((resolve) => down.close(() => resolve()));
+    const downUrl = await unreachableUrl();
     const catalog = new MealsCatalogClient(new ServiceClient({ caller: 'orders', url: downUrl, tokens }));
     const error = await catalog.findMeals([PIZZA]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainError);

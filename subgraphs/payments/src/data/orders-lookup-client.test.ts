@@ -1,8 +1,6 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DomainError, InternalTokens, ServiceClient } from '@food/platform';
-import { testSecrets } from '@food/platform/testing';
+import { FakeUpstream, testSecrets, unreachableUrl } from '@food/platform/testing';
 import { OrdersLookupClient } from './orders-lookup-client.js';
 
 const FOUND = '11111111-1111-4111-8111-111111111111';
@@ -12,9 +10,8 @@ const BROKEN = '44444444-4444-4444-8444-444444444444';
 const CUSTOMER = '55555555-5555-4555-8555-555555555555';
 
 const tokens = new InternalTokens(testSecrets.INTERNAL_TOKEN_SECRET);
-const seen: { headers: IncomingHttpHeaders; body: { query: string; variables: { id: string } } }[] = [];
-let server: Server;
-let url: string;
+const upstream = new FakeUpstream<{ id: string }>((request) => answer(request.body.variables.id));
+const seen = upstream.requests;
 
 /** Answers the way the orders subgraph does, for the ids above. */
 function answer(id: string) {
@@ -40,24 +37,12 @@ function answer(id: string) {
   return { data: null, errors: [{ message: 'Internal server error', extensions: { code: 'INTERNAL_SERVER_ERROR' } }] };
 }
 
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    let raw = '';
-    req.on('data', (chunk: Buffer) => (raw += chunk.toString()));
-    req.on('end', () => {
-      const body = JSON.parse(raw) as (typeof seen)[number]['body'];
-      seen.push({ headers: req.headers, body });
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(answer(body.variables.id)));
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/graphql`;
-});
+beforeAll(() => upstream.start());
 
-afterAll(() => new Promise<void>((resolve) => server.close(() => resolve())));
+afterAll(() => upstream.close());
 
-const client = () => new OrdersLookupClient(new ServiceClient({ caller: 'payments', url, tokens, timeoutMs: 2_000 }));
+const client = () =>
+  new OrdersLookupClient(new ServiceClient({ caller: 'payments', url: upstream.url, tokens, timeoutMs: 2_000 }));
 
 describe('OrdersLookupClient over HTTP', () => {
   it('asks orders for the order, signed as the payments service, and maps the answer', async () => {
@@ -91,10 +76,7 @@ describe('OrdersLookupClient over HTTP', () => {
   });
 
   it('raises UPSTREAM_UNAVAILABLE when orders is down', async () => {
-    const down = createServer();
-    await new Promise<void>((resolve) => down.listen(0, '127.0.0.1', resolve));
-    const downUrl = `http://127.0.0.1:${(down.address() as AddressInfo).port}/graphql`;
-    await new Promise<void>((resolve) => down.close(() => resolve()));
+    const downUrl = await unreachableUrl();
     const lookup = new OrdersLookupClient(new ServiceClient({ caller: 'payments', url: downUrl, tokens }));
     const error = await lookup.findOrder(FOUND).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(DomainError);
