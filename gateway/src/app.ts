@@ -3,12 +3,14 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
+import type { GraphQLSchema } from 'graphql';
 import {
   createLogger,
   formatError,
   InternalTokens,
   serveGraphQL,
   UserTokens,
+  type EventBus,
   type Logger,
   type RunningHttpService,
 } from '@food/platform';
@@ -17,16 +19,34 @@ import { subgraphNames, supergraphPath, type SubgraphName } from './compose/comp
 import { subgraphUrlOverrides, type GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
+import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
+import { attachSubscriptionServer, type SubscriptionServer } from './subscriptions/server.js';
+
+export interface GatewayOptions {
+  /**
+   * Where order events come from, for GraphQL subscriptions over WebSockets (e.g. `messaging.bus`).
+   * The gateway tails its `orders` stream once per process, from the first subscriber until `close`;
+   * the bus itself stays the caller's (never closed here). Without it, WebSocket connections are
+   * accepted but every subscribe is refused with SUBSCRIPTIONS_UNAVAILABLE.
+   */
+  eventBus?: EventBus;
+}
 
 export interface RunningGateway extends RunningHttpService {
   /** Where each subgraph is called, after overrides. */
   subgraphUrls: Record<string, string>;
+  /** Subscriptions over WebSockets: counts for metrics and tests (`close` is part of the gateway's). */
+  subscriptions: Omit<SubscriptionServer, 'close'>;
 }
 
-/** Starts the gateway: the supergraph over HTTP on /graphql, with health and readiness. */
+/**
+ * Starts the gateway: the supergraph over HTTP on /graphql, with health and readiness, and its
+ * subscriptions over WebSockets (graphql-ws) on the same port and path.
+ */
 export async function startGateway(
   config: GatewayConfig,
   logger: Logger = createLogger('gateway', config.LOG_LEVEL),
+  options: GatewayOptions = {},
 ): Promise<RunningGateway> {
   const supergraphSdl = readFileSync(config.SUPERGRAPH_PATH ?? fileURLToPath(supergraphPath), 'utf8');
   const overrides = subgraphUrlOverrides(config);
@@ -47,22 +67,41 @@ export async function startGateway(
       return new SubgraphDataSource({ url: target, timeoutMs: config.SUBGRAPH_TIMEOUT_MS }, internalTokens);
     },
   });
+  // The API schema (the supergraph without federation internals), which subscriptions validate against.
+  let apiSchema: GraphQLSchema | undefined;
+  gateway.onSchemaLoadOrUpdate((loaded) => {
+    apiSchema = loaded.apiSchema;
+  });
 
+  let apollo: ApolloServer<GatewayContext> | undefined;
+  let subscriptions: SubscriptionServer | undefined;
   const http = await serveGraphQL<GatewayContext>({
     logger,
     port: config.GATEWAY_PORT,
     host: config.HOST,
+    onHttpServer: (httpServer) => {
+      subscriptions = attachSubscriptionServer({
+        httpServer,
+        schema: () => apiSchema,
+        apollo: () => apollo,
+        userTokens,
+        eventBus: options.eventBus,
+        logger,
+        maxSubscriptionsPerConnection: config.GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION,
+        production: config.NODE_ENV === 'production',
+      });
+    },
     createServer: (plugins) =>
-      new ApolloServer<GatewayContext>({
+      (apollo = new ApolloServer<GatewayContext>({
         gateway,
         introspection: config.NODE_ENV !== 'production',
         includeStacktraceInErrorResponses: false,
         // The process entry owns SIGINT/SIGTERM; Apollo's own handlers would race it.
         stopOnTerminationSignals: false,
-        plugins,
+        plugins: [...plugins, refuseSubscriptionsOverHttp<GatewayContext>()],
         formatError: (formatted, error) =>
           formatError(formatted, error, (unexpected) => logger.error({ err: unexpected }, 'unexpected error')),
-      }),
+      })),
     context: async (req) => ({
       caller: await authenticate(req.headers, userTokens),
       requestId: validRequestId(req.headers['x-request-id']) ?? randomUUID(),
@@ -71,8 +110,24 @@ export async function startGateway(
       subgraphNames.map((name) => [name, () => checkSubgraphReady(subgraphUrls[name] ?? '')]),
     ),
   });
-  logger.info({ url: http.url, subgraphs: subgraphUrls }, 'gateway ready');
-  return { ...http, subgraphUrls };
+  const ws = subscriptions;
+  if (!ws) throw new Error('the HTTP shell did not hand over its server for WebSockets');
+  logger.info({ url: http.url, subgraphs: subgraphUrls, subscriptions: Boolean(options.eventBus) }, 'gateway ready');
+  return {
+    ...http,
+    subgraphUrls,
+    subscriptions: {
+      activeSubscriptions: ws.activeSubscriptions,
+      connections: ws.connections,
+      listenerCounts: ws.listenerCounts,
+      tailsStarted: ws.tailsStarted,
+    },
+    // WebSockets first (clients get 1001, the tail stops), then HTTP finishes in-flight requests.
+    close: async () => {
+      await ws.close();
+      await http.close();
+    },
+  };
 }
 
 /** A subgraph is ready when its own /readyz says so (its database is reachable). */

@@ -23,6 +23,8 @@ export const GatewayConfigSchema = z.object({
   PAYMENTS_SUBGRAPH_URL: optionalUrl,
   /** How long one subgraph fetch may take before the gateway gives up on it. */
   SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+  /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */
+  GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1_000).default(20),
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;

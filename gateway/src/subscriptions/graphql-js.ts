@@ -1,0 +1,27 @@
+import { createRequire } from 'node:module';
+
+/**
+ * graphql-js, the one instance @apollo/gateway, Apollo Server and graphql-ws use.
+ *
+ * graphql 16 ships a CommonJS and an ESM build and no "exports" map. Node loads the CommonJS build
+ * for every importer, but a bundler-style resolver (vitest's, which prefers "module") gives workspace
+ * sources the ESM build: a second instance whose `instanceof` checks reject the gateway's schema
+ * ("Cannot use GraphQLSchema from another module or realm") and whose errors graphql-ws does not
+ * recognise. Loading it through `require` gives the same instance everywhere, in tests as in
+ * production. Types still come from `import type ... from 'graphql'`.
+ */
+const graphql = createRequire(import.meta.url)('graphql') as typeof import('graphql');
+
+export const {
+  GraphQLError,
+  Kind,
+  OperationTypeNode,
+  getArgumentValues,
+  getOperationAST,
+  getVariableValues,
+  parse,
+  print,
+  validate,
+  visit,
+} = graphql;
+export type GraphQLError = import('graphql').GraphQLError;

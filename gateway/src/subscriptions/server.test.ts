@@ -1,0 +1,193 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { EventEmitter } from 'node:events';
+import { ApolloGateway } from '@apollo/gateway';
+import type { ApolloServer } from '@apollo/server';
+import type { GraphQLSchema } from 'graphql';
+import { createClient } from 'graphql-ws';
+import WebSocket from 'ws';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createLogger, UserTokens, type DomainEvent, type EventBus, type EventStream } from '@food/platform';
+import { supergraphPath } from '../compose/compose.js';
+import type { GatewayContext } from '../context.js';
+import { attachSubscriptionServer, type SubscriptionServer, type SubscriptionServerOptions } from './server.js';
+
+/**
+ * The WebSocket side on its own (no subgraphs): what is refused before anything is resolved. The
+ * whole flow, with the subgraphs, is in e2e/src/subscriptions.test.ts.
+ */
+
+class EmitterBus implements EventBus {
+  readonly emitter = new EventEmitter();
+  async publish(stream: EventStream, event: DomainEvent) {
+    this.emitter.emit(stream, event);
+  }
+  async consume(): Promise<never> {
+    throw new Error('not used by the gateway');
+  }
+  async tail(stream: EventStream, handler: (event: DomainEvent) => void) {
+    this.emitter.on(stream, handler);
+    return { close: async () => void this.emitter.off(stream, handler) };
+  }
+  async close() {}
+}
+
+const tokenOptions = {
+  secret: 'server-test-jwt-secret-0123456789abcdef',
+  issuer: 'food-users',
+  audience: 'food-supergraph',
+};
+const userTokens = new UserTokens({ ...tokenOptions, ttlSeconds: 600 });
+let schema: GraphQLSchema;
+let gateway: ApolloGateway;
+const running: { httpServer: Server; subscriptions: SubscriptionServer }[] = [];
+
+beforeAll(async () => {
+  gateway = new ApolloGateway({ supergraphSdl: readFileSync(fileURLToPath(supergraphPath), 'utf8') });
+  schema = (await gateway.load()).schema;
+});
+afterAll(async () => {
+  await gateway?.stop();
+});
+afterEach(async () => {
+  for (const { httpServer, subscriptions } of running.splice(0)) {
+    await subscriptions.close();
+    await new Promise((resolve) => httpServer.close(resolve));
+  }
+});
+
+async function serve(options: Partial<SubscriptionServerOptions> = {}) {
+  const httpServer = createServer((_req, res) => res.writeHead(404).end());
+  const subscriptions = attachSubscriptionServer({
+    httpServer,
+    schema: () => schema,
+    // Nothing here reaches execution.
+    apollo: () => ({}) as ApolloServer<GatewayContext>,
+    userTokens,
+    eventBus: new EmitterBus(),
+    logger: createLogger('test', 'silent'),
+    maxSubscriptionsPerConnection: 20,
+    production: false,
+    ...options,
+  });
+  await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
+  running.push({ httpServer, subscriptions });
+  const { port } = httpServer.address() as AddressInfo;
+  return { url: `ws://127.0.0.1:${port}/graphql`, subscriptions };
+}
+
+/** A raw socket speaking graphql-transport-ws; resolves with how it was closed. */
+function rawSocket(url: string, onOpen: (socket: WebSocket) => void = () => {}) {
+  const socket = new WebSocket(url, 'graphql-transport-ws');
+  socket.on('open', () => onOpen(socket));
+  socket.on('error', () => {});
+  return new Promise<{ code: number; reason: string }>((resolve) =>
+    socket.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+}
+
+async function subscribeOnce(url: string, query: string, token?: string) {
+  const client = createClient({
+    url,
+    webSocketImpl: WebSocket,
+    retryAttempts: 0,
+    connectionParams: token ? { authorization: `Bearer ${token}` } : {},
+  });
+  try {
+    return await new Promise<{ error?: any; results: unknown[] }>((resolve) => {
+      const results: unknown[] = [];
+      client.subscribe(
+        { query },
+        {
+          next: (value) => void results.push(value),
+          error: (error) => resolve({ error, results }),
+          complete: () => resolve({ results }),
+        },
+      );
+    });
+  } finally {
+    await client.dispose();
+  }
+}
+
+describe('the WebSocket endpoint', () => {
+  it('closes a socket that does not initialise in time (4408)', async () => {
+    const { url } = await serve({ connectionInitWaitTimeoutMs: 100 });
+    expect(await rawSocket(url)).toEqual({ code: 4408, reason: 'Connection initialisation timeout' });
+  });
+
+  it('closes a socket that sends a message over the size limit (1009)', async () => {
+    const { url } = await serve({ maxPayloadBytes: 1024 });
+    const closed = await rawSocket(url, (socket) =>
+      socket.send(JSON.stringify({ type: 'connection_init', payload: { padding: 'x'.repeat(2048) } })),
+    );
+    expect(closed.code).toBe(1009);
+  });
+
+  it('refuses a client that does not speak graphql-transport-ws (4406)', async () => {
+    const { url } = await serve();
+    const socket = new WebSocket(url, 'graphql-ws');
+    socket.on('error', () => {});
+    const code = await new Promise<number>((resolve) => socket.on('close', (closeCode) => resolve(closeCode)));
+    // ws itself refuses the handshake when no subprotocol is acceptable: the socket never opens.
+    expect([1002, 1006, 4406]).toContain(code);
+  });
+
+  it('accepts WebSockets on /graphql only', async () => {
+    const { url } = await serve();
+    const socket = new WebSocket(url.replace('/graphql', '/elsewhere'), 'graphql-transport-ws');
+    const status = await new Promise<number | undefined>((resolve) => {
+      socket.on('unexpected-response', (_req, res) => resolve(res.statusCode));
+      socket.on('error', () => resolve(undefined));
+    });
+    expect(status).toBe(404);
+  });
+
+  it('refuses a bad token at connect (4403) and lets an anonymous one connect', async () => {
+    const { url, subscriptions } = await serve();
+    const forged = (
+      await new UserTokens({ ...tokenOptions, secret: 'y'.repeat(40), ttlSeconds: 60 }).issue(
+        '7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f',
+        'ADMIN',
+      )
+    ).token;
+    const refused = await subscribeOnce(url, 'subscription { orderUpdates { id } }', forged);
+    expect(refused.error).toMatchObject({ code: 4403, reason: 'Forbidden' });
+    const anonymous = await subscribeOnce(url, 'subscription { orderUpdates { id } }');
+    expect(anonymous.error).toEqual([expect.objectContaining({ extensions: { code: 'UNAUTHENTICATED' } })]);
+    await vi.waitFor(() => expect(subscriptions.connections()).toBe(0));
+  });
+
+  it('serves subscriptions only: a query over WebSockets is refused', async () => {
+    const { url } = await serve();
+    const { token } = await userTokens.issue('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
+    const refused = await subscribeOnce(url, '{ __typename }', token);
+    expect(refused.error).toEqual([
+      expect.objectContaining({
+        message: 'only subscriptions are served over WebSockets; send a query over HTTP POST to /graphql',
+        extensions: { code: 'BAD_REQUEST' },
+      }),
+    ]);
+  });
+
+  it('refuses every subscribe without an event bus, and every socket once closed', async () => {
+    const { url, subscriptions } = await serve({ eventBus: undefined });
+    const { token } = await userTokens.issue('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
+    const refused = await subscribeOnce(url, 'subscription { orderUpdates { id } }', token);
+    expect(refused.error).toEqual([
+      expect.objectContaining({
+        message: 'subscriptions are not available: this gateway has no event bus',
+        extensions: { code: 'SUBSCRIPTIONS_UNAVAILABLE' },
+      }),
+    ]);
+    await subscriptions.close();
+    const socket = new WebSocket(url, 'graphql-transport-ws');
+    const status = await new Promise<number | undefined>((resolve) => {
+      socket.on('unexpected-response', (_req, res) => resolve(res.statusCode));
+      socket.on('error', () => resolve(undefined));
+    });
+    expect(status).toBe(503);
+  });
+});
