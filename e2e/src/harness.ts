@@ -12,27 +12,37 @@ export interface GraphQLResponse<T = any> {
   errors?: { message: string; path?: (string | number)[]; extensions?: Record<string, unknown> }[];
 }
 
+export interface TestSupergraphOptions {
+  /** Run the workers in the test process (default); false leaves them to `startServiceProcess`. */
+  workers?: boolean;
+  /** Default: REDIS_URL, else the machine's Redis. */
+  redisUrl?: string;
+}
+
 /** The four subgraphs and the gateway as real HTTP servers on fresh databases of the real Postgres. */
-export async function startTestSupergraph() {
+export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
   const databases = await Promise.all(databaseServices.map((service) => createTestDatabase(service)));
   const databaseUrls = Object.fromEntries(databaseServices.map((service, i) => [service, databases[i]!.url])) as Record<
     DatabaseService,
     string
   >;
+  const env = {
+    ...testSecrets,
+    USERS_ENCRYPTION_KEYS: `e2e:${Buffer.alloc(32, 7).toString('base64')}`,
+    USERS_ENCRYPTION_ACTIVE_KEY_ID: 'e2e',
+    LOG_LEVEL: 'silent',
+    REDIS_URL: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    // Every run has its own streams and queues on the shared Redis.
+    REDIS_KEY_PREFIX: `e2e-${randomUUID()}`,
+  };
   let supergraph: RunningSupergraph;
   try {
     supergraph = await startSupergraph({
       databaseUrls,
-      env: {
-        ...testSecrets,
-        USERS_ENCRYPTION_KEYS: `e2e:${Buffer.alloc(32, 7).toString('base64')}`,
-        USERS_ENCRYPTION_ACTIVE_KEY_ID: 'e2e',
-        LOG_LEVEL: 'silent',
-        REDIS_URL: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
-      },
-      redisKeyPrefix: `e2e-${randomUUID()}`,
+      env,
       ports: { gateway: 0, users: 0, meals: 0, orders: 0, payments: 0 },
       seed: true,
+      workers: options.workers,
     });
   } catch (error) {
     await Promise.all(databases.map((database) => database.drop()));
@@ -42,8 +52,24 @@ export async function startTestSupergraph() {
     databaseServices.map((service) => [service, new pg.Pool({ connectionString: databaseUrls[service], max: 2 })]),
   ) as Record<DatabaseService, pg.Pool>;
 
+  const { users, meals, orders, payments } = supergraph.subgraphUrls;
   return {
     supergraph,
+    /**
+     * The environment a service's own process needs to join this supergraph (databases, subgraph
+     * URLs, secrets, Redis and its key prefix), as a deployment would give it.
+     */
+    processEnv: {
+      ...env,
+      USERS_DATABASE_URL: databaseUrls.users,
+      MEALS_DATABASE_URL: databaseUrls.meals,
+      ORDERS_DATABASE_URL: databaseUrls.orders,
+      PAYMENTS_DATABASE_URL: databaseUrls.payments,
+      USERS_SUBGRAPH_URL: users,
+      MEALS_SUBGRAPH_URL: meals,
+      ORDERS_SUBGRAPH_URL: orders,
+      PAYMENTS_SUBGRAPH_URL: payments,
+    } as Record<string, string>,
     /** A POST to the gateway, as a frontend would send it. */
     async gateway<T = any>(
       query: string,

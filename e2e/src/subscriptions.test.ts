@@ -13,9 +13,8 @@ import {
   type EventStream,
 } from '@food/platform';
 import { testSecrets } from '@food/platform/testing';
-// e2e reaches the gateway only through devstack, whose supergraph starts it without an event bus; these
-// tests start their own gateways (with an in-test bus) beside it, on the same subgraphs.
-import { loadGatewayConfig, startGateway, type RunningGateway } from '../../gateway/src/index.js';
+// These tests start their own gateways (with an in-test bus) beside the supergraph's, on the same subgraphs.
+import { loadGatewayConfig, startGateway, type RunningGateway } from '@food/gateway';
 import { codes, startTestSupergraph } from './harness.js';
 
 /**
@@ -507,8 +506,10 @@ describe('subscriptions elsewhere', () => {
   });
 
   it('refuses subscribe on a gateway without an event bus, with a clear error', async () => {
-    expect(codes(await t.gateway(`{ __typename }`))).toEqual([]);
-    const tracking = record(connect(tokens.chef, webSocketUrl(t.supergraph.gatewayUrl)), FEED);
+    const busless = await startSubscriptionGateway(undefined);
+    extraGateways.push(busless);
+    expect(codes(await t.post(busless.url, { query: `{ __typename }` }))).toEqual([]);
+    const tracking = record(connect(tokens.chef, webSocketUrl(busless.url)), FEED);
     await tracking.ended();
     expect(tracking.state.error).toEqual([
       expect.objectContaining({
@@ -519,8 +520,8 @@ describe('subscriptions elsewhere', () => {
   });
 
   it('follows a real order through the real chain: mutations, outbox, relay, Redis, tail', async () => {
-    const redisGateway = await startSubscriptionGateway(t.supergraph.messaging.bus);
-    extraGateways.push(redisGateway);
+    // The supergraph's own gateway, as `pnpm start` runs it, on the supergraph's Redis bus.
+    const redisGateway = t.supergraph.gateway;
     const orderId = await placeOrder();
     const paid = await t.gateway(
       `mutation ($input: PayForOrderInput!) { payForOrder(input: $input) { status } }`,

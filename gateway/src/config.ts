@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig, logLevel, nodeEnv, port, secret } from '@food/platform';
+import { loadConfig, logLevel, messagingEnv, nodeEnv, port, secret } from '@food/platform';
 import { subgraphNames, type SubgraphName } from './compose/compose.js';
 
 const optionalUrl = z.url({ error: 'must be a URL' }).optional();
@@ -25,6 +25,11 @@ export const GatewayConfigSchema = z.object({
   SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
   /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */
   GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1_000).default(20),
+  /**
+   * Order events for subscriptions, from every replica's point of view the same Redis streams.
+   * Required in production; in development without it, subscribe is refused (SUBSCRIPTIONS_UNAVAILABLE).
+   */
+  ...messagingEnv,
 });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;

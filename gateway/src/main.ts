@@ -1,8 +1,18 @@
-import { runMain, shutdownOnSignal } from '@food/platform';
+import { createLogger, createSharedMessaging, runMain, shutdownOnSignal } from '@food/platform';
 import { startGateway } from './app.js';
 import { loadGatewayConfig } from './config.js';
 
 runMain(async () => {
-  const gateway = await startGateway(loadGatewayConfig());
-  shutdownOnSignal(() => gateway.close());
+  const config = loadGatewayConfig();
+  const logger = createLogger('gateway', config.LOG_LEVEL);
+  // Subscribers on any replica must see changes made anywhere, so events come through Redis. A
+  // development gateway may run without it, serving queries and mutations only.
+  const messaging =
+    config.REDIS_URL || config.NODE_ENV === 'production' ? createSharedMessaging('gateway', config, logger) : undefined;
+  if (!messaging) logger.warn('no REDIS_URL: subscriptions are refused (SUBSCRIPTIONS_UNAVAILABLE)');
+  const gateway = await startGateway(config, logger, { eventBus: messaging?.bus });
+  shutdownOnSignal(async () => {
+    await gateway.close();
+    await messaging?.close();
+  });
 });

@@ -11,14 +11,17 @@ type Env = Record<string, string | undefined>;
 export interface SupergraphOptions {
   /** One database per service; nothing is shared. */
   databaseUrls: Record<DatabaseService, string>;
-  /** Base environment for every service (secrets, log level, overrides). */
+  /** Base environment for every service (secrets, log level, REDIS_URL and REDIS_KEY_PREFIX, overrides). */
   env: Env;
   /** Ports to listen on; 0 picks a free one. Defaults: gateway 4000, subgraphs 4001-4004. */
   ports?: Partial<Record<'gateway' | DatabaseService, number>>;
   /** Load the demo menu and demo users. */
   seed: boolean;
-  /** Prefix for Redis keys (events, queues), so test runs sharing one Redis stay apart. */
-  redisKeyPrefix?: string;
+  /**
+   * Run the orders and payments workers in this process (default true). Tests that kill and restart
+   * workers run them as their own processes instead, as production does.
+   */
+  workers?: boolean;
 }
 
 export interface RunningSupergraph {
@@ -54,7 +57,7 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
   const messaging = createMessaging({
     redisUrl: options.env.REDIS_URL,
     logger: createLogger('messaging', logLevel),
-    keyPrefix: options.redisKeyPrefix,
+    keyPrefix: options.env.REDIS_KEY_PREFIX,
   });
   const stack: { close(): Promise<void> }[] = [messaging];
   const stop = async () => {
@@ -84,8 +87,10 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
     const payments = await startPaymentsSubgraph(paymentsConfig);
     stack.push(payments);
     // The workers run here too, so the start command is the whole system in one process.
-    stack.push(await startOrdersWorker(ordersConfig, messaging));
-    stack.push(await startPaymentsWorker(paymentsConfig, messaging));
+    if (options.workers ?? true) {
+      stack.push(await startOrdersWorker(ordersConfig, messaging));
+      stack.push(await startPaymentsWorker(paymentsConfig, messaging));
+    }
     const gateway = await startGateway(
       loadGatewayConfig(
         env({
@@ -96,6 +101,8 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
           PAYMENTS_SUBGRAPH_URL: payments.url,
         }),
       ),
+      undefined,
+      { eventBus: messaging.bus },
     );
     stack.push(gateway);
     return {

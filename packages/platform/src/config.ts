@@ -33,6 +33,18 @@ export const secret = (minLength = 32) =>
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 export const nodeEnv = z.enum(['development', 'test', 'production']).default('development');
 
+/**
+ * Where events and jobs go, for every process that publishes, consumes or tails them. Processes that
+ * work together must share both values: the prefix lets several deployments (or test runs) share a Redis.
+ */
+export const messagingEnv = {
+  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
+  REDIS_KEY_PREFIX: z
+    .string()
+    .regex(/^[\w.-]+$/, 'letters, digits, "_", "." and "-" only')
+    .default('food'),
+};
+
 /** Runs `main`, and turns a ConfigError into one clear message and exit code 1 instead of a stack trace. */
 export function runMain(main: () => Promise<unknown>): void {
   main().catch((error: unknown) => {

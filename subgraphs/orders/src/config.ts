@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+import { loadConfig, messagingEnv, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
 
 /** Every variable the orders subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
 export const OrdersConfigSchema = z.object({
@@ -18,8 +18,8 @@ export const OrdersConfigSchema = z.object({
   ORDERS_DELIVERY_FEE_MINOR: z.coerce.number().int().min(0).default(299),
   /** An order still unpaid this long after it was placed is cancelled by the worker. */
   ORDERS_UNPAID_TIMEOUT_SECONDS: z.coerce.number().int().min(60).default(900),
-  /** Events and jobs (the worker). Required by the worker process; see worker-main.ts. */
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
+  /** Events and jobs (the worker). REDIS_URL is required by the worker process; see worker-main.ts. */
+  ...messagingEnv,
 });
 
 export type OrdersConfig = z.infer<typeof OrdersConfigSchema>;

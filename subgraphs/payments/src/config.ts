@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+import { loadConfig, messagingEnv, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
 
 /** Every variable the payments subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
 export const PaymentsConfigSchema = z.object({
@@ -15,8 +15,8 @@ export const PaymentsConfigSchema = z.object({
     error: 'is required (the orders subgraph GraphQL URL, e.g. http://127.0.0.1:4003/graphql)',
   }),
   PAYMENT_PROVIDER: z.enum(['sandbox']).default('sandbox'),
-  /** Events and jobs (the worker). Required by the worker process; see worker-main.ts. */
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
+  /** Events and jobs (the worker). REDIS_URL is required by the worker process; see worker-main.ts. */
+  ...messagingEnv,
 });
 
 export type PaymentsConfig = z.infer<typeof PaymentsConfigSchema>;

@@ -1,3 +1,4 @@
+import { ConfigError } from '../config.js';
 import type { Logger } from '../logger.js';
 import { BullJobQueue, startBullWorker } from './bullmq-jobs.js';
 import { InProcessEventBus, InProcessJobQueue } from './in-process.js';
@@ -72,4 +73,21 @@ export function createMessaging(options: MessagingOptions): Messaging {
     work: (name, handlers, workOptions) => track(startBullWorker(name, handlers, { ...bull, ...workOptions })),
     close: () => closeAll(bus),
   };
+}
+
+/**
+ * Messaging for a process that runs beside others (a worker, a gateway replica): they only see each
+ * other's events through Redis, so REDIS_URL is required and the in-process stand-ins are never used.
+ */
+export function createSharedMessaging(
+  serviceName: string,
+  env: { REDIS_URL?: string | undefined; REDIS_KEY_PREFIX: string },
+  logger: Logger,
+): Messaging {
+  if (!env.REDIS_URL) {
+    throw new ConfigError(
+      `${serviceName}: invalid configuration: REDIS_URL: is required (processes share events and jobs through Redis)`,
+    );
+  }
+  return createMessaging({ redisUrl: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
 }

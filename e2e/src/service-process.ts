@@ -1,0 +1,111 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+
+const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
+
+/** The deployables a test can run as their own processes, by entry file (as `pnpm dev`/`dev:worker` runs them). */
+export const entries = {
+  gateway: { dir: 'gateway', file: 'src/main.ts', ready: 'gateway ready' },
+  'orders-worker': { dir: 'subgraphs/orders', file: 'src/worker-main.ts', ready: 'orders worker ready' },
+  'payments-worker': { dir: 'subgraphs/payments', file: 'src/worker-main.ts', ready: 'payments worker ready' },
+} as const;
+
+export type Entry = keyof typeof entries;
+
+interface LogLine {
+  msg?: string;
+  url?: string;
+  [key: string]: unknown;
+}
+
+/**
+ * One service as its own Node process, as production runs it: real signals, real crashes (SIGKILL),
+ * real restarts. Its JSON log lines are kept for assertions and for the failure message.
+ */
+export class ServiceProcess {
+  readonly lines: LogLine[] = [];
+  private output = '';
+  private child: ChildProcess | null = null;
+  private exit: Promise<number | null> = Promise.resolve(null);
+
+  private constructor(
+    readonly entry: Entry,
+    private readonly env: Record<string, string>,
+  ) {}
+
+  /** Starts the process and resolves once it logged that it is ready. */
+  static async start(entry: Entry, env: Record<string, string>): Promise<ServiceProcess> {
+    const service = new ServiceProcess(entry, env);
+    await service.start();
+    return service;
+  }
+
+  /** The `url` its ready line carried (the gateway's, with the port it picked). */
+  get url(): string {
+    const ready = this.lines.findLast((line) => line.msg === entries[this.entry].ready);
+    if (!ready?.url) throw new Error(`${this.entry} logged no URL`);
+    return ready.url;
+  }
+
+  async start(extraEnv: Record<string, string> = {}): Promise<void> {
+    const { dir, file, ready } = entries[this.entry];
+    const readyBefore = this.readyCount();
+    const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', file], {
+      cwd: `${repoRoot}${dir}`,
+      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...this.env, ...extraEnv },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.child = child;
+    let partial = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      partial += chunk.toString();
+      const complete = partial.split('\n');
+      partial = complete.pop() ?? '';
+      for (const line of complete) {
+        this.output += `${line}\n`;
+        try {
+          this.lines.push(JSON.parse(line) as LogLine);
+        } catch {
+          // not a log line
+        }
+      }
+    });
+    child.stderr!.on('data', (chunk: Buffer) => (this.output += chunk.toString()));
+    this.exit = once(child, 'exit').then(([code]) => code as number | null);
+    let exited = false;
+    void this.exit.then(() => (exited = true));
+    const deadline = Date.now() + 60_000;
+    while (this.readyCount() === readyBefore) {
+      if (exited) throw new Error(`${this.entry} exited before "${ready}":\n${this.output}`);
+      if (Date.now() > deadline) throw new Error(`${this.entry} never logged "${ready}":\n${this.output}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /** A crash: no shutdown hooks run, nothing is flushed or acknowledged. */
+  async kill(): Promise<void> {
+    await this.signal('SIGKILL');
+  }
+
+  /** A graceful stop; resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    return this.signal('SIGTERM');
+  }
+
+  get logs(): string {
+    return this.output;
+  }
+
+  private async signal(signal: NodeJS.Signals): Promise<number | null> {
+    const child = this.child;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
+    this.child = null;
+    child.kill(signal);
+    return this.exit;
+  }
+
+  private readyCount(): number {
+    return this.lines.filter((line) => line.msg === entries[this.entry].ready).length;
+  }
+}
