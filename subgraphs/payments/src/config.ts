@@ -15,6 +15,8 @@ export const PaymentsConfigSchema = z.object({
     error: 'is required (the orders subgraph GraphQL URL, e.g. http://127.0.0.1:4003/graphql)',
   }),
   PAYMENT_PROVIDER: z.enum(['sandbox']).default('sandbox'),
+  /** A payment the provider gave no answer for is asked about again (same key) after this long. */
+  PAYMENTS_CONFIRM_AFTER_SECONDS: z.coerce.number().int().min(1).max(3_600).default(30),
   /** Events and jobs (the worker). REDIS_URL is required by the worker process; see worker-main.ts. */
   ...messagingEnv,
 });

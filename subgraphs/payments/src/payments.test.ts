@@ -26,7 +26,6 @@ const alice: Caller = { kind: 'user', userId: ALICE, role: 'CUSTOMER' };
 const bob: Caller = { kind: 'user', userId: BOB, role: 'CUSTOMER' };
 const staff: Caller = { kind: 'user', userId: '05af0000-0000-4000-8000-000000000003', role: 'STAFF' };
 const anonymous: Caller = { kind: 'anonymous' };
-const THROWING_TOKEN = 'tok_test_provider_throws';
 
 /** Orders is not running here: an in-memory stand-in for its `order(id)` answer. */
 class FakeOrders implements OrderLookup {
@@ -46,6 +45,8 @@ class CountingProvider implements PaymentProvider {
   calls: ChargeRequest[] = [];
   readonly sandbox = new SandboxPaymentProvider();
   refunds: RefundRequest[] = [];
+  /** While true, every charge throws, as a provider timing out or a dropped connection would. */
+  unreachable = false;
   async refund(request: RefundRequest): Promise<RefundResult> {
     this.refunds.push(request);
     return this.sandbox.refund(request);
@@ -53,7 +54,7 @@ class CountingProvider implements PaymentProvider {
   async charge(request: ChargeRequest): Promise<ChargeResult> {
     this.calls.push(request);
     await new Promise((resolve) => setTimeout(resolve, 20));
-    if (request.paymentToken === THROWING_TOKEN) throw new Error('socket hang up at provider.example:443');
+    if (this.unreachable) throw new Error('socket hang up at provider.example:443');
     return this.sandbox.charge(request);
   }
 }
@@ -173,14 +174,33 @@ describe('payForOrder', () => {
     });
   });
 
-  it('records a provider that throws as FAILED with a generic reason, leaking nothing', async () => {
-    const orderId = orders.add(ALICE);
-    const result = await pay(alice, orderId, THROWING_TOKEN, 'key-throws-0001');
-    expect(result.errors).toBeUndefined();
-    expect(result.data!.payForOrder.status).toBe('FAILED');
-    expect(result.data!.payForOrder.failureReason).toMatch(/try again/);
-    expect(JSON.stringify(result)).not.toMatch(/socket|provider\.example/);
-    expect((await prisma.payment.findFirstOrThrow({ where: { orderId } })).status).toBe('FAILED');
+  it('leaves a payment the provider did not answer PENDING, then confirms it with the same key, once', async () => {
+    const orderId = orders.add(ALICE, 'PENDING_PAYMENT', 1500);
+    provider.unreachable = true;
+    try {
+      const result = await pay(alice, orderId, 'tok_sandbox_success', 'key-unanswered-01');
+      expect(result.errors).toBeUndefined();
+      expect(result.data!.payForOrder).toMatchObject({ status: 'PENDING', failureReason: null });
+      expect(JSON.stringify(result)).not.toMatch(/socket|provider\.example/);
+      // The money may have moved: no second attempt under another key until the first is settled.
+      const again = await pay(alice, orderId, 'tok_sandbox_success', 'key-unanswered-02');
+      expect(errorCodes(again)).toEqual(['ORDER_NOT_PAYABLE']);
+      // Still no answer: it stays PENDING and the run says so.
+      expect(await payments.confirmPending(new Date(Date.now() + 1_000))).toEqual({ settled: 0, stillPending: 1 });
+    } finally {
+      provider.unreachable = false;
+    }
+    const before = provider.calls.length;
+    expect(await payments.confirmPending(new Date(Date.now() - 60_000))).toEqual({ settled: 0, stillPending: 0 });
+    expect(await payments.confirmPending(new Date(Date.now() + 1_000))).toEqual({ settled: 1, stillPending: 0 });
+    expect(provider.calls.slice(before).map((call) => call.idempotencyKey)).toEqual([`${ALICE}:key-unanswered-01`]);
+    const payment = await prisma.payment.findFirstOrThrow({ where: { orderId } });
+    expect(payment.status).toBe('SUCCEEDED');
+    expect(provider.sandbox.ledger.charges.get(`${ALICE}:key-unanswered-01`)).toBe(1500);
+    const events = await prisma.outboxEvent.findMany({ where: { aggregateId: payment.id } });
+    expect(events.map((event) => event.type)).toEqual(['payment.succeeded']);
+    // Settled: the next run finds nothing to ask about.
+    expect(await payments.confirmPending(new Date(Date.now() + 1_000))).toEqual({ settled: 0, stillPending: 0 });
   });
 
   it('charges once for 10 concurrent identical requests and answers them all with one payment', async () => {

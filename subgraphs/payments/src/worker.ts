@@ -4,11 +4,14 @@ import type { PaymentsConfig } from './config.js';
 
 export const PAYMENTS_QUEUE = 'payments';
 const REFUND = 'refund';
+const CONFIRM_PENDING = 'confirm-pending-payments';
+/** How often the worker looks for payments the provider has not answered for. */
+const CONFIRM_EVERY_MS = 10_000;
 
 /**
- * The payments worker: publishes the outbox, and turns refund requests into refund jobs (retried with
- * backoff; one that keeps failing stays in the failed set and is logged). Runs as its own process
- * (worker-main.ts) or inside the dev start command.
+ * The payments worker: publishes the outbox, turns refund requests into refund jobs (retried with
+ * backoff; one that keeps failing stays in the failed set and is logged), and confirms payments the
+ * provider left unanswered. Runs as its own process (worker-main.ts) or inside the dev start command.
  */
 export async function startPaymentsWorker(
   config: PaymentsConfig,
@@ -31,7 +34,15 @@ export async function startPaymentsWorker(
       const outcome = await payments.refund(request);
       logger.info({ orderId: request.data.orderId, outcome }, 'refund handled');
     },
+    [CONFIRM_PENDING]: async () => {
+      const before = new Date(Date.now() - config.PAYMENTS_CONFIRM_AFTER_SECONDS * 1_000);
+      const { settled, stillPending } = await payments.confirmPending(before);
+      if (settled > 0) logger.info({ settled }, 'confirmed pending payments');
+      // A failed run is visible (failed set, log line); the next run tries again.
+      if (stillPending > 0) throw new Error(`${stillPending} payment(s) still unanswered by the provider`);
+    },
   });
+  await queue.every(CONFIRM_PENDING, CONFIRM_EVERY_MS);
   logger.info('payments worker ready');
   return {
     relay,

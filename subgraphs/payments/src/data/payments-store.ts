@@ -80,10 +80,21 @@ export class PrismaPaymentsStore implements PaymentsStore {
 
   settle(id: string, settlement: Settlement, events: DomainEvent[]): Promise<Payment> {
     return this.prisma.$transaction(async (tx) => {
-      const payment = await tx.payment.update({ where: { id }, data: settlement, select: columns });
-      await writeOutbox(tx, events);
-      return payment;
+      // Conditional: a request and the confirmation job may both settle; one writes, with one event.
+      const { count } = await tx.payment.updateMany({ where: { id, status: 'PENDING' }, data: settlement });
+      if (count === 1) await writeOutbox(tx, events);
+      return tx.payment.findUniqueOrThrow({ where: { id }, select: columns });
     });
+  }
+
+  async findUnconfirmed(before: Date, limit: number) {
+    const rows = await this.prisma.payment.findMany({
+      where: { status: 'PENDING', updatedAt: { lt: before } },
+      orderBy: { updatedAt: 'asc' },
+      take: limit,
+      select: { ...columns, paymentMethodToken: true },
+    });
+    return rows.map(({ paymentMethodToken, ...payment }) => ({ payment, paymentMethodToken }));
   }
 
   async markRefunded(

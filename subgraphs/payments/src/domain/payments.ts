@@ -65,8 +65,13 @@ export interface PaymentsStore {
    * Throws IdempotencyKeyTakenError when the key is taken.
    */
   insertPending(payment: NewPayment): Promise<{ inserted: Payment } | { refused: 'order_not_payable' }>;
-  /** Records the outcome and its event (payment.succeeded or payment.failed) in one transaction. */
+  /**
+   * Records the outcome and its event (payment.succeeded or payment.failed) in one transaction, if
+   * the payment is still PENDING; otherwise (settled meanwhile) writes nothing. Returns the payment.
+   */
   settle(id: string, settlement: Settlement, events: DomainEvent[]): Promise<Payment>;
+  /** PENDING payments last touched before `before`, oldest first, with the token to ask the provider again. */
+  findUnconfirmed(before: Date, limit: number): Promise<{ payment: Payment; paymentMethodToken: string }[]>;
   /**
    * Marks a SUCCEEDED payment REFUNDED with its event and the handled-event marker, in one
    * transaction. 'duplicate' when the event was handled before, 'not_refundable' when the payment is
@@ -104,7 +109,8 @@ export interface OrderLookup {
 }
 
 const PAYABLE_ORDER_STATUSES = new Set(['PENDING_PAYMENT', 'PAYMENT_FAILED']);
-const PROVIDER_UNREACHABLE = 'The payment could not be completed; try again with a new idempotency key';
+/** How many unconfirmed payments one confirmation run asks the provider about. */
+const CONFIRM_BATCH = 100;
 
 const ZUuid = z.uuid({ error: 'must be a UUID' });
 const ZPayForOrderInput = z.object({
@@ -122,7 +128,7 @@ export class PaymentsService {
     private readonly store: PaymentsStore,
     private readonly orders: OrderLookup,
     private readonly provider: PaymentProvider,
-    /** Told when the provider throws (the payment is then FAILED, not an error to the client). */
+    /** Told when the provider throws (the payment then stays PENDING until it is confirmed). */
     private readonly onProviderError: (error: unknown) => void = () => {},
   ) {}
 
@@ -162,7 +168,30 @@ export class PaymentsService {
     }
 
     const settlement = await this.charge(pending, paymentToken);
+    // No answer from the provider: the money may or may not have moved. The payment stays PENDING (the
+    // order cannot be paid again meanwhile) until confirmPending asks the provider with the same key.
+    if (!settlement) return pending;
     return this.store.settle(pending.id, settlement, [settlementEvent(pending, settlement)]);
+  }
+
+  /**
+   * Settles payments the provider has not answered for (it failed or timed out, or this service died
+   * mid-charge) by repeating the charge under the same idempotency key: the provider answers with the
+   * original outcome and moves no money twice. `before` leaves alone payments still being charged.
+   */
+  async confirmPending(before: Date): Promise<{ settled: number; stillPending: number }> {
+    let settled = 0;
+    let stillPending = 0;
+    for (const { payment, paymentMethodToken } of await this.store.findUnconfirmed(before, CONFIRM_BATCH)) {
+      const settlement = await this.charge(payment, paymentMethodToken);
+      if (!settlement) {
+        stillPending++;
+        continue;
+      }
+      const after = await this.store.settle(payment.id, settlement, [settlementEvent(payment, settlement)]);
+      if (after.status === settlement.status) settled++;
+    }
+    return { settled, stillPending };
   }
 
   /**
@@ -253,7 +282,8 @@ export class PaymentsService {
     return earlier;
   }
 
-  private async charge(pending: Payment, paymentToken: string): Promise<Settlement> {
+  /** The provider's answer, or null when it gave none (threw). */
+  private async charge(pending: Payment, paymentToken: string): Promise<Settlement | null> {
     try {
       const result = await this.provider.charge({
         amount: pending.amount,
@@ -266,7 +296,7 @@ export class PaymentsService {
       return { status: result.outcome === 'declined' ? 'DECLINED' : 'FAILED', failureReason: result.reason };
     } catch (error) {
       this.onProviderError(error);
-      return { status: 'FAILED', failureReason: PROVIDER_UNREACHABLE };
+      return null;
     }
   }
 }
