@@ -53,7 +53,8 @@ export class ServiceProcess {
     const readyBefore = this.readyCount();
     const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', file], {
       cwd: `${repoRoot}${dir}`,
-      env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'info', ...this.env, ...extraEnv },
+      // At info, so the ready line (and any error) shows whatever level the test's own services use.
+      env: { PATH: process.env.PATH ?? '', ...this.env, LOG_LEVEL: 'info', ...extraEnv },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     this.child = child;

@@ -1,19 +1,15 @@
 /**
  * Helpers for the messaging tests (real Redis and Postgres). Not exported from the package.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
-import { once } from 'node:events';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import type { Logger } from '../logger.js';
 import { newEvent, type DomainEvent } from './events.js';
 import { OUTBOX_NOTIFY_CHANNEL, outboxRecord } from './outbox.js';
+
+export { RedisServerProcess } from '../testing/redis-server.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -88,90 +84,6 @@ export async function clientNames(fragment: string): Promise<string[]> {
       .filter((name) => name.includes(fragment));
   } finally {
     redis.disconnect();
-  }
-}
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const address = server.address();
-  server.close();
-  await once(server, 'close');
-  if (!address || typeof address === 'string') throw new Error('no port');
-  return address.port;
-}
-
-/** A redis-server of our own (AOF, fsync always), to kill and restart on the same port and data. */
-export class RedisServerProcess {
-  private child: ChildProcess | null = null;
-
-  private constructor(
-    readonly port: number,
-    readonly dir: string,
-  ) {}
-
-  static async start(): Promise<RedisServerProcess> {
-    const server = new RedisServerProcess(await freePort(), await mkdtemp(join(tmpdir(), 'redis-test-')));
-    await server.start();
-    return server;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    const child = spawn(
-      'redis-server',
-      [
-        '--port',
-        String(this.port),
-        '--bind',
-        '127.0.0.1',
-        '--save',
-        '',
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-        '--dir',
-        this.dir,
-      ],
-      { stdio: 'ignore' },
-    );
-    this.child = child;
-    child.once('exit', () => {
-      if (this.child === child) this.child = null;
-    });
-    await until(async () => {
-      if (!this.child) throw new Error(`redis-server on port ${this.port} exited`);
-      const probe = new Redis(this.url, { lazyConnect: true, retryStrategy: () => null, maxRetriesPerRequest: 0 });
-      probe.on('error', () => undefined);
-      try {
-        await probe.connect(); // resolves once the server is ready (the AOF loaded)
-        return (await probe.ping()) === 'PONG';
-      } catch {
-        return false;
-      } finally {
-        probe.disconnect();
-      }
-    }, `redis-server on port ${this.port}`);
-  }
-
-  /** SIGKILL: no shutdown, no final save; only what the AOF already has survives. */
-  async kill(): Promise<void> {
-    const child = this.child;
-    if (!child) return;
-    this.child = null;
-    const exited = once(child, 'exit');
-    child.kill('SIGKILL');
-    await exited;
-  }
-
-  async destroy(): Promise<void> {
-    await this.kill();
-    await rm(this.dir, { recursive: true, force: true });
   }
 }
 

@@ -101,3 +101,5 @@ export async function unreachableUrl(): Promise<string> {
   await new Promise<void>((resolve) => down.close(() => resolve()));
   return url;
 }
+
+export { freePort, RedisServerProcess } from './redis-server.js';

@@ -1,0 +1,249 @@
+import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client';
+import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import WebSocket from 'ws';
+import type { Client } from 'graphql-ws';
+import { freePort } from '@food/platform/testing';
+import { startTestSupergraph } from './harness.js';
+import { ServiceProcess } from './service-process.js';
+import { Shop } from './shop.js';
+import { FEED, KITCHEN_FLOW, TRACK, record, statusesOf, webSocketUrl, wsClient } from './tracking-clients.js';
+
+/**
+ * Live order tracking as deployed: gateway replicas as their own processes behind (imagined) load
+ * balancing, meeting only through Redis, with clients that reconnect, and Apollo Client as a frontend.
+ */
+let t: Awaited<ReturnType<typeof startTestSupergraph>>;
+let shop: Shop;
+/** Two gateway replicas, each its own Node process on its own port, sharing Redis with everything else. */
+const replicas: ServiceProcess[] = [];
+const clients: Client[] = [];
+
+function client(httpUrl: string, token: string, options: Parameters<typeof wsClient>[2] = {}) {
+  const created = wsClient(httpUrl, token, options);
+  clients.push(created);
+  return created;
+}
+
+async function startReplica(port: number) {
+  return ServiceProcess.start('gateway', { ...t.processEnv, NODE_ENV: 'production', GATEWAY_PORT: String(port) });
+}
+
+beforeAll(async () => {
+  t = await startTestSupergraph();
+  shop = await new Shop(t.post, t.supergraph.gatewayUrl).open();
+  for (let i = 0; i < 2; i++) replicas.push(await startReplica(await freePort()));
+}, 180_000);
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.dispose()));
+  const exitCodes = await Promise.all(replicas.map((replica) => replica.stop()));
+  await t?.stop();
+  // A replica that cannot stop cleanly on SIGTERM would hang rolling updates.
+  expect(exitCodes.every((code) => code === 0 || code === null)).toBe(true);
+});
+
+describe('two gateway processes (Redis fan-out)', () => {
+  it('delivers a change made through any gateway to subscribers on every gateway', async () => {
+    const [a, b] = replicas as [ServiceProcess, ServiceProcess];
+    const orderId = await shop.placeOrder();
+    const onA = record(client(a.url, shop.tokens.ada), TRACK, { id: orderId });
+    const onB = record(client(b.url, shop.tokens.ada), TRACK, { id: orderId });
+    const kitchenOnB = record(client(b.url, shop.tokens.chef), FEED);
+    await Promise.all([onA.received(1), onB.received(1)]);
+
+    // Pay through replica A, move the order on through replica B and through the in-process gateway.
+    shop.gatewayUrl = a.url;
+    await shop.pay(orderId);
+    await shop.orderOnceItIs(orderId, 'PAID');
+    for (const [i, status] of KITCHEN_FLOW.entries()) {
+      shop.gatewayUrl = i % 2 === 0 ? b.url : t.supergraph.gatewayUrl;
+      await shop.changeStatus(orderId, status);
+    }
+    shop.gatewayUrl = t.supergraph.gatewayUrl;
+
+    await Promise.all([onA.ended(), onB.ended()]);
+    const expected = [
+      'PENDING_PAYMENT/1',
+      'PAID/2',
+      'ACCEPTED/3',
+      'PREPARING/4',
+      'READY/5',
+      'OUT_FOR_DELIVERY/6',
+      'DELIVERED/7',
+    ];
+    expect(statusesOf(onA.results)).toEqual(expected);
+    expect(statusesOf(onB.results)).toEqual(expected);
+    expect(onA.state).toEqual({ completed: true });
+    // Federated fields in a pushed message, resolved by the replica that pushed it.
+    expect(onB.results.at(-1).data.orderStatusChanged).toMatchObject({
+      customer: { name: 'Ada Lovelace' },
+      payment: { status: 'SUCCEEDED' },
+    });
+    await kitchenOnB.received(6);
+    const kitchenSaw = kitchenOnB.results
+      .map((result) => result.data.orderUpdates)
+      .filter((order) => order.id === orderId)
+      .map((order) => `${order.status}/${order.version}`);
+    expect(kitchenSaw).toEqual(expected.slice(1));
+  });
+});
+
+describe('a client that reconnects (graphql-ws retry)', () => {
+  it('gets the current status first after the gateway it was on crashes and comes back', async () => {
+    const replica = replicas[1]!;
+    const port = Number(new URL(replica.url).port);
+    const [moving, finishing] = [await shop.placeOrder(), await shop.placeOrder()];
+    let connected = 0;
+    const retrying = client(replica.url, shop.tokens.ada, {
+      retryAttempts: 100,
+      retryWait: () => new Promise((resolve) => setTimeout(resolve, 200)),
+      // A refused connection is an error event, not a close event: retry on those too (graphql-ws
+      // retries only close events by default), as a tracking app that must survive a deploy would.
+      shouldRetry: () => true,
+      on: { connected: () => void connected++ },
+    });
+    const movingTracker = record(retrying, TRACK, { id: moving });
+    const finishingTracker = record(retrying, TRACK, { id: finishing });
+    await Promise.all([movingTracker.received(1), finishingTracker.received(1)]);
+    expect(connected).toBe(1);
+
+    // The replica dies (no close frame); meanwhile one order moves on and the other ends.
+    await replica.kill();
+    await shop.pay(moving);
+    await shop.orderOnceItIs(moving, 'PAID');
+    await shop.changeStatus(moving, 'ACCEPTED');
+    await shop.cancel(finishing);
+
+    await replica.start({ GATEWAY_PORT: String(port) });
+    await vi.waitFor(() => expect(connected).toBe(2), { timeout: 20_000 });
+    // Resubscribed: the order's state now first (not the changes it missed), then what follows.
+    await movingTracker.received(2);
+    for (const status of KITCHEN_FLOW.slice(1)) await shop.changeStatus(moving, status);
+    await Promise.all([movingTracker.ended(), finishingTracker.ended()]);
+    expect(statusesOf(movingTracker.results)).toEqual([
+      'PENDING_PAYMENT/1',
+      'ACCEPTED/3',
+      'PREPARING/4',
+      'READY/5',
+      'OUT_FOR_DELIVERY/6',
+      'DELIVERED/7',
+    ]);
+    // The order that ended while the client was away: its final state, then the subscription completes.
+    expect(statusesOf(finishingTracker.results)).toEqual(['PENDING_PAYMENT/1', 'CANCELLED/2']);
+    expect(finishingTracker.state).toEqual({ completed: true });
+  });
+});
+
+describe('Apollo Client as a frontend', () => {
+  it('queries and mutates over HTTP and follows the order over GraphQLWsLink', async () => {
+    const replica = replicas[0]!;
+    const authorization = `Bearer ${shop.tokens.ada}`;
+    const ws = client(replica.url, shop.tokens.ada);
+    const apollo = new ApolloClient({
+      cache: new InMemoryCache(),
+      link: ApolloLink.split(
+        ({ operationType }) => operationType === 'subscription',
+        new GraphQLWsLink(ws),
+        new HttpLink({ uri: replica.url, headers: { authorization } }),
+      ),
+    });
+    const placed = await apollo.mutate({
+      mutation: gql`
+        mutation Place($input: PlaceOrderInput!) {
+          placeOrder(input: $input) {
+            id
+            status
+          }
+        }
+      `,
+      variables: { input: { deliveryAddress: '1 Apollo Avenue', items: [{ mealId: shop.mealId, quantity: 1 }] } },
+    });
+    const orderId = (placed.data as { placeOrder: { id: string } }).placeOrder.id;
+    const seen: string[] = [];
+    const done = new Promise<void>((resolve, reject) => {
+      apollo
+        .subscribe({
+          query: gql`
+            subscription Track($id: ID!) {
+              orderStatusChanged(orderId: $id) {
+                id
+                status
+                version
+                customer {
+                  name
+                }
+              }
+            }
+          `,
+          variables: { id: orderId },
+        })
+        .subscribe({
+          next: ({ data, error }) => {
+            if (error) reject(error);
+            const order = (data as { orderStatusChanged: { status: string; customer: { name: string } } })
+              .orderStatusChanged;
+            seen.push(`${order.status} for ${order.customer.name}`);
+          },
+          error: reject,
+          complete: resolve,
+        });
+    });
+    await vi.waitFor(() => expect(seen).toHaveLength(1), { timeout: 10_000 });
+    await shop.cancel(orderId);
+    await done;
+    expect(seen).toEqual(['PENDING_PAYMENT for Ada Lovelace', 'CANCELLED for Ada Lovelace']);
+    // The cache holds the order as last pushed, for every component that reads it.
+    expect((apollo.cache.extract() as Record<string, unknown>)[`Order:${orderId}`]).toMatchObject({
+      status: 'CANCELLED',
+    });
+    apollo.stop();
+  });
+});
+
+describe('clean-up under churn', () => {
+  it('leaves no subscription, listener or Redis connection behind', async () => {
+    const gateway = t.supergraph.gateway;
+    const prefix = t.processEnv.REDIS_KEY_PREFIX!;
+    const redis = new Redis(t.processEnv.REDIS_URL!);
+    const ourConnections = async () =>
+      String(await redis.client('LIST'))
+        .split('\n')
+        .filter((line) => line.includes(`name=${prefix}`)).length;
+    try {
+      const orderId = await shop.placeOrder();
+      // Warm: the gateway's one tail of the orders stream is open.
+      const warm = record(client(t.supergraph.gatewayUrl, shop.tokens.chef), FEED);
+      await vi.waitFor(() => expect(gateway.subscriptions.listenerCounts().tailing).toBe(true));
+      warm.unsubscribe();
+      const connectionsBefore = await ourConnections();
+
+      for (let round = 0; round < 3; round++) {
+        const sockets = Array.from({ length: 10 }, (_, i) =>
+          wsClient(t.supergraph.gatewayUrl, i % 2 ? shop.tokens.ada : shop.tokens.chef),
+        );
+        const subscriptions = sockets.flatMap((socket, i) =>
+          Array.from({ length: 5 }, () => (i % 2 ? record(socket, TRACK, { id: orderId }) : record(socket, FEED))),
+        );
+        await vi.waitFor(() => expect(gateway.subscriptions.activeSubscriptions()).toBe(50), { timeout: 10_000 });
+        // Half end politely (unsubscribe, then close), half vanish (the socket is cut).
+        subscriptions.slice(0, 25).forEach((subscription) => subscription.unsubscribe());
+        await Promise.all(sockets.slice(0, 5).map((socket) => socket.dispose()));
+        const raw = new WebSocket(webSocketUrl(t.supergraph.gatewayUrl), 'graphql-transport-ws');
+        await new Promise((resolve) => raw.once('open', resolve));
+        raw.terminate();
+        await Promise.all(sockets.slice(5).map((socket) => socket.terminate()));
+        await vi.waitFor(() => {
+          expect(gateway.subscriptions.activeSubscriptions()).toBe(0);
+          expect(gateway.subscriptions.connections()).toBe(0);
+        });
+      }
+      expect(gateway.subscriptions.listenerCounts()).toMatchObject({ orders: 0, orderListeners: 0, feedListeners: 0 });
+      // Subscribers share the process's connections to Redis; churn opens none.
+      expect(await ourConnections()).toBe(connectionsBefore);
+    } finally {
+      redis.disconnect();
+    }
+  });
+});
