@@ -79,6 +79,10 @@ export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
       return post<T>(supergraph.gatewayUrl, { query, variables }, headers);
     },
     post,
+    /** A query straight against a service's database, to prove what was (not) written. */
+    async query(service: DatabaseService, sql: string, params: unknown[] = []): Promise<any[]> {
+      return (await pools[service].query(sql, params)).rows;
+    },
     /** Row counts straight from a service's database, to prove what was (not) written. */
     async count(service: DatabaseService, table: string): Promise<number> {
       const result = await pools[service].query(`SELECT count(*)::int AS n FROM "${table}"`);

@@ -58,6 +58,7 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
     redisUrl: options.env.REDIS_URL,
     logger: createLogger('messaging', logLevel),
     keyPrefix: options.env.REDIS_KEY_PREFIX,
+    redeliverAfterMs: options.env.REDIS_REDELIVER_AFTER_MS ? Number(options.env.REDIS_REDELIVER_AFTER_MS) : undefined,
   });
   const stack: { close(): Promise<void> }[] = [messaging];
   const stop = async () => {

@@ -43,6 +43,8 @@ export const messagingEnv = {
     .string()
     .regex(/^[\w.-]+$/, 'letters, digits, "_", "." and "-" only')
     .default('food'),
+  /** A crashed process's unacknowledged events and running jobs go to another after this long. */
+  REDIS_REDELIVER_AFTER_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
 };
 
 /** Runs `main`, and turns a ConfigError into one clear message and exit code 1 instead of a stack trace. */

@@ -102,7 +102,11 @@ export class BullJobQueue implements JobQueue {
 export function startBullWorker(
   queueName: string,
   handlers: Record<string, JobHandler>,
-  options: BullOptions & { concurrency?: number },
+  options: BullOptions & {
+    concurrency?: number;
+    /** A job whose worker died (its lock not renewed) runs again after this long. BullMQ's default: 30 s. */
+    stalledAfterMs?: number;
+  },
 ): JobWorker {
   const { logger } = options;
   const worker = new Worker(
@@ -112,7 +116,13 @@ export function startBullWorker(
       if (!handler) throw new Error(`no handler for job "${job.name}" on queue "${queueName}"`);
       await handler(job.data, { id: job.id ?? '', attemptsMade: job.attemptsMade });
     },
-    { connection: connectionOf(options.url), prefix: options.prefix, concurrency: options.concurrency ?? 1 },
+    {
+      connection: connectionOf(options.url),
+      prefix: options.prefix,
+      concurrency: options.concurrency ?? 1,
+      // A live worker renews its lock every lockDuration / 2; a dead one's job is found at the next check.
+      ...(options.stalledAfterMs && { lockDuration: options.stalledAfterMs, stalledInterval: options.stalledAfterMs }),
+    },
   );
   worker.on('failed', (job, error) => {
     if (!job) {

@@ -14,6 +14,12 @@ export interface MessagingOptions {
    * `<prefix>:bull:`), so deployments or test runs can share a Redis. Default `food`.
    */
   keyPrefix?: string;
+  /**
+   * How long a crashed process's work waits before another takes it over: events it read but never
+   * acknowledged, and jobs it was running. Shorter recovers sooner; it must stay well above the
+   * longest pause a live process may have (a handler's run, a GC pause). Default 30 000.
+   */
+  redeliverAfterMs?: number;
 }
 
 export const IN_PROCESS_WARNING = 'no REDIS_URL: events and jobs are in-process stand-ins; run only one process';
@@ -64,8 +70,8 @@ export function createMessaging(options: MessagingOptions): Messaging {
   }
 
   const url = options.redisUrl;
-  const bull = { url, prefix: `${prefix}:bull`, logger };
-  const bus = new RedisEventBus({ url, logger, keyPrefix: `${prefix}:` });
+  const bull = { url, prefix: `${prefix}:bull`, logger, stalledAfterMs: options.redeliverAfterMs };
+  const bus = new RedisEventBus({ url, logger, keyPrefix: `${prefix}:`, claimIdleMs: options.redeliverAfterMs });
   return {
     mode: 'redis',
     bus,
@@ -81,7 +87,7 @@ export function createMessaging(options: MessagingOptions): Messaging {
  */
 export function createSharedMessaging(
   serviceName: string,
-  env: { REDIS_URL?: string | undefined; REDIS_KEY_PREFIX: string },
+  env: { REDIS_URL?: string | undefined; REDIS_KEY_PREFIX: string; REDIS_REDELIVER_AFTER_MS: number },
   logger: Logger,
 ): Messaging {
   if (!env.REDIS_URL) {
@@ -89,5 +95,10 @@ export function createSharedMessaging(
       `${serviceName}: invalid configuration: REDIS_URL: is required (processes share events and jobs through Redis)`,
     );
   }
-  return createMessaging({ redisUrl: env.REDIS_URL, keyPrefix: env.REDIS_KEY_PREFIX, logger });
+  return createMessaging({
+    redisUrl: env.REDIS_URL,
+    keyPrefix: env.REDIS_KEY_PREFIX,
+    redeliverAfterMs: env.REDIS_REDELIVER_AFTER_MS,
+    logger,
+  });
 }
