@@ -79,7 +79,10 @@ export class ServiceProcess {
     const deadline = Date.now() + 60_000;
     while (this.readyCount() === readyBefore) {
       if (exited) throw new Error(`${this.entry} exited before "${ready}":\n${this.output}`);
-      if (Date.now() > deadline) throw new Error(`${this.entry} never logged "${ready}":\n${this.output}`);
+      if (Date.now() > deadline) {
+        await this.kill(); // never leave a process behind the test run
+        throw new Error(`${this.entry} never logged "${ready}":\n${this.output}`);
+      }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
