@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startSupergraph, type RunningSupergraph } from '@food/devstack';
-import { testSecrets } from '@food/platform/testing';
+import { deleteKeys, testSecrets } from '@food/platform/testing';
 import { databaseServices, type DatabaseService } from '@food/prisma';
 import { createTestDatabase } from '@food/prisma/testing';
 
@@ -90,6 +90,8 @@ export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
     },
     async stop() {
       await supergraph.stop();
+      // This run's streams and queues; the Redis is shared (a test's own redis-server may be gone already).
+      await deleteKeys(env.REDIS_KEY_PREFIX, env.REDIS_URL).catch(() => undefined);
       await Promise.all(Object.values(pools).map((pool) => pool.end()));
       await Promise.all(databases.map((database) => database.drop()));
     },

@@ -9,7 +9,7 @@ import type { Logger } from '../logger.js';
 import { newEvent, type DomainEvent } from './events.js';
 import { OUTBOX_NOTIFY_CHANNEL, outboxRecord } from './outbox.js';
 
-export { RedisServerProcess } from '../testing/redis-server.js';
+export { deleteKeys, RedisServerProcess } from '../testing/redis-server.js';
 
 export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -56,22 +56,6 @@ export function captureLogger(): { logger: Logger; lines: LogLine[]; errors: () 
 
 /** A unique key prefix per test, so tests can share one Redis. */
 export const uniquePrefix = () => `test-${randomUUID()}`;
-
-/** Deletes every key under `prefix` (never FLUSHALL: other test files share the Redis). */
-export async function deleteKeys(prefix: string, url = REDIS_URL): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true });
-  try {
-    await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
-}
 
 /** Connections whose client name contains `fragment`. */
 export async function clientNames(fragment: string): Promise<string[]> {

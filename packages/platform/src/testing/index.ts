@@ -102,4 +102,4 @@ export async function unreachableUrl(): Promise<string> {
   return url;
 }
 
-export { freePort, RedisServerProcess } from './redis-server.js';
+export { deleteKeys, freePort, RedisServerProcess } from './redis-server.js';

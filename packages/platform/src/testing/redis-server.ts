@@ -6,6 +6,24 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 
+const DEFAULT_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** Deletes every key under `prefix` (never FLUSHALL: other test files share the Redis). */
+export async function deleteKeys(prefix: string, url = DEFAULT_REDIS_URL): Promise<void> {
+  const redis = new Redis(url, { lazyConnect: true });
+  try {
+    await redis.connect();
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+      cursor = next;
+      if (keys.length > 0) await redis.unlink(...keys);
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}
+
 /** A local TCP port that was free a moment ago. */
 export async function freePort(): Promise<number> {
   const server = createServer();
