@@ -30,6 +30,10 @@ const client = createClient({
   retryAttempts: 30,
   shouldRetry: () => true,
 });
+const exit = async (code: number) => {
+  await client.dispose();
+  process.exit(code);
+};
 const request = target === '--kitchen' ? { query: KITCHEN } : { query: ORDER, variables: { id: target } };
 process.stderr.write(
   `following ${target === '--kitchen' ? 'every order' : `order ${target}`} on ${url} (Ctrl-C stops)\n`,
@@ -38,11 +42,11 @@ client.subscribe(request, {
   next: (message) => process.stdout.write(`${JSON.stringify(message)}\n`),
   error: (error) => {
     process.stderr.write(`${JSON.stringify(error instanceof Error ? error.message : error)}\n`);
-    void client.dispose().finally(() => process.exit(1));
+    void exit(1);
   },
   complete: () => {
     process.stderr.write('the order reached a final state\n');
-    void client.dispose().finally(() => process.exit(0));
+    void exit(0);
   },
 });
-process.once('SIGINT', () => void client.dispose().finally(() => process.exit(0)));
+process.once('SIGINT', () => void exit(0));
