@@ -16,6 +16,7 @@ import { testSecrets } from '@food/platform/testing';
 // These tests start their own gateways (with an in-test bus) beside the supergraph's, on the same subgraphs.
 import { loadGatewayConfig, startGateway, type RunningGateway } from '@food/gateway';
 import { codes, startTestSupergraph } from './harness.js';
+import { record, statusesOf, webSocketUrl, WHOLE_JOURNEY } from './tracking-clients.js';
 
 /**
  * GraphQL subscriptions through the gateway over WebSockets (graphql-ws), on the real subgraphs.
@@ -81,8 +82,6 @@ function startSubscriptionGateway(eventBus: EventBus | undefined, env: Record<st
   );
 }
 
-const webSocketUrl = (httpUrl: string) => httpUrl.replace(/^http/, 'ws');
-
 function connect(token?: string, url = wsUrl, closed?: (event: unknown) => void): Client {
   const client = createClient({
     url,
@@ -93,51 +92,6 @@ function connect(token?: string, url = wsUrl, closed?: (event: unknown) => void)
   });
   clients.push(client);
   return client;
-}
-
-/** Everything one subscription receives. */
-function record(client: Client, query: string, variables: Record<string, unknown> = {}) {
-  const results: any[] = [];
-  const state: { error?: any; completed: boolean } = { completed: false };
-  let settle!: () => void;
-  const ended = new Promise<void>((resolve) => (settle = resolve));
-  const unsubscribe = client.subscribe(
-    { query, variables },
-    {
-      next: (value) => void results.push(value),
-      error: (error) => {
-        state.error = error;
-        settle();
-      },
-      complete: () => {
-        state.completed = true;
-        settle();
-      },
-    },
-  );
-  return {
-    results,
-    state,
-    unsubscribe,
-    /** Resolves when the subscription completes or errors (fails the test after 10 s). */
-    ended: () => withTimeout(ended, 10_000, 'the subscription never ended'),
-    async received(count: number) {
-      await vi.waitFor(() => expect(results.length).toBeGreaterThanOrEqual(count), { timeout: 10_000 });
-      return results;
-    },
-  };
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, message: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(message)), ms))),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -168,9 +122,6 @@ function statusChanged(orderId: string, from: Status, to: Status, version: numbe
 async function publish(...events: DomainEvent[]) {
   for (const event of events) await bus.publish('orders', event);
 }
-
-const statusesOf = (results: any[], key = 'orderStatusChanged', status = 'status') =>
-  results.map((result) => `${result.data[key][status]}/${result.data[key].version}`);
 
 async function settled() {
   await vi.waitFor(() => {
@@ -237,15 +188,7 @@ describe('order tracking over WebSockets (graphql-ws) on the gateway', () => {
     );
     await tracking.ended();
     expect(tracking.state).toEqual({ completed: true });
-    expect(statusesOf(tracking.results)).toEqual([
-      'PENDING_PAYMENT/1',
-      'PAID/2',
-      'ACCEPTED/3',
-      'PREPARING/4',
-      'READY/5',
-      'OUT_FOR_DELIVERY/6',
-      'DELIVERED/7',
-    ]);
+    expect(statusesOf(tracking.results)).toEqual(WHOLE_JOURNEY);
     // Every message is a federated Order resolved when it was sent.
     for (const result of tracking.results) {
       expect(result.data.orderStatusChanged).toMatchObject({ id: orderId, customer: { name: 'Ada Lovelace' } });
@@ -551,16 +494,9 @@ describe('subscriptions elsewhere', () => {
       );
       expect(changed.errors).toBeUndefined();
     }
-    await withTimeout(tracking.ended(), 15_000, 'the tracking never completed');
+    await tracking.ended(15_000);
     expect(tracking.state).toEqual({ completed: true });
-    expect(statusesOf(tracking.results)).toEqual([
-      'PAID/2',
-      'ACCEPTED/3',
-      'PREPARING/4',
-      'READY/5',
-      'OUT_FOR_DELIVERY/6',
-      'DELIVERED/7',
-    ]);
+    expect(statusesOf(tracking.results)).toEqual(WHOLE_JOURNEY.slice(1));
     expect(tracking.results.at(-1).data.orderStatusChanged.payment).toEqual({ status: 'SUCCEEDED' });
     await vi.waitFor(() => expect(redisGateway.subscriptions.activeSubscriptions()).toBe(0));
   });

@@ -78,3 +78,14 @@ export const statusesOf = (results: any[], field = 'orderStatusChanged'): string
 
 /** The happy path of a paid order, from the kitchen's side. */
 export const KITCHEN_FLOW = ['ACCEPTED', 'PREPARING', 'READY', 'OUT_FOR_DELIVERY', 'DELIVERED'] as const;
+
+/** What a tracker of a delivered order sees: every status, with its version, in order. */
+export const WHOLE_JOURNEY = [
+  'PENDING_PAYMENT/1',
+  'PAID/2',
+  'ACCEPTED/3',
+  'PREPARING/4',
+  'READY/5',
+  'OUT_FOR_DELIVERY/6',
+  'DELIVERED/7',
+];
