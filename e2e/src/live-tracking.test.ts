@@ -137,7 +137,7 @@ describe('a client that reconnects (graphql-ws retry)', () => {
 });
 
 describe('Apollo Client as a frontend', () => {
-  it('queries and mutates over HTTP and follows the order over GraphQLWsLink', async () => {
+  it('places and pays over HTTP and follows the order to DELIVERED over GraphQLWsLink, with joined fields', async () => {
     const replica = replicas[0]!;
     const authorization = `Bearer ${shop.tokens.ada}`;
     const ws = client(replica.url, shop.tokens.ada);
@@ -174,6 +174,15 @@ describe('Apollo Client as a frontend', () => {
                 customer {
                   name
                 }
+                items {
+                  quantity
+                  meal {
+                    name
+                  }
+                }
+                payment {
+                  status
+                }
               }
             }
           `,
@@ -182,21 +191,45 @@ describe('Apollo Client as a frontend', () => {
         .subscribe({
           next: ({ data, error }) => {
             if (error) reject(error);
-            const order = (data as { orderStatusChanged: { status: string; customer: { name: string } } })
-              .orderStatusChanged;
-            seen.push(`${order.status} for ${order.customer.name}`);
+            type Pushed = {
+              status: string;
+              version: number;
+              customer: { name: string };
+              items: { meal: { name: string } }[];
+              payment: { status: string } | null;
+            };
+            const order = (data as { orderStatusChanged: Pushed }).orderStatusChanged;
+            // Each message joins users (customer), meals (meal names) and payments (payment status).
+            seen.push(
+              `${order.status}/${order.version}|${order.customer.name}|${order.items[0]!.meal.name}|${order.payment?.status ?? '-'}`,
+            );
           },
           error: reject,
           complete: resolve,
         });
     });
     await vi.waitFor(() => expect(seen).toHaveLength(1), { timeout: 10_000 });
-    await shop.cancel(orderId);
+    const paid = await apollo.mutate({
+      mutation: gql`
+        mutation Pay($input: PayForOrderInput!) {
+          payForOrder(input: $input) {
+            id
+            status
+          }
+        }
+      `,
+      variables: { input: { orderId, paymentToken: 'tok_sandbox_success', idempotencyKey: `apollo-${orderId}` } },
+    });
+    expect((paid.data as { payForOrder: { status: string } }).payForOrder.status).toBe('SUCCEEDED');
+    await shop.orderOnceItIs(orderId, 'PAID');
+    for (const status of KITCHEN_FLOW) await shop.changeStatus(orderId, status);
     await done;
-    expect(seen).toEqual(['PENDING_PAYMENT for Ada Lovelace', 'CANCELLED for Ada Lovelace']);
+    const meal = seen[0]!.split('|')[2]!;
+    expect(meal.length).toBeGreaterThan(0);
+    expect(seen).toEqual(WHOLE_JOURNEY.map((step, i) => `${step}|Ada Lovelace|${meal}|${i === 0 ? '-' : 'SUCCEEDED'}`));
     // The cache holds the order as last pushed, for every component that reads it.
     expect((apollo.cache.extract() as Record<string, unknown>)[`Order:${orderId}`]).toMatchObject({
-      status: 'CANCELLED',
+      status: 'DELIVERED',
     });
     apollo.stop();
   });
