@@ -136,3 +136,16 @@ export function parseEvent(raw: unknown): DomainEvent {
   }
   return result.data;
 }
+
+/** The id and type of a raw entry, as far as it can be read (for log lines and dead letters). */
+export function describeRawEvent(raw: string): { eventId: string | null; eventType: string | null } {
+  try {
+    const value = JSON.parse(raw) as { id?: unknown; type?: unknown };
+    return {
+      eventId: typeof value?.id === 'string' ? value.id : null,
+      eventType: typeof value?.type === 'string' ? value.type : null,
+    };
+  } catch {
+    return { eventId: null, eventType: null };
+  }
+}

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import { parseEvent, type DomainEvent, type EventStream } from './events.js';
+import { describeRawEvent, parseEvent, type DomainEvent, type EventStream } from './events.js';
 import { interruptiblePause } from './pause.js';
 import type { ConsumeOptions, DeadLetter } from './redis-event-bus.js';
 import type {
@@ -135,7 +135,7 @@ export class InProcessEventBus implements EventBus {
     };
 
     const deadLetter = (entryId: string, raw: string, attempts: number, error: unknown, why: string) => {
-      const { eventId, eventType } = describe(raw);
+      const { eventId, eventType } = describeRawEvent(raw);
       log.deadLetters.push({
         stream,
         group,
@@ -264,18 +264,6 @@ export class InProcessEventBus implements EventBus {
 
   private assertOpen() {
     if (this.closed) throw new Error('the event bus is closed');
-  }
-}
-
-function describe(raw: string): { eventId: string | null; eventType: string | null } {
-  try {
-    const value = JSON.parse(raw) as { id?: unknown; type?: unknown };
-    return {
-      eventId: typeof value?.id === 'string' ? value.id : null,
-      eventType: typeof value?.type === 'string' ? value.type : null,
-    };
-  } catch {
-    return { eventId: null, eventType: null };
   }
 }
 

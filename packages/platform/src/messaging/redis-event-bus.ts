@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.js';
-import { InvalidEventError, parseEvent, type DomainEvent, type EventStream } from './events.js';
+import { describeRawEvent, InvalidEventError, parseEvent, type DomainEvent, type EventStream } from './events.js';
 import { delay, interruptiblePause } from './pause.js';
 import type { EventBus, EventHandler, EventSubscription } from './types.js';
 
@@ -202,7 +202,7 @@ export class RedisEventBus implements EventBus {
       why: string,
     ): Promise<void> => {
       const raw = fields ? (fieldValue(fields, 'event') ?? JSON.stringify(fields)) : '';
-      const { eventId, eventType } = describe(raw);
+      const { eventId, eventType } = describeRawEvent(raw);
       const message = error instanceof Error ? error.message : String(error);
       // One transaction: the copy and the acknowledgement happen together or not at all.
       const results = await connection
@@ -566,17 +566,4 @@ class Stopping extends Error {}
 function fieldValue(fields: string[], name: string): string | undefined {
   for (let i = 0; i + 1 < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
-}
-
-/** The id and type of a raw entry, as far as it can be read (for log lines and dead letters). */
-function describe(raw: string): { eventId: string | null; eventType: string | null } {
-  try {
-    const value = JSON.parse(raw) as { id?: unknown; type?: unknown };
-    return {
-      eventId: typeof value?.id === 'string' ? value.id : null,
-      eventType: typeof value?.type === 'string' ? value.type : null,
-    };
-  } catch {
-    return { eventId: null, eventType: null };
-  }
 }
