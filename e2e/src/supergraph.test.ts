@@ -290,7 +290,7 @@ describe('the supergraph, end to end through the gateway', () => {
       ],
       [
         'a page size over the limit',
-        () => [`{ meals(first: 100000) { edges { node { id } } } }`, {}, {}],
+        () => [`{ meals(first: 101) { edges { node { id } } } }`, {}, {}],
         'BAD_USER_INPUT',
       ],
     ];

@@ -6,6 +6,7 @@ import { ApolloServer } from '@apollo/server';
 import type { GraphQLSchema } from 'graphql';
 import {
   createLogger,
+  createMetricsRegistry,
   formatError,
   InternalTokens,
   serveGraphQL,
@@ -18,6 +19,7 @@ import { authenticate } from './auth.js';
 import { subgraphNames, supergraphPath, type SubgraphName } from './compose/compose.js';
 import { subgraphUrlOverrides, type GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
+import { clientAddress, createEdge, guardHttpOperations } from './edge/index.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
 import { attachSubscriptionServer, type SubscriptionServer } from './subscriptions/server.js';
@@ -57,6 +59,9 @@ export async function startGateway(
     audience: config.JWT_AUDIENCE,
     ttlSeconds: 1,
   });
+  const metrics = createMetricsRegistry('gateway');
+  const edge = await createEdge(config, logger, metrics);
+  const production = config.NODE_ENV === 'production';
   const subgraphUrls: Record<string, string> = {};
   const gateway = new ApolloGateway({
     supergraphSdl,
@@ -64,7 +69,14 @@ export async function startGateway(
       const target = overrides[name as SubgraphName] ?? url;
       if (!target) throw new Error(`no URL for subgraph ${name}`);
       subgraphUrls[name] = target;
-      return new SubgraphDataSource({ url: target, timeoutMs: config.SUBGRAPH_TIMEOUT_MS }, internalTokens);
+      return new SubgraphDataSource({
+        name,
+        url: target,
+        timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
+        internalTokens,
+        logger,
+        entityCache: edge.entityCache,
+      });
     },
   });
   // The API schema (the supergraph without federation internals), which subscriptions validate against.
@@ -75,10 +87,14 @@ export async function startGateway(
 
   let apollo: ApolloServer<GatewayContext> | undefined;
   let subscriptions: SubscriptionServer | undefined;
+  // A gateway that fails to start (port taken) must not leave its Redis connection open.
   const http = await serveGraphQL<GatewayContext>({
     logger,
     port: config.GATEWAY_PORT,
     host: config.HOST,
+    metrics,
+    cors: edge.cors,
+    production,
     onHttpServer: (httpServer) => {
       subscriptions = attachSubscriptionServer({
         httpServer,
@@ -88,27 +104,39 @@ export async function startGateway(
         eventBus: options.eventBus,
         logger,
         maxSubscriptionsPerConnection: config.GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION,
-        production: config.NODE_ENV === 'production',
+        production,
+        guard: edge.guard,
+        clientAddress: (request) => clientAddress(request, edge.trustProxy),
+        allowsOrigin: edge.allowsOrigin,
       });
     },
     createServer: (plugins) =>
       (apollo = new ApolloServer<GatewayContext>({
         gateway,
-        introspection: config.NODE_ENV !== 'production',
+        introspection: !production,
+        // In production, errors do not suggest field names ("Did you mean ...?"): no schema by guessing.
+        hideSchemaDetailsFromClientErrors: production,
         includeStacktraceInErrorResponses: false,
+        persistedQueries: edge.persistedQueries,
+        csrfPrevention: config.CSRF_PREVENTION,
         // The process entry owns SIGINT/SIGTERM; Apollo's own handlers would race it.
         stopOnTerminationSignals: false,
-        plugins: [...plugins, refuseSubscriptionsOverHttp<GatewayContext>()],
+        plugins: [...plugins, refuseSubscriptionsOverHttp<GatewayContext>(), guardHttpOperations(edge.guard)],
         formatError: (formatted, error) =>
           formatError(formatted, error, (unexpected) => logger.error({ err: unexpected }, 'unexpected error')),
       })),
     context: async (req) => ({
       caller: await authenticate(req.headers, userTokens),
       requestId: validRequestId(req.headers['x-request-id']) ?? randomUUID(),
+      clientAddress: clientAddress(req, edge.trustProxy),
+      transport: 'http',
     }),
     readiness: Object.fromEntries(
       subgraphNames.map((name) => [name, () => checkSubgraphReady(subgraphUrls[name] ?? '')]),
     ),
+  }).catch(async (error: unknown) => {
+    await edge.close();
+    throw error;
   });
   const ws = subscriptions;
   if (!ws) throw new Error('the HTTP shell did not hand over its server for WebSockets');
@@ -126,6 +154,7 @@ export async function startGateway(
     close: async () => {
       await ws.close();
       await http.close();
+      await edge.close();
     },
   };
 }

@@ -1,36 +1,76 @@
 import { z } from 'zod';
-import { loadConfig, logLevel, messagingEnv, nodeEnv, port, secret } from '@food/platform';
+import { commaList, flag, integer, loadConfig, logLevel, messagingEnv, nodeEnv, port, secret } from '@food/platform';
 import { subgraphNames, type SubgraphName } from './compose/compose.js';
 
 const optionalUrl = z.url({ error: 'must be a URL' }).optional();
 
 /** Every variable the gateway reads; parsed once at start-up. */
-export const GatewayConfigSchema = z.object({
-  NODE_ENV: nodeEnv,
-  LOG_LEVEL: logLevel,
-  GATEWAY_PORT: port(4000),
-  HOST: z.string().default('127.0.0.1'),
-  /** The composed supergraph; defaults to the committed gateway/supergraph.graphql. */
-  SUPERGRAPH_PATH: z.string().optional(),
-  INTERNAL_TOKEN_SECRET: secret(32),
-  JWT_SECRET: secret(32),
-  JWT_ISSUER: z.string().min(1).default('food-users'),
-  JWT_AUDIENCE: z.string().min(1).default('food-supergraph'),
-  /** Per-subgraph overrides of the URLs in the supergraph (e.g. Kubernetes service names). */
-  USERS_SUBGRAPH_URL: optionalUrl,
-  MEALS_SUBGRAPH_URL: optionalUrl,
-  ORDERS_SUBGRAPH_URL: optionalUrl,
-  PAYMENTS_SUBGRAPH_URL: optionalUrl,
-  /** How long one subgraph fetch may take before the gateway gives up on it. */
-  SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
-  /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */
-  GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1_000).default(20),
-  /**
-   * Order events for subscriptions, from every replica's point of view the same Redis streams.
-   * Required in production; in development without it, subscribe is refused (SUBSCRIPTIONS_UNAVAILABLE).
-   */
-  ...messagingEnv,
-});
+export const GatewayConfigSchema = z
+  .object({
+    NODE_ENV: nodeEnv,
+    LOG_LEVEL: logLevel,
+    GATEWAY_PORT: port(4000),
+    HOST: z.string().default('127.0.0.1'),
+    /** The composed supergraph; defaults to the committed gateway/supergraph.graphql. */
+    SUPERGRAPH_PATH: z.string().optional(),
+    INTERNAL_TOKEN_SECRET: secret(32),
+    JWT_SECRET: secret(32),
+    JWT_ISSUER: z.string().min(1).default('food-users'),
+    JWT_AUDIENCE: z.string().min(1).default('food-supergraph'),
+    /** Per-subgraph overrides of the URLs in the supergraph (e.g. Kubernetes service names). */
+    USERS_SUBGRAPH_URL: optionalUrl,
+    MEALS_SUBGRAPH_URL: optionalUrl,
+    ORDERS_SUBGRAPH_URL: optionalUrl,
+    PAYMENTS_SUBGRAPH_URL: optionalUrl,
+    /** How long one subgraph fetch may take before the gateway gives up on it. */
+    SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
+    /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */
+    GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1_000).default(20),
+    /**
+     * Order events for subscriptions, from every replica's point of view the same Redis streams.
+     * Required in production; in development without it, subscribe is refused (SUBSCRIPTIONS_UNAVAILABLE).
+     */
+    ...messagingEnv,
+
+    // The edge: what one client may ask of the gateway. Every budget and bound has a safe default.
+    /** Proxies allowed to name the client in X-Forwarded-For: false, true, a hop count, or addresses/subnets. */
+    TRUST_PROXY: z.string().default('false'),
+    /** Rate budgets refill smoothly over this window (token bucket). */
+    RATE_LIMIT_WINDOW_SECONDS: integer(60, 1, 86_400),
+    /** Operations one signed-in user may start per window, by kind (0: no limit). */
+    RATE_LIMIT_USER_QUERIES: integer(600, 0, 1_000_000),
+    RATE_LIMIT_USER_MUTATIONS: integer(120, 0, 1_000_000),
+    RATE_LIMIT_USER_SUBSCRIPTIONS: integer(60, 0, 1_000_000),
+    /** Operations one client address may start per window, by kind, signed in or not (0: no limit). */
+    RATE_LIMIT_IP_QUERIES: integer(1_200, 0, 1_000_000),
+    RATE_LIMIT_IP_MUTATIONS: integer(240, 0, 1_000_000),
+    RATE_LIMIT_IP_SUBSCRIPTIONS: integer(120, 0, 1_000_000),
+    QUERY_MAX_DEPTH: integer(10, 1, 1_000),
+    QUERY_MAX_ALIASES: integer(30, 0, 10_000),
+    QUERY_MAX_ROOT_FIELDS: integer(10, 1, 1_000),
+    QUERY_MAX_COST: integer(5_000, 1, 100_000_000),
+    QUERY_MAX_DOCUMENT_BYTES: integer(16_384, 64, 10_000_000),
+    /** apq: automatic persisted queries; safelist: only the operations in PERSISTED_QUERIES_MANIFEST; off. */
+    PERSISTED_QUERIES: z.enum(['apq', 'safelist', 'off']).default('apq'),
+    /** An Apollo persisted query manifest (JSON); required by safelist mode. */
+    PERSISTED_QUERIES_MANIFEST: z.string().optional(),
+    /** How long an automatically persisted query is remembered. */
+    PERSISTED_QUERIES_TTL_SECONDS: integer(86_400, 60, 31_536_000),
+    /** Entity types the gateway caches (types keyed by id whose fields are the same for every caller). */
+    ENTITY_CACHE_TYPES: commaList('Meal'),
+    ENTITY_CACHE_TTL_SECONDS: integer(60, 1, 86_400),
+    /** Origins browsers may call from (comma-separated, or *). Default: * in development, none in production. */
+    CORS_ORIGINS: z
+      .string()
+      .optional()
+      .transform((value) => (value === undefined ? undefined : commaList().parse(value))),
+    /** Apollo's CSRF prevention: refuse simple (non-preflighted) requests that could come from any page. */
+    CSRF_PREVENTION: flag(true),
+  })
+  .refine((config) => config.PERSISTED_QUERIES !== 'safelist' || config.PERSISTED_QUERIES_MANIFEST, {
+    path: ['PERSISTED_QUERIES_MANIFEST'],
+    message: 'is required when PERSISTED_QUERIES=safelist',
+  });
 
 export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
 

@@ -1,7 +1,14 @@
 import type { Caller } from '@food/platform';
 
-/** Per-request state of the gateway: who is calling, and the id that follows the request everywhere. */
+/** Per-request state of the gateway: who is calling, from where, and the id that follows the request. */
 export interface GatewayContext {
   caller: Caller;
   requestId: string;
+  /** The client's address (after trusted proxies): the key of its per-address rate budgets. */
+  clientAddress: string;
+  /**
+   * `http` for a client's query or mutation; `websocket` for the queries the gateway runs to resolve
+   * a subscription's events (guarded once, when the subscription started).
+   */
+  transport: 'http' | 'websocket';
 }

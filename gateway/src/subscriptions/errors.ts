@@ -1,4 +1,4 @@
-import { GraphQLError } from './graphql-js.js';
+import { GraphQLError } from '../graphql-js.js';
 
 /**
  * The codes (`extensions.code`) a subscription can be refused or ended with, besides the ones the

@@ -1,5 +1,5 @@
 import type { ApolloServerPlugin, BaseContext } from '@apollo/server';
-import { GraphQLError } from './graphql-js.js';
+import { GraphQLError } from '../graphql-js.js';
 import { SUBSCRIPTIONS_OVER_WEBSOCKETS, SubscriptionErrorCode } from './errors.js';
 
 /**

@@ -4,7 +4,7 @@ import { ApolloGateway } from '@apollo/gateway';
 import type { GraphQLSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { supergraphPath } from '../compose/compose.js';
-import { GraphQLError, parse, validate } from './graphql-js.js';
+import { GraphQLError, parse, validate } from '../graphql-js.js';
 import { planSubscription, shapeResult, type SubscribeRequest, type SubscriptionPlan } from './operation.js';
 
 /** The API schema exactly as the gateway gets it: @apollo/gateway loading the committed supergraph. */

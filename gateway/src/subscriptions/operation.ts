@@ -21,7 +21,7 @@ import {
   print,
   validate,
   visit,
-} from './graphql-js.js';
+} from '../graphql-js.js';
 import { subscriptionError, SubscriptionErrorCode, withCode } from './errors.js';
 
 /** The subscription fields of the supergraph (the orders subgraph's `Subscription` type). */

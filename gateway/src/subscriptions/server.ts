@@ -9,8 +9,10 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Caller, EventBus, Logger, UserTokens } from '@food/platform';
 import { authenticate } from '../auth.js';
 import type { GatewayContext } from '../context.js';
+import type { OperationGuard } from '../edge/index.js';
+import { getOperationAST } from '../graphql-js.js';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
-import { GraphQLError } from './graphql-js.js';
+import { GraphQLError } from '../graphql-js.js';
 import { OrderEventHub, type OrderEventHubCounts } from './hub.js';
 import { planSubscription, shapeResult, type SubscriptionPlan } from './operation.js';
 import { OrderSubscriptionStream, type OrderResolver } from './stream.js';
@@ -37,6 +39,12 @@ export interface SubscriptionServerOptions {
   /** How long shutdown waits for clients to acknowledge the close before cutting them off. Default 1 s. */
   closeGraceMs?: number;
   production: boolean;
+  /** Rate budgets, safelist and query bounds, checked at each subscribe as for HTTP operations. */
+  guard?: OperationGuard;
+  /** The client's address for an upgrade request (after trusted proxies). Default: the socket's peer. */
+  clientAddress?: (request: IncomingMessage) => string;
+  /** Refuses upgrades (403) from browser pages on origins that are not allowed. Default: all allowed. */
+  allowsOrigin?: (origin: string | undefined) => boolean;
 }
 
 export interface SubscriptionServer {
@@ -54,6 +62,7 @@ export interface SubscriptionServer {
 
 interface Connection {
   caller: Caller;
+  clientAddress: string;
   expiry?: NodeJS.Timeout;
 }
 
@@ -76,6 +85,8 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
   const logger = options.logger.child({ component: 'subscriptions' });
   const hub = options.eventBus ? new OrderEventHub(options.eventBus, logger) : undefined;
   const connections = new Map<Context, Connection>();
+  const clientAddressOf =
+    options.clientAddress ?? ((request: IncomingMessage) => request.socket.remoteAddress ?? 'unknown');
   const streams = new Set<OrderSubscriptionStream>();
   let closing = false;
 
@@ -83,6 +94,8 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (pathOf(request) !== path) return refuseUpgrade(socket, 404, 'Not Found');
     if (closing) return refuseUpgrade(socket, 503, 'Service Unavailable');
+    if (options.allowsOrigin && !options.allowsOrigin(request.headers.origin))
+      return refuseUpgrade(socket, 403, 'Forbidden');
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
   };
   options.httpServer.on('upgrade', onUpgrade);
@@ -116,7 +129,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
           logger.debug({ reason: error instanceof Error ? error.message : String(error) }, 'connection refused');
           return false;
         }
-        const connection: Connection = { caller };
+        const connection: Connection = { caller, clientAddress: clientAddressOf(ctx.extra.request) };
         const expiresInMs = authorization ? msUntilExpiry(authorization) : undefined;
         if (expiresInMs !== undefined) {
           // A connection lives no longer than the token it was opened with.
@@ -134,7 +147,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
         if (connection?.expiry) clearTimeout(connection.expiry);
         connections.delete(ctx);
       },
-      onSubscribe: (ctx, _id, payload) => {
+      onSubscribe: async (ctx, _id, payload) => {
         const connection = connections.get(ctx);
         if (!connection)
           return [subscriptionError(SubscriptionErrorCode.UNAUTHENTICATED, 'connection not initialised')];
@@ -163,8 +176,18 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
         if (!schema || !options.apollo()) {
           return [subscriptionError(SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE, 'the gateway is starting')];
         }
+        const { guard } = options;
+        if (guard) {
+          const { refusal } = await guard.takeRateBudget('subscription', connection.caller, connection.clientAddress);
+          if (refusal) return [refusal.error];
+          const refused = typeof payload.query === 'string' ? guard.checkSource(payload.query) : undefined;
+          if (refused) return [refused];
+        }
         const plan = planSubscription(schema, payload);
         if (Array.isArray(plan)) return plan;
+        const operation = getOperationAST(plan.document, payload.operationName ?? undefined);
+        const exceeded = operation && guard?.checkOperation(schema, plan.document, operation, payload.variables ?? {});
+        if (exceeded) return [exceeded];
         const refused = authorize(plan, connection.caller);
         if (refused) return [refused];
         return {
@@ -172,7 +195,12 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
           document: plan.document,
           operationName: payload.operationName,
           variableValues: payload.variables,
-          contextValue: new PlannedSubscription(plan, { caller: connection.caller, requestId: randomUUID() }),
+          contextValue: new PlannedSubscription(plan, {
+            caller: connection.caller,
+            requestId: randomUUID(),
+            clientAddress: connection.clientAddress,
+            transport: 'websocket',
+          }),
         } satisfies ExecutionArgs;
       },
       subscribe: (args): AsyncIterable<ExecutionResult> | ExecutionResult => {

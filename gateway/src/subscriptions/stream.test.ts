@@ -2,7 +2,7 @@ import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { createLogger, newEvent, type DomainEvent, type EventBus, type EventStream } from '@food/platform';
 import { describe, expect, it, vi } from 'vitest';
-import { parse } from './graphql-js.js';
+import { parse } from '../graphql-js.js';
 import { OrderEventHub } from './hub.js';
 import { shapeResult, type SubscriptionPlan } from './operation.js';
 import { OrderSubscriptionStream, type OrderResolver } from './stream.js';

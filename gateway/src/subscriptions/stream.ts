@@ -1,5 +1,5 @@
 import type { ExecutionResult, FormattedExecutionResult } from 'graphql';
-import { GraphQLError } from './graphql-js.js';
+import { GraphQLError } from '../graphql-js.js';
 import type { Logger } from '@food/platform';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
 import type { OrderEventHub, OrderStatusChanged } from './hub.js';

@@ -32,6 +32,26 @@ export const secret = (minLength = 32) =>
   });
 export const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info');
 export const nodeEnv = z.enum(['development', 'test', 'production']).default('development');
+/** A yes/no switch: `true`/`false` (or `1`/`0`). */
+export const flag = (fallback: boolean) =>
+  z
+    .enum(['true', 'false', '1', '0'], { error: 'must be true or false' })
+    .default(fallback ? 'true' : 'false')
+    .transform((value) => value === 'true' || value === '1');
+/** A comma-separated list; blanks are dropped, so an empty string is an empty list. */
+export const commaList = (fallback = '') =>
+  z
+    .string()
+    .default(fallback)
+    .transform((value) =>
+      value
+        .split(',')
+        .map((item) => item.trim())
+        .filter(Boolean),
+    );
+/** A whole number in a range, from a string. */
+export const integer = (fallback: number, min: number, max: number) =>
+  z.coerce.number().int().min(min).max(max).default(fallback);
 
 /**
  * Where events and jobs go, for every process that publishes, consumes or tails them. Processes that

@@ -1,9 +1,14 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import cors, { type CorsOptions } from 'cors';
 import express, { type Request } from 'express';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
+import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
+import type { Registry } from 'prom-client';
+
+export type { CorsOptions } from 'cors';
 import type { Logger } from './logger.js';
 import { ConfigError } from './config.js';
 
@@ -28,6 +33,12 @@ export interface ServeGraphQLOptions<Ctx extends BaseContext> {
   maxBodyBytes?: number;
   /** Lets a caller mount more on the same HTTP server (e.g. WebSockets) before it listens. */
   onHttpServer?: (server: Server) => void;
+  /** Served as Prometheus text on `/metrics`. */
+  metrics?: Registry;
+  /** Cross-origin rules for `/graphql` (the `cors` package's options); none means same-origin only. */
+  cors?: CorsOptions;
+  /** In production there is no landing page on GET /graphql (development keeps Apollo's). */
+  production?: boolean;
 }
 
 /**
@@ -41,7 +52,10 @@ export async function serveGraphQL<Ctx extends BaseContext>(
   app.disable('x-powered-by');
   const httpServer = createServer(app);
   options.onHttpServer?.(httpServer);
-  const server = options.createServer([ApolloServerPluginDrainHttpServer({ httpServer })]);
+  const server = options.createServer([
+    ApolloServerPluginDrainHttpServer({ httpServer }),
+    ...(options.production ? [ApolloServerPluginLandingPageDisabled()] : []),
+  ]);
   await server.start();
 
   app.get('/healthz', (_req, res) => {
@@ -52,8 +66,15 @@ export async function serveGraphQL<Ctx extends BaseContext>(
     const ready = Object.values(checks).every((check) => check === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
+  const { metrics } = options;
+  if (metrics) {
+    app.get('/metrics', async (_req, res) => {
+      res.type(metrics.contentType).send(await metrics.metrics());
+    });
+  }
   app.use(
     '/graphql',
+    ...(options.cors ? [cors(options.cors)] : []),
     express.json({ limit: options.maxBodyBytes ?? 100_000 }),
     expressMiddleware(server, { context: ({ req }) => options.context(req) }),
   );

@@ -10,3 +10,5 @@ export * from './scalars.js';
 export * from './lifecycle.js';
 export * from './validation.js';
 export * from './messaging/index.js';
+export * from './metrics.js';
+export * from './changed-entities.js';

@@ -5,6 +5,7 @@ import { buildSubgraphSchema } from '@apollo/subgraph';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import type { Request } from 'express';
 import { INTERNAL_TOKEN_HEADER, InternalTokens, type Caller } from './auth.js';
+import { reportChangedEntities } from './changed-entities.js';
 import { formatError } from './errors.js';
 import type { Logger } from './logger.js';
 import { serveGraphQL, type ReadinessChecks, type RunningHttpService } from './http.js';
@@ -38,7 +39,7 @@ export function createSubgraphServer<Ctx extends object>(options: SubgraphServer
     // The process entry owns SIGINT/SIGTERM (see lifecycle.ts); Apollo's own handlers would race it.
     stopOnTerminationSignals: false,
     // Inline traces feed Apollo Studio, which this gateway does not report to.
-    plugins: [ApolloServerPluginInlineTraceDisabled(), ...(options.plugins ?? [])],
+    plugins: [ApolloServerPluginInlineTraceDisabled(), reportChangedEntities<Ctx>(), ...(options.plugins ?? [])],
     formatError: (formatted, error) =>
       formatError(formatted, error, (unexpected) => options.logger.error({ err: unexpected }, 'unexpected error')),
   });
@@ -91,6 +92,7 @@ export async function startSubgraph<Ctx extends object>(
     logger,
     port: options.port,
     host: options.host,
+    production: options.nodeEnv === 'production',
     readiness: { ...options.readiness, database: () => database.$queryRawUnsafe('SELECT 1') },
     createServer: (plugins) =>
       createSubgraphServer<Ctx>({

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import type { Caller } from '@food/platform';
+import { ChangedEntities, type Caller } from '@food/platform';
 import type { Category, Meal, MealAddon, MealComponent, MealsService } from './domain/meals.js';
 
 /** What every meals resolver gets: the verified caller, the service, and per-request loaders. */
@@ -14,6 +14,8 @@ export interface SubgraphContext {
   addonsByMeal: DataLoader<Meal, MealAddon[], string>;
   /** Batches Meal.components and Meal.allergens for a page of meals. */
   componentsByMealId: DataLoader<string, MealComponent[]>;
+  /** Meals this request changed: the gateway's entity cache drops them (see reportChangedEntities). */
+  changedEntities: ChangedEntities;
 }
 
 export function createContext(caller: Caller, meals: MealsService): SubgraphContext {
@@ -24,5 +26,6 @@ export function createContext(caller: Caller, meals: MealsService): SubgraphCont
     categoryById: new DataLoader((ids) => meals.categoriesByIds(ids)),
     addonsByMeal: new DataLoader((list) => meals.addonsOf(list), { cacheKeyFn: (meal) => meal.id }),
     componentsByMealId: new DataLoader((ids) => meals.componentsOf(ids)),
+    changedEntities: new ChangedEntities(),
   };
 }

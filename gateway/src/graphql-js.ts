@@ -17,11 +17,17 @@ export const {
   Kind,
   OperationTypeNode,
   getArgumentValues,
+  getNamedType,
   getOperationAST,
   getVariableValues,
+  isCompositeType,
+  isInterfaceType,
+  isLeafType,
+  isObjectType,
   parse,
   print,
   validate,
+  valueFromAST,
   visit,
 } = graphql;
 export type GraphQLError = import('graphql').GraphQLError;

@@ -1,0 +1,273 @@
+import type { Redis } from 'ioredis';
+import type { Counter } from 'prom-client';
+import type { EntityReference, Logger } from '@food/platform';
+import { sha256Hex } from './persisted-queries.js';
+
+/**
+ * One cached entity: a Redis hash holding its generation and one field per selection (the subgraph
+ * fetch that produced it). Invalidation bumps the generation and drops the selections, so a fetch
+ * that started before the change cannot write its stale answer afterwards.
+ */
+export interface CachedEntity {
+  generation: string;
+  /** The entity as the subgraph returned it for this selection, if cached and fresh. */
+  value?: unknown;
+}
+
+export interface EntityCacheStore {
+  read(keys: string[], selection: string): Promise<CachedEntity[]>;
+  /** Writes each value only if its entity's generation is still the one read. */
+  write(
+    entries: { key: string; generation: string; value: unknown }[],
+    selection: string,
+    ttlMs: number,
+  ): Promise<void>;
+  invalidate(keys: string[], ttlMs: number): Promise<void>;
+}
+
+/** Stored values carry their own expiry: the hash's TTL is refreshed by every write, a value's is not. */
+interface StoredValue {
+  expiresAt: number;
+  value: unknown;
+}
+
+const writeScript = `
+local written = 0
+for i, key in ipairs(KEYS) do
+  local generation = redis.call('HGET', key, 'generation') or '0'
+  if generation == ARGV[3 * i - 2] then
+    redis.call('HSET', key, 'generation', generation, ARGV[1 + 3 * #KEYS], ARGV[3 * i - 1])
+    redis.call('PEXPIRE', key, ARGV[3 * i])
+    written = written + 1
+  end
+end
+return written
+`;
+
+const invalidateScript = `
+for _, key in ipairs(KEYS) do
+  local generation = tonumber(redis.call('HGET', key, 'generation') or '0') + 1
+  redis.call('DEL', key)
+  redis.call('HSET', key, 'generation', generation)
+  redis.call('PEXPIRE', key, ARGV[1])
+end
+return #KEYS
+`;
+
+interface EntityCacheCommands {
+  foodEntityCacheWrite(keyCount: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+  foodEntityCacheInvalidate(keyCount: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+}
+
+/** Entities in Redis, shared by every gateway replica: one invalidation reaches them all at once. */
+export class RedisEntityCacheStore implements EntityCacheStore {
+  private readonly redis: Redis & EntityCacheCommands;
+
+  constructor(redis: Redis) {
+    redis.defineCommand('foodEntityCacheWrite', { lua: writeScript });
+    redis.defineCommand('foodEntityCacheInvalidate', { lua: invalidateScript });
+    this.redis = redis as Redis & EntityCacheCommands;
+  }
+
+  async read(keys: string[], selection: string): Promise<CachedEntity[]> {
+    const pipeline = this.redis.pipeline();
+    for (const key of keys) pipeline.hmget(key, 'generation', selection);
+    const replies = (await pipeline.exec()) ?? [];
+    const now = Date.now();
+    return replies.map(([error, reply]) => {
+      if (error) throw error;
+      const [generation, stored] = reply as [string | null, string | null];
+      const parsed = stored ? (JSON.parse(stored) as StoredValue) : undefined;
+      return { generation: generation ?? '0', value: parsed && parsed.expiresAt > now ? parsed.value : undefined };
+    });
+  }
+
+  async write(entries: { key: string; generation: string; value: unknown }[], selection: string, ttlMs: number) {
+    if (entries.length === 0) return;
+    const expiresAt = Date.now() + ttlMs;
+    const args = entries.flatMap(({ generation, value }) => [
+      generation,
+      JSON.stringify({ expiresAt, value } satisfies StoredValue),
+      ttlMs,
+    ]);
+    await this.redis.foodEntityCacheWrite(entries.length, ...entries.map((entry) => entry.key), ...args, selection);
+  }
+
+  async invalidate(keys: string[], ttlMs: number): Promise<void> {
+    if (keys.length === 0) return;
+    // The generation outlives the longest fetch that could still write (a fetch is bounded by the
+    // subgraph timeout, far below the TTL).
+    await this.redis.foodEntityCacheInvalidate(keys.length, ...keys, ttlMs);
+  }
+}
+
+/** The same rules in this process's memory: the stand-in without Redis (one process only). */
+export class InMemoryEntityCacheStore implements EntityCacheStore {
+  private readonly entities = new Map<string, { generation: number; values: Map<string, StoredValue> }>();
+
+  async read(keys: string[], selection: string): Promise<CachedEntity[]> {
+    const now = Date.now();
+    return keys.map((key) => {
+      const entity = this.entities.get(key);
+      const stored = entity?.values.get(selection);
+      return {
+        generation: String(entity?.generation ?? 0),
+        value: stored && stored.expiresAt > now ? stored.value : undefined,
+      };
+    });
+  }
+
+  async write(entries: { key: string; generation: string; value: unknown }[], selection: string, ttlMs: number) {
+    const expiresAt = Date.now() + ttlMs;
+    for (const { key, generation, value } of entries) {
+      let entity = this.entities.get(key);
+      if (String(entity?.generation ?? 0) !== generation) continue;
+      if (!entity) this.entities.set(key, (entity = { generation: 0, values: new Map() }));
+      entity.values.set(selection, { expiresAt, value });
+    }
+    this.sweep();
+  }
+
+  async invalidate(keys: string[]): Promise<void> {
+    for (const key of keys) {
+      const entity = this.entities.get(key);
+      this.entities.set(key, { generation: (entity?.generation ?? 0) + 1, values: new Map() });
+    }
+  }
+
+  private sweep(): void {
+    if (this.entities.size < 50_000) return;
+    const now = Date.now();
+    for (const [key, entity] of this.entities) {
+      for (const [selection, stored] of entity.values) if (stored.expiresAt <= now) entity.values.delete(selection);
+      if (entity.values.size === 0 && entity.generation === 0) this.entities.delete(key);
+    }
+  }
+}
+
+/** A subgraph's answer to an `_entities` fetch, as much of it as the cache needs. */
+export interface EntitiesResponse {
+  data?: { _entities?: unknown[] | null } | null;
+  errors?: { path?: readonly (string | number)[] }[];
+  [extra: string]: unknown;
+}
+
+export interface EntityCacheOptions {
+  store: EntityCacheStore;
+  /** Types whose fields are the same for every caller and keyed by `id` (e.g. Meal). */
+  types: ReadonlySet<string>;
+  ttlSeconds: number;
+  keyPrefix: string;
+  logger: Logger;
+  hits: Counter<'type'>;
+  misses: Counter<'type'>;
+}
+
+type Representation = { __typename: string; id: string };
+
+/**
+ * The gateway's entity cache: `_entities` fetches for cached types are answered from Redis where
+ * possible, and only the missing entities are asked of the subgraph, so a fetch whose entities are all
+ * cached never reaches it. Entries are per entity and per selection (the fetch's query), live for the
+ * TTL, and are dropped when a subgraph reports the entity changed. If the store fails, fetches go to
+ * the subgraph as if nothing were cached.
+ */
+export class EntityCache {
+  constructor(private readonly options: EntityCacheOptions) {}
+
+  /** True when this fetch is one the cache can answer: only cacheable entities, each with an id. */
+  handles(query: string, variables: Record<string, unknown> | undefined): boolean {
+    const representations = variables?.representations;
+    return (
+      query.includes('_entities(') &&
+      Array.isArray(representations) &&
+      representations.length > 0 &&
+      representations.every(
+        (item: unknown) =>
+          typeof item === 'object' &&
+          item !== null &&
+          this.options.types.has((item as Representation).__typename) &&
+          typeof (item as Representation).id === 'string',
+      )
+    );
+  }
+
+  /**
+   * Answers an `_entities` fetch: cached entities from the store, the rest from `fetchMissing` (called
+   * with only those representations, and not at all when every entity was cached).
+   */
+  async resolve(
+    subgraph: string,
+    query: string,
+    representations: Representation[],
+    fetchMissing: (representations: Representation[]) => Promise<EntitiesResponse>,
+  ): Promise<EntitiesResponse> {
+    const { store, logger } = this.options;
+    const selection = sha256Hex(query);
+    const keys = representations.map((entity) => this.key(subgraph, entity));
+    let cached: CachedEntity[];
+    try {
+      cached = await store.read(keys, selection);
+    } catch (error) {
+      logger.warn({ err: error }, 'entity cache unavailable: fetching from the subgraph');
+      return fetchMissing(representations);
+    }
+    const missing: number[] = [];
+    cached.forEach((entry, index) => {
+      const type = representations[index]!.__typename;
+      if (entry.value === undefined) {
+        missing.push(index);
+        this.options.misses.inc({ type });
+      } else {
+        this.options.hits.inc({ type });
+      }
+    });
+    if (missing.length === 0) return { data: { _entities: cached.map((entry) => entry.value) } };
+
+    const response = await fetchMissing(missing.map((index) => representations[index]!));
+    const fetched = response.data?._entities;
+    if (!Array.isArray(fetched) || fetched.length !== missing.length) return response;
+    // Entities the subgraph could not resolve cleanly (null, or with an error) are not cached.
+    const failed = new Set<number>();
+    for (const error of response.errors ?? []) {
+      if (error.path?.[0] === '_entities' && typeof error.path[1] === 'number') failed.add(error.path[1]);
+    }
+    const toWrite = missing.flatMap((index, position) =>
+      fetched[position] !== null && !failed.has(position) && !response.errors?.some((error) => !error.path)
+        ? [{ key: keys[index]!, generation: cached[index]!.generation, value: fetched[position] }]
+        : [],
+    );
+    store.write(toWrite, selection, this.options.ttlSeconds * 1000).catch((error: unknown) => {
+      logger.warn({ err: error }, 'entity cache write failed');
+    });
+
+    const entities = cached.map((entry) => entry.value);
+    missing.forEach((index, position) => (entities[index] = fetched[position]));
+    return {
+      ...response,
+      data: { ...response.data, _entities: entities },
+      // The subgraph numbered its errors by its own (shorter) list; renumber them by the client's.
+      errors: response.errors?.map((error) =>
+        error.path?.[0] === '_entities' && typeof error.path[1] === 'number'
+          ? { ...error, path: ['_entities', missing[error.path[1]]!, ...error.path.slice(2)] }
+          : error,
+      ),
+    };
+  }
+
+  /** Drops every cached selection of these entities, on every replica. */
+  async invalidate(subgraph: string, entities: EntityReference[]): Promise<void> {
+    const keys = entities
+      .filter((entity) => this.options.types.has(entity.__typename))
+      .map((entity) => this.key(subgraph, entity));
+    try {
+      await this.options.store.invalidate(keys, Math.max(this.options.ttlSeconds * 1000, 60_000));
+    } catch (error) {
+      this.options.logger.error({ err: error, entities }, 'entity cache invalidation failed');
+    }
+  }
+
+  private key(subgraph: string, entity: Representation): string {
+    return `${this.options.keyPrefix}:entity:${subgraph}:${entity.__typename}:${entity.id}`;
+  }
+}

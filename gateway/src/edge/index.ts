@@ -1,0 +1,137 @@
+import { Redis } from 'ioredis';
+import type { CorsOptions, Logger, MetricsRegistry } from '@food/platform';
+import type { GatewayConfig } from '../config.js';
+import { compileTrustProxy } from './client-address.js';
+import { EntityCache, InMemoryEntityCacheStore, RedisEntityCacheStore } from './entity-cache.js';
+import { createEdgeMetrics } from './metrics.js';
+import { OperationGuard } from './operation-guard.js';
+import { OperationSafelist, RedisPersistedQueryCache, type PersistedQueryCache } from './persisted-queries.js';
+import { InMemoryRateLimitStore, RateLimiter, RedisRateLimitStore } from './rate-limit.js';
+
+export { clientAddress } from './client-address.js';
+export { guardHttpOperations } from './http-plugin.js';
+export type { OperationGuard } from './operation-guard.js';
+
+/** Response headers a browser's script may read: the rate budget and the request id. */
+const exposedHeaders = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Reset', 'RateLimit-Policy', 'Retry-After'];
+
+/** Everything the gateway puts between a client and the subgraphs, built from its configuration. */
+export interface Edge {
+  guard: OperationGuard;
+  entityCache?: EntityCache;
+  /** Apollo Server's `persistedQueries` option. */
+  persistedQueries: false | { cache?: PersistedQueryCache; ttl: number | null };
+  cors?: CorsOptions;
+  /** Whether a WebSocket upgrade from this Origin is allowed (browsers send it; other clients may not). */
+  allowsOrigin(origin: string | undefined): boolean;
+  trustProxy: (address: string, hop: number) => boolean;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the edge. With REDIS_URL, rate budgets, persisted queries and the entity cache live in Redis
+ * and are shared by every replica; without it (development), in this process's memory.
+ */
+export async function createEdge(config: GatewayConfig, logger: Logger, registry: MetricsRegistry): Promise<Edge> {
+  const metrics = createEdgeMetrics(registry);
+  const prefix = config.REDIS_KEY_PREFIX;
+  const redis = config.REDIS_URL ? await connectRedis(config.REDIS_URL, prefix, logger) : undefined;
+
+  const budgets = {
+    windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
+    user: {
+      query: config.RATE_LIMIT_USER_QUERIES,
+      mutation: config.RATE_LIMIT_USER_MUTATIONS,
+      subscription: config.RATE_LIMIT_USER_SUBSCRIPTIONS,
+    },
+    ip: {
+      query: config.RATE_LIMIT_IP_QUERIES,
+      mutation: config.RATE_LIMIT_IP_MUTATIONS,
+      subscription: config.RATE_LIMIT_IP_SUBSCRIPTIONS,
+    },
+  };
+  const anyBudget = [...Object.values(budgets.user), ...Object.values(budgets.ip)].some((limit) => limit > 0);
+  const rateLimiter = anyBudget
+    ? new RateLimiter(redis ? new RedisRateLimitStore(redis) : new InMemoryRateLimitStore(), budgets, prefix, logger)
+    : undefined;
+
+  const safelist =
+    config.PERSISTED_QUERIES === 'safelist'
+      ? OperationSafelist.fromFile(config.PERSISTED_QUERIES_MANIFEST!)
+      : undefined;
+  if (safelist) logger.info({ operations: safelist.size }, 'safelist mode: only listed operations are accepted');
+  const persistedQueries: Edge['persistedQueries'] =
+    config.PERSISTED_QUERIES === 'off'
+      ? false
+      : safelist
+        ? { cache: safelist, ttl: null }
+        : {
+            cache: redis ? new RedisPersistedQueryCache(redis, prefix, logger) : undefined,
+            ttl: config.PERSISTED_QUERIES_TTL_SECONDS,
+          };
+
+  const entityCache =
+    config.ENTITY_CACHE_TYPES.length > 0
+      ? new EntityCache({
+          store: redis ? new RedisEntityCacheStore(redis) : new InMemoryEntityCacheStore(),
+          types: new Set(config.ENTITY_CACHE_TYPES),
+          ttlSeconds: config.ENTITY_CACHE_TTL_SECONDS,
+          keyPrefix: prefix,
+          logger,
+          hits: metrics.entityCacheHits,
+          misses: metrics.entityCacheMisses,
+        })
+      : undefined;
+
+  const origins = config.CORS_ORIGINS ?? (config.NODE_ENV === 'production' ? [] : ['*']);
+  const anyOrigin = origins.includes('*');
+  return {
+    guard: new OperationGuard({
+      bounds: {
+        maxDepth: config.QUERY_MAX_DEPTH,
+        maxAliases: config.QUERY_MAX_ALIASES,
+        maxRootFields: config.QUERY_MAX_ROOT_FIELDS,
+        maxCost: config.QUERY_MAX_COST,
+        maxDocumentBytes: config.QUERY_MAX_DOCUMENT_BYTES,
+      },
+      safelist,
+      rateLimiter,
+      metrics,
+    }),
+    entityCache,
+    persistedQueries,
+    cors: origins.length > 0 ? { origin: anyOrigin ? '*' : origins, exposedHeaders, maxAge: 600 } : undefined,
+    allowsOrigin: (origin) => origin === undefined || anyOrigin || origins.includes(origin),
+    trustProxy: compileTrustProxy(config.TRUST_PROXY),
+    close: async () => {
+      await redis?.quit().catch(() => redis.disconnect());
+    },
+  };
+}
+
+/**
+ * A Redis connection that fails fast: while Redis is unreachable, commands are refused at once (no
+ * offline queue) and each check lets the request through, rather than making every request wait.
+ */
+async function connectRedis(url: string, prefix: string, logger: Logger): Promise<Redis> {
+  const redis = new Redis(url, {
+    connectionName: `${prefix}:gateway-edge`,
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    commandTimeout: 1_000,
+  });
+  redis.on('error', (error: Error) => logger.warn({ err: error }, 'edge Redis connection error'));
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      logger.warn(
+        'edge Redis not ready after 5 s: rate limits, persisted queries and the entity cache fail open until it is',
+      );
+      resolve();
+    }, 5_000);
+    redis.once('ready', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+  return redis;
+}

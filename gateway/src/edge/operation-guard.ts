@@ -1,0 +1,67 @@
+import type { DocumentNode, GraphQLError, GraphQLSchema, OperationDefinitionNode } from 'graphql';
+import type { Caller } from '@food/platform';
+import type { EdgeMetrics } from './metrics.js';
+import type { OperationSafelist } from './persisted-queries.js';
+import { documentTooLarge, exceededBound, measureOperation, type QueryBounds } from './query-bounds.js';
+import { rateLimitedError, type OperationKind, type RateLimiter, type RateLimitOutcome } from './rate-limit.js';
+
+export interface OperationGuardOptions {
+  bounds: QueryBounds;
+  /** Only these operations are accepted (safelist mode). */
+  safelist?: OperationSafelist;
+  /** Absent when every budget is 0. */
+  rateLimiter?: RateLimiter;
+  metrics: EdgeMetrics;
+}
+
+/** A refusal: the error for the client, with the rate-limit state when a budget refused it. */
+export interface Refusal {
+  error: GraphQLError;
+  rateLimit?: RateLimitOutcome;
+}
+
+/**
+ * Everything an operation must pass before the gateway does any work for it, the same for a query or
+ * mutation over HTTP and a subscription over WebSockets: the caller's rate budget, the safelist, and
+ * the query bounds. Each check refuses with a coded error that says what was exceeded.
+ */
+export class OperationGuard {
+  constructor(private readonly options: OperationGuardOptions) {}
+
+  /** Spends one operation of the caller's budgets; the outcome carries the headers to send. */
+  async takeRateBudget(
+    kind: OperationKind,
+    caller: Caller,
+    clientAddress: string,
+  ): Promise<{ outcome?: RateLimitOutcome; refusal?: Refusal }> {
+    const outcome = await this.options.rateLimiter?.take(kind, caller, clientAddress);
+    if (!outcome || outcome.decision.allowed) return { outcome };
+    this.options.metrics.rateLimited.inc({ scope: outcome.scope, operation: kind });
+    return { outcome, refusal: { error: rateLimitedError(kind, outcome), rateLimit: outcome } };
+  }
+
+  /** The document's text: its size, and whether it is on the safelist. */
+  checkSource(source: string): GraphQLError | undefined {
+    const tooLarge = documentTooLarge(source, this.options.bounds);
+    if (tooLarge) return this.refused('maxDocumentBytes', tooLarge);
+    const unlisted = this.options.safelist?.check(source);
+    if (unlisted) return this.refused('safelist', unlisted);
+    return undefined;
+  }
+
+  /** The parsed and validated operation: depth, aliases, root fields and cost. */
+  checkOperation(
+    schema: GraphQLSchema,
+    document: DocumentNode,
+    operation: OperationDefinitionNode,
+    variables: Record<string, unknown> | undefined,
+  ): GraphQLError | undefined {
+    const exceeded = exceededBound(measureOperation(schema, document, operation, variables), this.options.bounds);
+    return exceeded ? this.refused(String(exceeded.extensions.bound), exceeded) : undefined;
+  }
+
+  private refused(reason: string, error: GraphQLError): GraphQLError {
+    this.options.metrics.refused.inc({ reason });
+    return error;
+  }
+}
