@@ -14,6 +14,7 @@ const graphql = createRequire(import.meta.url)('graphql') as typeof import('grap
 
 export const {
   GraphQLError,
+  buildSchema,
   Kind,
   OperationTypeNode,
   getArgumentValues,
