@@ -34,6 +34,13 @@ export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
     REDIS_URL: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     // Every run has its own streams and queues on the shared Redis.
     REDIS_KEY_PREFIX: `e2e-${randomUUID()}`,
+    // Every test client is one address (127.0.0.1) and a few users doing the work of many; the edge
+    // tests set tight budgets of their own.
+    ...Object.fromEntries(
+      ['USER', 'IP'].flatMap((scope) =>
+        ['QUERIES', 'MUTATIONS', 'SUBSCRIPTIONS'].map((kind) => [`RATE_LIMIT_${scope}_${kind}`, '100000']),
+      ),
+    ),
   };
   let supergraph: RunningSupergraph;
   try {

@@ -28,14 +28,17 @@ function fakeMeals(names: Record<string, string>) {
   const asked: string[][] = [];
   const fetch = async (representations: { id: string }[]): Promise<EntitiesResponse> => {
     asked.push(representations.map((entity) => entity.id));
-    return { data: { _entities: representations.map((entity) => (entity.id in names ? { name: names[entity.id] } : null)) } };
+    return {
+      data: { _entities: representations.map((entity) => (entity.id in names ? { name: names[entity.id] } : null)) },
+    };
   };
   return { names, asked, fetch };
 }
 
 function cacheOn(store: EntityCacheStore) {
   const registry = new Registry();
-  const counter = (name: string) => new Counter({ name, help: name, labelNames: ['type'] as const, registers: [registry] });
+  const counter = (name: string) =>
+    new Counter({ name, help: name, labelNames: ['type'] as const, registers: [registry] });
   const hits = counter('hits');
   const misses = counter('misses');
   const cache = new EntityCache({

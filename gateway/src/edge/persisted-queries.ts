@@ -114,9 +114,9 @@ export class OperationSafelist implements PersistedQueryCache {
     );
   }
 
-  /** The body for an id (Apollo Server's APQ lookup). */
-  async get(id: string): Promise<string | undefined> {
-    return this.bodies.get(id);
+  /** The body for an id (Apollo Server's APQ lookup, which prefixes every key it asks for with `apq:`). */
+  async get(key: string): Promise<string | undefined> {
+    return this.bodies.get(key.replace(/^apq:/, ''));
   }
 
   /** Clients cannot register operations: the list is the file. */

@@ -33,7 +33,9 @@ describe('measureOperation', () => {
   });
 
   it('counts aliases everywhere and root fields at the top, expanded from fragments', () => {
-    const measured = measure('{ a: meal(id: 1) { n: name } b: meal(id: 2) { id } ...Q } fragment Q on Query { meal(id: 3) { id } }');
+    const measured = measure(
+      '{ a: meal(id: 1) { n: name } b: meal(id: 2) { id } ...Q } fragment Q on Query { meal(id: 3) { id } }',
+    );
     expect(measured.aliases).toBe(3);
     expect(measured.rootFields).toBe(3);
   });
@@ -45,9 +47,9 @@ describe('measureOperation', () => {
     expect(measure('query ($n: Int) { meals(first: $n) { edges { node { id } } } }', { n: 7 }).cost).toBe(1 + 7 * 2);
     expect(measure('{ orders(last: 3) { meal { id } } }').cost).toBe(1 + 3);
     // Nested pages multiply: 1 + 2 x (edges, node, category, meals) + 2 x 3 x (edges, node).
-    expect(measure('{ meals(first: 2) { edges { node { category { meals(first: 3) { edges { node { id } } } } } } } }').cost).toBe(
-      1 + 2 * 4 + 2 * 3 * 2,
-    );
+    expect(
+      measure('{ meals(first: 2) { edges { node { category { meals(first: 3) { edges { node { id } } } } } } } }').cost,
+    ).toBe(1 + 2 * 4 + 2 * 3 * 2);
   });
 
   it('leaves introspection and __typename out', () => {
@@ -70,7 +72,11 @@ describe('exceededBound', () => {
     });
 
     expect(check('{ a: meal(id: 1) { id } b: meal(id: 2) { id } }')).toBeUndefined();
-    expect(check('{ a: meal(id: 1) { x: id } b: meal(id: 2) { id } }')).toMatchObject({ bound: 'maxAliases', max: 2, actual: 3 });
+    expect(check('{ a: meal(id: 1) { x: id } b: meal(id: 2) { id } }')).toMatchObject({
+      bound: 'maxAliases',
+      max: 2,
+      actual: 3,
+    });
 
     expect(check('{ meal(id: 1) { id } orders { id } }')).toBeUndefined();
     expect(check('{ meal(id: 1) { id } orders { id } meals { edges { node { id } } } }')).toMatchObject({
@@ -90,9 +96,14 @@ describe('exceededBound', () => {
 
   it('measures the document in UTF-8 bytes', () => {
     expect(documentTooLarge('x'.repeat(100), bounds)).toBeUndefined();
-    expect(documentTooLarge('x'.repeat(101), bounds)?.extensions).toMatchObject({ bound: 'maxDocumentBytes', actual: 101 });
+    expect(documentTooLarge('x'.repeat(101), bounds)?.extensions).toMatchObject({
+      bound: 'maxDocumentBytes',
+      actual: 101,
+    });
     // 50 two-byte characters are 100 bytes; one more is 102.
     expect(documentTooLarge('é'.repeat(50), bounds)).toBeUndefined();
-    expect(documentTooLarge('é'.repeat(51), bounds)?.message).toBe('Document size in bytes 102 exceeds the maximum of 100');
+    expect(documentTooLarge('é'.repeat(51), bounds)?.message).toBe(
+      'Document size in bytes 102 exceeds the maximum of 100',
+    );
   });
 });
