@@ -9,7 +9,12 @@ runMain(async () => {
   // development gateway may run without it, serving queries and mutations only.
   const messaging =
     config.REDIS_URL || config.NODE_ENV === 'production' ? createSharedMessaging('gateway', config, logger) : undefined;
-  if (!messaging) logger.warn('no REDIS_URL: subscriptions are refused (SUBSCRIPTIONS_UNAVAILABLE)');
+  if (!messaging) {
+    logger.warn(
+      'no REDIS_URL: subscriptions are refused (SUBSCRIPTIONS_UNAVAILABLE); rate budgets, persisted queries ' +
+        'and the entity cache are kept in this process only',
+    );
+  }
   const gateway = await startGateway(config, logger, { eventBus: messaging?.bus });
   shutdownOnSignal(async () => {
     await gateway.close();
