@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { composeServices } from '@apollo/composition';
-import { parse, printSchema, Source, type ASTNode, type GraphQLError } from 'graphql';
+import type { ASTNode, GraphQLError } from 'graphql';
+// Composition's schema objects come from the graphql instance @apollo/composition loads.
+import { parse, printSchema, Source } from '../graphql-js.js';
 
 /**
  * The subgraphs of the supergraph, with the URLs the committed supergraph names (local development).
@@ -95,7 +97,8 @@ function problemOf(error: GraphQLError): CompositionProblem {
 function locationsOf(nodes: readonly ASTNode[] | ASTNode): string[] {
   const list = Array.isArray(nodes) ? nodes : [nodes];
   return list.flatMap((node: ASTNode) => {
-    const loc = node.loc;
+    // The line of the name, not of the description above it.
+    const loc = ('name' in node && node.name?.loc) || node.loc;
     if (!loc) return [];
     const line = loc.source.body.slice(0, loc.start).split('\n').length;
     return [`${loc.source.name}:${line}`];

@@ -1,5 +1,6 @@
 import { ESLint, type Linter } from 'eslint';
 import graphqlPlugin from '@graphql-eslint/eslint-plugin';
+import type { GraphQLSchema } from 'graphql';
 import {
   buildASTSchema,
   getNamedType,
@@ -9,10 +10,9 @@ import {
   isListType,
   isObjectType,
   parse,
-  type GraphQLSchema,
-} from 'graphql';
+} from '../graphql-js.js';
 
-/** The conventions every subgraph schema keeps (also enforced by `pnpm lint` through eslint.config.js). */
+/** The conventions every subgraph schema keeps, checked by `pnpm schema:check` (lintSchemas below). */
 export const schemaLintConfig: Linter.Config[] = [
   {
     files: ['**/*.graphql'],
@@ -61,7 +61,10 @@ export interface LintProblem {
  * Lints subgraph schema files with @graphql-eslint, plus the one convention it has no rule for. Rules
  * that look fields up resolve them in the composed API schema (a subgraph file alone is not a schema).
  */
-export async function lintSchemas(files: { path: string; sdl: string }[], apiSchemaSdl: string): Promise<LintProblem[]> {
+export async function lintSchemas(
+  files: { path: string; sdl: string }[],
+  apiSchemaSdl: string,
+): Promise<LintProblem[]> {
   const eslint = new ESLint({
     overrideConfigFile: true,
     overrideConfig: [
