@@ -503,6 +503,20 @@ describe('development and production', () => {
     expect(JSON.stringify((await call(development, '{ mael(id: "x") { id } }')).errors)).toContain('Did you mean');
   });
 
+  it('serves GraphiQL and its scripts in development only', async () => {
+    const asset = (gateway: string) => fetch(gateway.replace(/\/graphql$/, '/graphiql/graphiql.min.js'));
+    expect((await asset(t.supergraph.gatewayUrl)).status).toBe(200);
+    expect((await asset(production.url)).status).toBe(404);
+  });
+
+  it('answers an unknown operationName with a 400, not an internal error', async () => {
+    const response = await t.post(t.supergraph.gatewayUrl, { query: '{ __typename }', operationName: 'Menu' } as never);
+    expect(response.status).toBe(400);
+    expect(response.errors).toEqual([
+      { message: 'Unknown operation named "Menu".', extensions: { code: 'OPERATION_RESOLUTION_FAILURE' } },
+    ]);
+  });
+
   it('lets only the configured origins call from a browser, over HTTP and WebSockets', async () => {
     const preflight = (origin: string) =>
       fetch(production.url, {

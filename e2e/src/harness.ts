@@ -30,7 +30,7 @@ export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
     ...testSecrets,
     USERS_ENCRYPTION_KEYS: `e2e:${Buffer.alloc(32, 7).toString('base64')}`,
     USERS_ENCRYPTION_ACTIVE_KEY_ID: 'e2e',
-    LOG_LEVEL: 'silent',
+    LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'silent',
     REDIS_URL: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     // Every run has its own streams and queues on the shared Redis.
     REDIS_KEY_PREFIX: `e2e-${randomUUID()}`,

@@ -20,6 +20,7 @@ import { subgraphNames, supergraphPath, type SubgraphName } from './compose/comp
 import { subgraphUrlOverrides, type GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
 import { clientAddress, createEdge, guardHttpOperations } from './edge/index.js';
+import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
 import { attachSubscriptionServer, type SubscriptionServer } from './subscriptions/server.js';
@@ -95,6 +96,12 @@ export async function startGateway(
     metrics,
     cors: edge.cors,
     production,
+    // GraphiQL, served from this process (no CDN), in development only.
+    staticFiles: production
+      ? {}
+      : Object.fromEntries(
+          Object.entries(graphiqlAssets).map(([name, asset]) => [`${GRAPHIQL_ASSETS_PATH}/${name}`, asset]),
+        ),
     onHttpServer: (httpServer) => {
       subscriptions = attachSubscriptionServer({
         httpServer,
@@ -121,7 +128,12 @@ export async function startGateway(
         csrfPrevention: config.CSRF_PREVENTION,
         // The process entry owns SIGINT/SIGTERM; Apollo's own handlers would race it.
         stopOnTerminationSignals: false,
-        plugins: [...plugins, refuseSubscriptionsOverHttp<GatewayContext>(), guardHttpOperations(edge.guard)],
+        plugins: [
+          ...plugins,
+          ...(production ? [] : [graphiqlLandingPage<GatewayContext>()]),
+          refuseSubscriptionsOverHttp<GatewayContext>(),
+          guardHttpOperations(edge.guard),
+        ],
         formatError: (formatted, error) =>
           formatError(formatted, error, (unexpected) => logger.error({ err: unexpected }, 'unexpected error')),
       })),

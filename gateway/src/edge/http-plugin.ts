@@ -1,12 +1,14 @@
 import { HeaderMap, type ApolloServerPlugin } from '@apollo/server';
 import { httpStatusOf } from '@food/platform';
 import type { GatewayContext } from '../context.js';
+import { GraphQLError } from '../graphql-js.js';
 import type { OperationGuard } from './operation-guard.js';
 import { rateLimitHeaders } from './rate-limit.js';
 
 /**
  * The operation guard for queries and mutations over HTTP, run once the operation is known and before
- * it is planned or executed. Every response carries `RateLimit-*` headers; a refusal is a 429 (rate
+ * it is planned or executed. A request whose operation cannot be picked (unknown operationName) is a
+ * 400 here. Every response carries `RateLimit-*` headers; a refusal is a 429 (rate
  * limit) or a 400 (bounds, safelist) with the guard's coded error. Operations the gateway runs for
  * its own subscriptions (transport `websocket`) were guarded when they were subscribed.
  */
@@ -15,7 +17,16 @@ export function guardHttpOperations(guard: OperationGuard): ApolloServerPlugin<G
     async requestDidStart() {
       return {
         async didResolveOperation({ contextValue, operation, document, source, schema, request, response }) {
-          if (contextValue.transport !== 'http' || !operation) return;
+          if (!operation) {
+            // Apollo Server leaves this to the executor, and @apollo/gateway's throws an uncoded error (a 500).
+            throw new GraphQLError(
+              request.operationName
+                ? `Unknown operation named "${request.operationName}".`
+                : 'Must provide operation name if query contains multiple operations.',
+              { extensions: { code: 'OPERATION_RESOLUTION_FAILURE', http: { status: 400, headers: new HeaderMap() } } },
+            );
+          }
+          if (contextValue.transport !== 'http') return;
           const { outcome, refusal } = await guard.takeRateBudget(
             operation.operation,
             contextValue.caller,

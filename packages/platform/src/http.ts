@@ -39,6 +39,8 @@ export interface ServeGraphQLOptions<Ctx extends BaseContext> {
   cors?: CorsOptions;
   /** In production there is no landing page on GET /graphql (development keeps Apollo's). */
   production?: boolean;
+  /** Files served as they are, by URL path (e.g. a development IDE's scripts). */
+  staticFiles?: Record<string, { file: string; type: string }>;
 }
 
 /**
@@ -66,6 +68,12 @@ export async function serveGraphQL<Ctx extends BaseContext>(
     const ready = Object.values(checks).every((check) => check === 'ok');
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
   });
+  for (const [path, { file, type }] of Object.entries(options.staticFiles ?? {})) {
+    app.get(path, (_req, res) => {
+      // dotfiles: pnpm keeps packages under node_modules/.pnpm, which `send` would otherwise refuse.
+      res.type(type).set('cache-control', 'public, max-age=3600').sendFile(file, { dotfiles: 'allow' });
+    });
+  }
   const { metrics } = options;
   if (metrics) {
     app.get('/metrics', async (_req, res) => {
