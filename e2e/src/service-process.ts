@@ -7,6 +7,10 @@ const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 /** The deployables a test can run as their own processes, by entry file (as `pnpm dev`/`dev:worker` runs them). */
 export const entries = {
   gateway: { dir: 'gateway', file: 'src/main.ts', ready: 'gateway ready' },
+  users: { dir: 'subgraphs/users', file: 'src/main.ts', ready: 'users subgraph ready' },
+  meals: { dir: 'subgraphs/meals', file: 'src/main.ts', ready: 'meals subgraph ready' },
+  orders: { dir: 'subgraphs/orders', file: 'src/main.ts', ready: 'orders subgraph ready' },
+  payments: { dir: 'subgraphs/payments', file: 'src/main.ts', ready: 'payments subgraph ready' },
   'orders-worker': { dir: 'subgraphs/orders', file: 'src/worker-main.ts', ready: 'orders worker ready' },
   'payments-worker': { dir: 'subgraphs/payments', file: 'src/worker-main.ts', ready: 'payments worker ready' },
 } as const;
@@ -34,18 +38,38 @@ export class ServiceProcess {
     private readonly env: Record<string, string>,
   ) {}
 
-  /** Starts the process and resolves once it logged that it is ready. */
-  static async start(entry: Entry, env: Record<string, string>): Promise<ServiceProcess> {
+  /** Starts the process and resolves once it logged that it is ready (`extraEnv` may set LOG_LEVEL). */
+  static async start(
+    entry: Entry,
+    env: Record<string, string>,
+    extraEnv: Record<string, string> = {},
+  ): Promise<ServiceProcess> {
     const service = new ServiceProcess(entry, env);
-    await service.start();
+    await service.start(extraEnv);
     return service;
   }
 
-  /** The `url` its ready line carried (the gateway's, with the port it picked). */
+  /** The `url` its ready line carried (a gateway's or subgraph's, with the port it picked). */
   get url(): string {
     const ready = this.lines.findLast((line) => line.msg === entries[this.entry].ready);
     if (!ready?.url) throw new Error(`${this.entry} logged no URL`);
     return ready.url;
+  }
+
+  /** Where its /healthz, /readyz and /metrics are: a server's own root, or a worker's operations port. */
+  get operationsUrl(): string {
+    const listening = this.lines.findLast((line) => line.msg?.endsWith('operations endpoints listening'));
+    return listening?.url ?? new URL('/', this.url).href.replace(/\/$/, '');
+  }
+
+  /** One series of its /metrics, summed over the labels not given. */
+  async metric(name: string, labels: Record<string, string> = {}): Promise<number> {
+    const text = await (await fetch(`${this.operationsUrl}/metrics`)).text();
+    return text
+      .split('\n')
+      .filter((line) => line.startsWith(`${name}{`) || line.startsWith(`${name} `))
+      .filter((line) => Object.entries(labels).every(([key, value]) => line.includes(`${key}="${value}"`)))
+      .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
   }
 
   async start(extraEnv: Record<string, string> = {}): Promise<void> {

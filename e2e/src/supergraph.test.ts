@@ -43,9 +43,9 @@ describe('the supergraph, end to end through the gateway', () => {
       expect(ready.status).toBe(200);
     }
     const gatewayReady = (await (await fetch(new URL('/readyz', t.supergraph.gatewayUrl))).json()) as {
-      checks: Record<string, string>;
+      dependencies: Record<string, string>;
     };
-    expect(gatewayReady.checks).toEqual({ users: 'ok', meals: 'ok', orders: 'ok', payments: 'ok' });
+    expect(gatewayReady.dependencies).toEqual({ users: 'ok', meals: 'ok', orders: 'ok', payments: 'ok' });
   });
 
   it('signs up and logs in through the gateway', async () => {

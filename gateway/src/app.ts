@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { ApolloGateway } from '@apollo/gateway';
@@ -6,9 +5,10 @@ import { ApolloServer } from '@apollo/server';
 import type { GraphQLSchema } from 'graphql';
 import {
   createLogger,
-  createMetricsRegistry,
   formatError,
   InternalTokens,
+  REQUEST_ID_HEADER,
+  sampledGauge,
   serveGraphQL,
   UserTokens,
   type EventBus,
@@ -60,8 +60,7 @@ export async function startGateway(
     audience: config.JWT_AUDIENCE,
     ttlSeconds: 1,
   });
-  const metrics = createMetricsRegistry('gateway');
-  const edge = await createEdge(config, logger, metrics);
+  const edge = await createEdge(config, logger);
   const production = config.NODE_ENV === 'production';
   const subgraphUrls: Record<string, string> = {};
   const gateway = new ApolloGateway({
@@ -90,10 +89,10 @@ export async function startGateway(
   let subscriptions: SubscriptionServer | undefined;
   // A gateway that fails to start (port taken) must not leave its Redis connection open.
   const http = await serveGraphQL<GatewayContext>({
+    name: 'gateway',
     logger,
     port: config.GATEWAY_PORT,
     host: config.HOST,
-    metrics,
     cors: edge.cors,
     production,
     // GraphiQL, served from this process (no CDN), in development only.
@@ -139,11 +138,12 @@ export async function startGateway(
       })),
     context: async (req) => ({
       caller: await authenticate(req.headers, userTokens),
-      requestId: validRequestId(req.headers['x-request-id']) ?? randomUUID(),
+      // Set by the HTTP shell: the client's own id when it sent a plain one, else a new one.
+      requestId: req.headers[REQUEST_ID_HEADER] as string,
       clientAddress: clientAddress(req, edge.trustProxy),
       transport: 'http',
     }),
-    readiness: Object.fromEntries(
+    dependencies: Object.fromEntries(
       subgraphNames.map((name) => [name, () => checkSubgraphReady(subgraphUrls[name] ?? '')]),
     ),
   }).catch(async (error: unknown) => {
@@ -152,6 +152,10 @@ export async function startGateway(
   });
   const ws = subscriptions;
   if (!ws) throw new Error('the HTTP shell did not hand over its server for WebSockets');
+  const untrackGauges = [
+    subscriptionGauges.active.track(async () => [[{}, ws.activeSubscriptions()]]),
+    subscriptionGauges.connections.track(async () => [[{}, ws.connections()]]),
+  ];
   logger.info({ url: http.url, subgraphs: subgraphUrls, subscriptions: Boolean(options.eventBus) }, 'gateway ready');
   return {
     ...http,
@@ -164,6 +168,7 @@ export async function startGateway(
     },
     // WebSockets first (clients get 1001, the tail stops), then HTTP finishes in-flight requests.
     close: async () => {
+      for (const untrack of untrackGauges) untrack();
       await ws.close();
       await http.close();
       await edge.close();
@@ -171,14 +176,15 @@ export async function startGateway(
   };
 }
 
+/** Live subscriptions and WebSocket connections, read at scrape time (summed over gateways in a process). */
+const subscriptionGauges = {
+  active: sampledGauge('gateway_active_subscriptions', 'Subscriptions running over WebSockets.', []),
+  connections: sampledGauge('gateway_websocket_connections', 'Acknowledged graphql-ws connections.', []),
+};
+
 /** A subgraph is ready when its own /readyz says so (its database is reachable). */
 async function checkSubgraphReady(graphqlUrl: string): Promise<void> {
   if (!graphqlUrl) throw new Error('not configured');
   const response = await fetch(new URL('/readyz', graphqlUrl), { signal: AbortSignal.timeout(1_500) });
   if (!response.ok) throw new Error(`readyz answered ${response.status}`);
-}
-
-/** Accept a caller's request id only when it is short and plain, so it is safe to log and forward. */
-function validRequestId(value: string | string[] | undefined): string | undefined {
-  return typeof value === 'string' && /^[A-Za-z0-9._:-]{1,128}$/.test(value) ? value : undefined;
 }

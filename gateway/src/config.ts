@@ -1,5 +1,16 @@
 import { z } from 'zod';
-import { commaList, flag, integer, loadConfig, logLevel, messagingEnv, nodeEnv, port, secret } from '@food/platform';
+import {
+  commaList,
+  flag,
+  integer,
+  loadConfig,
+  logLevel,
+  messagingEnv,
+  nodeEnv,
+  port,
+  secret,
+  tracingEnv,
+} from '@food/platform';
 import { subgraphNames, type SubgraphName } from './compose/compose.js';
 
 const optionalUrl = z.url({ error: 'must be a URL' }).optional();
@@ -66,6 +77,7 @@ export const GatewayConfigSchema = z
       .transform((value) => (value === undefined ? undefined : commaList().parse(value))),
     /** Apollo's CSRF prevention: refuse simple (non-preflighted) requests that could come from any page. */
     CSRF_PREVENTION: flag(true),
+    ...tracingEnv,
   })
   .refine((config) => config.PERSISTED_QUERIES !== 'safelist' || config.PERSISTED_QUERIES_MANIFEST, {
     path: ['PERSISTED_QUERIES_MANIFEST'],

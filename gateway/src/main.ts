@@ -1,9 +1,10 @@
-import { createLogger, createSharedMessaging, runMain, shutdownOnSignal } from '@food/platform';
+import { createLogger, createSharedMessaging, runMain, shutdownOnSignal, startTracing } from '@food/platform';
 import { startGateway } from './app.js';
 import { loadGatewayConfig } from './config.js';
 
 runMain(async () => {
   const config = loadGatewayConfig();
+  const tracing = startTracing('gateway', config);
   const logger = createLogger('gateway', config.LOG_LEVEL);
   // Subscribers on any replica must see changes made anywhere, so events come through Redis. A
   // development gateway may run without it, serving queries and mutations only.
@@ -19,5 +20,6 @@ runMain(async () => {
   shutdownOnSignal(async () => {
     await gateway.close();
     await messaging?.close();
+    await tracing.shutdown();
   });
 });

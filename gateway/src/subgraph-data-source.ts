@@ -2,7 +2,10 @@ import { RemoteGraphQLDataSource, type GraphQLDataSourceProcessOptions } from '@
 import {
   CHANGED_ENTITIES_EXTENSION,
   ErrorCode,
+  histogram,
+  injectTraceContext,
   INTERNAL_TOKEN_HEADER,
+  REQUEST_ID_HEADER,
   type EntityReference,
   type InternalTokens,
   type Logger,
@@ -49,7 +52,9 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     const caller =
       'caller' in context && context.caller ? context.caller : { kind: 'service' as const, service: 'gateway' };
     request.http.headers.set(INTERNAL_TOKEN_HEADER, await this.options.internalTokens.sign(caller));
-    if ('requestId' in context && context.requestId) request.http.headers.set('x-request-id', context.requestId);
+    if ('requestId' in context && context.requestId) request.http.headers.set(REQUEST_ID_HEADER, context.requestId);
+    // The subgraph's spans continue this fetch's (Apollo's `gateway.fetch` span is active here).
+    injectTraceContext(request.http.headers);
   }
 
   override async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
@@ -68,10 +73,10 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
             ...options,
             request: { ...request, variables: { ...request.variables, representations: missing } },
           };
-          return (await super.process(partial)) as EntitiesResponse;
+          return (await this.fetchTimed(partial)) as EntitiesResponse;
         })) as SubgraphResponse;
       }
-      const response = await super.process(options);
+      const response = await this.fetchTimed(options);
       const changed = response.extensions?.[CHANGED_ENTITIES_EXTENSION] as EntityReference[] | undefined;
       // Before the client hears of the change, no replica may serve the old entity.
       if (entityCache && Array.isArray(changed)) await entityCache.invalidate(name, changed);
@@ -82,9 +87,22 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     }
   }
 
+  /** One call to the subgraph, timed in `gateway_subgraph_fetch_duration_seconds`. */
+  private async fetchTimed(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
+    const end = fetchDurations.startTimer({ subgraph: this.options.name });
+    try {
+      const response = await super.process(options);
+      end({ outcome: response.errors?.length ? 'error' : 'ok' });
+      return response;
+    } catch (error) {
+      end({ outcome: isTimeout(error) ? 'timeout' : 'unavailable' });
+      throw error;
+    }
+  }
+
   private unavailable(error: unknown): SubgraphResponse {
     const { name, timeoutMs, logger } = this.options;
-    const timedOut = error instanceof Error && error.name === 'TimeoutError';
+    const timedOut = isTimeout(error);
     logger.warn({ err: error, subgraph: name }, timedOut ? 'subgraph timed out' : 'subgraph unavailable');
     return {
       errors: [
@@ -101,6 +119,14 @@ export class SubgraphDataSource extends RemoteGraphQLDataSource<GatewayContext> 
     } as SubgraphResponse;
   }
 }
+
+const fetchDurations = histogram(
+  'gateway_subgraph_fetch_duration_seconds',
+  'Calls from the gateway to a subgraph, by outcome: ok, error (it answered with errors), timeout, unavailable.',
+  ['subgraph', 'outcome'],
+);
+
+const isTimeout = (error: unknown) => error instanceof Error && error.name === 'TimeoutError';
 
 /** A fetch for a client's operation (not a health check or schema load): it has the incoming request. */
 const isClientOperation = (options: GraphQLDataSourceProcessOptions<GatewayContext>) =>

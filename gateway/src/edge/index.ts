@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import type { CorsOptions, Logger, MetricsRegistry } from '@food/platform';
+import type { CorsOptions, Logger } from '@food/platform';
 import type { GatewayConfig } from '../config.js';
 import { compileTrustProxy } from './client-address.js';
 import { EntityCache, InMemoryEntityCacheStore, RedisEntityCacheStore } from './entity-cache.js';
@@ -32,8 +32,8 @@ export interface Edge {
  * Builds the edge. With REDIS_URL, rate budgets, persisted queries and the entity cache live in Redis
  * and are shared by every replica; without it (development), in this process's memory.
  */
-export async function createEdge(config: GatewayConfig, logger: Logger, registry: MetricsRegistry): Promise<Edge> {
-  const metrics = createEdgeMetrics(registry);
+export async function createEdge(config: GatewayConfig, logger: Logger): Promise<Edge> {
+  const metrics = createEdgeMetrics();
   const prefix = config.REDIS_KEY_PREFIX;
   const redis = config.REDIS_URL ? await connectRedis(config.REDIS_URL, prefix, logger) : undefined;
 

@@ -1,32 +1,27 @@
-import { Counter, type Registry } from 'prom-client';
+import { counter } from '@food/platform';
 
 /** What the gateway's edge counts, on its `/metrics` (per replica; Prometheus sums them). */
-export function createEdgeMetrics(registry: Registry) {
+export function createEdgeMetrics() {
   return {
-    entityCacheHits: new Counter({
-      name: 'gateway_entity_cache_hits_total',
-      help: 'Entities answered from the entity cache, without calling their subgraph.',
-      labelNames: ['type'] as const,
-      registers: [registry],
-    }),
-    entityCacheMisses: new Counter({
-      name: 'gateway_entity_cache_misses_total',
-      help: 'Entities of a cached type that had to be fetched from their subgraph.',
-      labelNames: ['type'] as const,
-      registers: [registry],
-    }),
-    rateLimited: new Counter({
-      name: 'gateway_rate_limited_total',
-      help: 'Operations refused with RATE_LIMITED, by budget.',
-      labelNames: ['scope', 'operation'] as const,
-      registers: [registry],
-    }),
-    refused: new Counter({
-      name: 'gateway_operations_refused_total',
-      help: 'Operations refused before any subgraph was called, by the bound or list that refused them.',
-      labelNames: ['reason'] as const,
-      registers: [registry],
-    }),
+    entityCacheHits: counter(
+      'gateway_entity_cache_hits_total',
+      'Entities answered from the entity cache, without calling their subgraph.',
+      ['type'],
+    ),
+    entityCacheMisses: counter(
+      'gateway_entity_cache_misses_total',
+      'Entities of a cached type that had to be fetched from their subgraph.',
+      ['type'],
+    ),
+    rateLimited: counter('gateway_rate_limited_total', 'Operations refused with RATE_LIMITED, by budget.', [
+      'scope',
+      'operation',
+    ]),
+    refused: counter(
+      'gateway_operations_refused_total',
+      'Operations refused before any subgraph was called, by the bound or list that refused them.',
+      ['reason'],
+    ),
   };
 }
 

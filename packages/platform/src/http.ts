@@ -6,11 +6,12 @@ import { ApolloServer, type BaseContext } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
 import { ApolloServerPluginLandingPageDisabled } from '@apollo/server/plugin/disabled';
-import type { Registry } from 'prom-client';
-
 export type { CorsOptions } from 'cors';
 import type { Logger } from './logger.js';
 import { ConfigError } from './config.js';
+import { processMetrics } from './telemetry/metrics.js';
+import { assignRequestId, requestTelemetry } from './telemetry/request-telemetry.js';
+import { traceRequests } from './telemetry/tracing.js';
 
 export type ReadinessChecks = Record<string, () => Promise<unknown>>;
 
@@ -22,19 +23,25 @@ export interface RunningHttpService {
 }
 
 export interface ServeGraphQLOptions<Ctx extends BaseContext> {
+  /** Whose requests these are (`gateway`, `orders`, ...): the `server` label of request metrics. */
+  name: string;
   logger: Logger;
   /** Built by the caller; started here, after the drain plugin is attached. */
   createServer: (plugins: ApolloServer<Ctx>['internals']['plugins']) => ApolloServer<Ctx>;
   context: (req: Request) => Promise<Ctx>;
-  /** Each check must resolve for `/readyz` to answer 200 (databases, upstream services). */
+  /** Each check must resolve for `/readyz` to answer 200 (the service's own database). */
   readiness?: ReadinessChecks;
+  /**
+   * Shown by `/readyz` but never failing it: what this server depends on without being useless
+   * when it is away (the gateway's subgraphs: one down costs only its part of an answer, so taking
+   * every gateway replica out of the load balancer for it would turn a partial failure into an outage).
+   */
+  dependencies?: ReadinessChecks;
   port: number;
   host?: string;
   maxBodyBytes?: number;
   /** Lets a caller mount more on the same HTTP server (e.g. WebSockets) before it listens. */
   onHttpServer?: (server: Server) => void;
-  /** Served as Prometheus text on `/metrics`. */
-  metrics?: Registry;
   /** Cross-origin rules for `/graphql` (the `cors` package's options); none means same-origin only. */
   cors?: CorsOptions;
   /** In production there is no landing page on GET /graphql (development keeps Apollo's). */
@@ -43,71 +50,108 @@ export interface ServeGraphQLOptions<Ctx extends BaseContext> {
   staticFiles?: Record<string, { file: string; type: string }>;
 }
 
+/** The paths every process serves for its orchestrator and Prometheus (probes and scrapes use these). */
+export const OPERATIONS_PATHS = { liveness: '/healthz', readiness: '/readyz', metrics: '/metrics' } as const;
+
 /**
- * The HTTP shell every process shares: GraphQL on /graphql, liveness on /healthz, readiness on
- * /readyz, graceful shutdown that finishes in-flight requests.
+ * What every HTTP server of ours has: a request id on every request, liveness on /healthz, readiness
+ * on /readyz (every check must pass) and the process's Prometheus metrics on /metrics.
+ */
+function operationsApp(readiness: ReadinessChecks = {}, dependencies?: ReadinessChecks) {
+  const app = express();
+  app.disable('x-powered-by');
+  app.use(assignRequestId);
+  app.get(OPERATIONS_PATHS.liveness, (_req, res) => {
+    res.json({ status: 'ok' });
+  });
+  app.get(OPERATIONS_PATHS.readiness, async (_req, res) => {
+    const [checks, reported] = await Promise.all([runReadiness(readiness), runReadiness(dependencies ?? {})]);
+    const ready = Object.values(checks).every((check) => check === 'ok');
+    res
+      .status(ready ? 200 : 503)
+      .json({ status: ready ? 'ready' : 'not ready', checks, ...(dependencies ? { dependencies: reported } : {}) });
+  });
+  const metrics = processMetrics();
+  app.get(OPERATIONS_PATHS.metrics, async (_req, res) => {
+    res.type(metrics.contentType).send(await metrics.metrics());
+  });
+  return app;
+}
+
+/**
+ * The HTTP shell every GraphQL server shares: GraphQL on /graphql (one log line, metrics and a trace
+ * span per request), the operations paths, graceful shutdown that finishes in-flight requests.
  */
 export async function serveGraphQL<Ctx extends BaseContext>(
   options: ServeGraphQLOptions<Ctx>,
 ): Promise<RunningHttpService> {
-  const app = express();
-  app.disable('x-powered-by');
+  const app = operationsApp(options.readiness, options.dependencies);
   const httpServer = createServer(app);
   options.onHttpServer?.(httpServer);
   const server = options.createServer([
     ApolloServerPluginDrainHttpServer({ httpServer }),
+    requestTelemetry<Ctx>(options.name, options.logger),
     ...(options.production ? [ApolloServerPluginLandingPageDisabled()] : []),
   ]);
   await server.start();
 
-  app.get('/healthz', (_req, res) => {
-    res.json({ status: 'ok' });
-  });
-  app.get('/readyz', async (_req, res) => {
-    const checks = await runReadiness(options.readiness ?? {});
-    const ready = Object.values(checks).every((check) => check === 'ok');
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not ready', checks });
-  });
   for (const [path, { file, type }] of Object.entries(options.staticFiles ?? {})) {
     app.get(path, (_req, res) => {
       // dotfiles: pnpm keeps packages under node_modules/.pnpm, which `send` would otherwise refuse.
       res.type(type).set('cache-control', 'public, max-age=3600').sendFile(file, { dotfiles: 'allow' });
     });
   }
-  const { metrics } = options;
-  if (metrics) {
-    app.get('/metrics', async (_req, res) => {
-      res.type(metrics.contentType).send(await metrics.metrics());
-    });
-  }
   app.use(
     '/graphql',
     ...(options.cors ? [cors(options.cors)] : []),
     express.json({ limit: options.maxBodyBytes ?? 100_000 }),
+    traceRequests(options.name),
     expressMiddleware(server, { context: ({ req }) => options.context(req) }),
   );
+  const running = await listen(httpServer, options.port, options.host, async () => {
+    await server.stop();
+    httpServer.closeAllConnections();
+  });
+  return { ...running, url: `${running.url}/graphql` };
+}
 
+export interface ServeOperationsOptions {
+  port: number;
+  host?: string;
+  readiness?: ReadinessChecks;
+}
+
+/**
+ * The operations paths alone, for a process that serves no GraphQL (a worker): its probes and its
+ * metrics. `url` is the server's root; `close()` stops listening.
+ */
+export async function serveOperations(options: ServeOperationsOptions): Promise<RunningHttpService> {
+  const httpServer = createServer(operationsApp(options.readiness));
+  return listen(httpServer, options.port, options.host, async () => {
+    httpServer.closeAllConnections();
+    await new Promise<void>((resolve) => httpServer.close(() => resolve()));
+  });
+}
+
+async function listen(
+  httpServer: Server,
+  port: number,
+  host: string | undefined,
+  close: () => Promise<void>,
+): Promise<RunningHttpService> {
   await new Promise<void>((resolve, reject) => {
     httpServer.once('error', (error: NodeJS.ErrnoException) =>
       reject(
         error.code === 'EADDRINUSE'
-          ? new ConfigError(`port ${options.port} is already in use: stop what holds it or choose another port`)
+          ? new ConfigError(`port ${port} is already in use: stop what holds it or choose another port`)
           : error,
       ),
     );
-    httpServer.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
+    httpServer.listen(port, host ?? '127.0.0.1', () => resolve());
   });
-  const { port } = httpServer.address() as AddressInfo;
-  const url = `http://${options.host && options.host !== '0.0.0.0' ? options.host : '127.0.0.1'}:${port}/graphql`;
-  return {
-    url,
-    port,
-    httpServer,
-    close: async () => {
-      await server.stop();
-      httpServer.closeAllConnections();
-    },
-  };
+  const bound = (httpServer.address() as AddressInfo).port;
+  const url = `http://${host && host !== '0.0.0.0' ? host : '127.0.0.1'}:${bound}`;
+  return { url, port: bound, httpServer, close };
 }
 
 async function runReadiness(checks: ReadinessChecks): Promise<Record<string, string>> {

@@ -1,5 +1,6 @@
 import { DomainError, ErrorCode } from './errors.js';
 import { INTERNAL_TOKEN_HEADER, type InternalTokens } from './auth.js';
+import { injectTraceContext } from './telemetry/tracing.js';
 
 /**
  * How one service asks another for data it owns (orders asks meals for prices, payments asks orders
@@ -17,14 +18,17 @@ export class ServiceClient {
   ) {}
 
   async request<T>(query: string, variables: Record<string, unknown>): Promise<T> {
+    const headers = new Headers({
+      'content-type': 'application/json',
+      [INTERNAL_TOKEN_HEADER]: await this.options.tokens.sign({ kind: 'service', service: this.options.caller }),
+    });
+    // The owner's spans join the caller's trace.
+    injectTraceContext(headers);
     let response: Response;
     try {
       response = await fetch(this.options.url, {
         method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          [INTERNAL_TOKEN_HEADER]: await this.options.tokens.sign({ kind: 'service', service: this.options.caller }),
-        },
+        headers,
         body: JSON.stringify({ query, variables }),
         signal: AbortSignal.timeout(this.options.timeoutMs ?? 5_000),
       });

@@ -89,6 +89,7 @@ export async function startSubgraph<Ctx extends object>(
   const { database, logger } = options;
   const internalTokens = new InternalTokens(options.internalTokenSecret);
   const http = await serveGraphQL<Ctx>({
+    name: options.name,
     logger,
     port: options.port,
     host: options.host,

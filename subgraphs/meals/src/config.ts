@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret, tracingEnv } from '@food/platform';
 
 /** Every variable the meals subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
 export const MealsConfigSchema = z.object({
@@ -14,6 +14,7 @@ export const MealsConfigSchema = z.object({
     .string()
     .regex(/^[A-Z]{3}$/, 'must be an ISO-4217 code of 3 uppercase letters')
     .default('EUR'),
+  ...tracingEnv,
 });
 
 export type MealsConfig = z.infer<typeof MealsConfigSchema>;

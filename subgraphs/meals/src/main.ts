@@ -1,8 +1,13 @@
-import { runMain, shutdownOnSignal } from '@food/platform';
+import { runMain, shutdownOnSignal, startTracing } from '@food/platform';
 import { loadMealsConfig } from './config.js';
 import { startMealsSubgraph } from './app.js';
 
 runMain(async () => {
-  const subgraph = await startMealsSubgraph(loadMealsConfig());
-  shutdownOnSignal(() => subgraph.close());
+  const config = loadMealsConfig();
+  const tracing = startTracing('meals', config);
+  const subgraph = await startMealsSubgraph(config);
+  shutdownOnSignal(async () => {
+    await subgraph.close();
+    await tracing.shutdown();
+  });
 });

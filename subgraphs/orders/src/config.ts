@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig, messagingEnv, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+import { loadConfig, messagingEnv, tracingEnv, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
 
 /** Every variable the orders subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
 export const OrdersConfigSchema = z.object({
@@ -20,6 +20,9 @@ export const OrdersConfigSchema = z.object({
   ORDERS_UNPAID_TIMEOUT_SECONDS: z.coerce.number().int().min(60).default(900),
   /** Events and jobs (the worker). REDIS_URL is required by the worker process; see worker-main.ts. */
   ...messagingEnv,
+  /** The worker process's /healthz, /readyz and /metrics (worker-main.ts). */
+  ORDERS_WORKER_PORT: port(9464),
+  ...tracingEnv,
 });
 
 export type OrdersConfig = z.infer<typeof OrdersConfigSchema>;

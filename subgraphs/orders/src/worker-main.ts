@@ -1,14 +1,10 @@
-import { createLogger, createSharedMessaging, runMain, shutdownOnSignal } from '@food/platform';
+import { runWorkerProcess } from '@food/platform';
 import { loadOrdersConfig } from './config.js';
 import { startOrdersWorker } from './worker.js';
 
-runMain(async () => {
-  const config = loadOrdersConfig();
-  const logger = createLogger('orders-worker', config.LOG_LEVEL);
-  const messaging = createSharedMessaging('orders worker', config, logger);
-  const worker = await startOrdersWorker(config, messaging, logger);
-  shutdownOnSignal(async () => {
-    await worker.close();
-    await messaging.close();
-  });
+runWorkerProcess({
+  name: 'orders-worker',
+  loadConfig: loadOrdersConfig,
+  operationsPort: (config) => config.ORDERS_WORKER_PORT,
+  start: (config, messaging, logger) => startOrdersWorker(config, messaging, logger),
 });

@@ -17,7 +17,12 @@ export async function startOrdersWorker(
   logger: Logger = createLogger('orders-worker', config.LOG_LEVEL),
 ) {
   const { prisma, orders } = createOrdersService(config);
-  const relay = new OutboxRelay({ databaseUrl: config.ORDERS_DATABASE_URL, bus: messaging.bus, logger });
+  const relay = new OutboxRelay({
+    name: 'orders',
+    databaseUrl: config.ORDERS_DATABASE_URL,
+    bus: messaging.bus,
+    logger,
+  });
   await relay.start();
   const payments = await messaging.bus.consume('payments', 'orders', async (event) => {
     const outcome = await orders.handlePaymentEvent(event);
@@ -34,6 +39,7 @@ export async function startOrdersWorker(
   logger.info('orders worker ready');
   return {
     relay,
+    readiness: { database: () => prisma.$queryRawUnsafe('SELECT 1') },
     close: async () => {
       await jobs.close();
       await payments.close();

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig, messagingEnv, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+import { loadConfig, messagingEnv, tracingEnv, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
 
 /** Every variable the payments subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
 export const PaymentsConfigSchema = z.object({
@@ -19,6 +19,9 @@ export const PaymentsConfigSchema = z.object({
   PAYMENTS_CONFIRM_AFTER_SECONDS: z.coerce.number().int().min(1).max(3_600).default(30),
   /** Events and jobs (the worker). REDIS_URL is required by the worker process; see worker-main.ts. */
   ...messagingEnv,
+  /** The worker process's /healthz, /readyz and /metrics (worker-main.ts). */
+  PAYMENTS_WORKER_PORT: port(9465),
+  ...tracingEnv,
 });
 
 export type PaymentsConfig = z.infer<typeof PaymentsConfigSchema>;

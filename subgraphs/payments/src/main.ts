@@ -1,8 +1,13 @@
-import { runMain, shutdownOnSignal } from '@food/platform';
+import { runMain, shutdownOnSignal, startTracing } from '@food/platform';
 import { loadPaymentsConfig } from './config.js';
 import { startPaymentsSubgraph } from './app.js';
 
 runMain(async () => {
-  const subgraph = await startPaymentsSubgraph(loadPaymentsConfig());
-  shutdownOnSignal(() => subgraph.close());
+  const config = loadPaymentsConfig();
+  const tracing = startTracing('payments', config);
+  const subgraph = await startPaymentsSubgraph(config);
+  shutdownOnSignal(async () => {
+    await subgraph.close();
+    await tracing.shutdown();
+  });
 });

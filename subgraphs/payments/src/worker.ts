@@ -20,7 +20,12 @@ export async function startPaymentsWorker(
   deps: PaymentsDependencies = {},
 ) {
   const { prisma, payments } = createPaymentsService(config, { logger, ...deps });
-  const relay = new OutboxRelay({ databaseUrl: config.PAYMENTS_DATABASE_URL, bus: messaging.bus, logger });
+  const relay = new OutboxRelay({
+    name: 'payments',
+    databaseUrl: config.PAYMENTS_DATABASE_URL,
+    bus: messaging.bus,
+    logger,
+  });
   await relay.start();
   const queue = messaging.queue(PAYMENTS_QUEUE);
   const orders = await messaging.bus.consume('orders', 'payments', async (event) => {
@@ -46,6 +51,7 @@ export async function startPaymentsWorker(
   logger.info('payments worker ready');
   return {
     relay,
+    readiness: { database: () => prisma.$queryRawUnsafe('SELECT 1') },
     close: async () => {
       await jobs.close();
       await orders.close();

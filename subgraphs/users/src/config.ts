@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret, tracingEnv } from '@food/platform';
 
 /** Every variable the users subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
 export const UsersConfigSchema = z.object({
@@ -36,6 +36,7 @@ export const UsersConfigSchema = z.object({
     }),
   /** The key id new values are encrypted with; must be one of USERS_ENCRYPTION_KEYS. */
   USERS_ENCRYPTION_ACTIVE_KEY_ID: z.string({ error: 'is required: the id of the key to encrypt with' }).min(1),
+  ...tracingEnv,
 });
 
 export type UsersConfig = z.infer<typeof UsersConfigSchema>;

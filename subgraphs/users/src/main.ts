@@ -1,8 +1,13 @@
-import { runMain, shutdownOnSignal } from '@food/platform';
+import { runMain, shutdownOnSignal, startTracing } from '@food/platform';
 import { loadUsersConfig } from './config.js';
 import { startUsersSubgraph } from './app.js';
 
 runMain(async () => {
-  const subgraph = await startUsersSubgraph(loadUsersConfig());
-  shutdownOnSignal(() => subgraph.close());
+  const config = loadUsersConfig();
+  const tracing = startTracing('users', config);
+  const subgraph = await startUsersSubgraph(config);
+  shutdownOnSignal(async () => {
+    await subgraph.close();
+    await tracing.shutdown();
+  });
 });

@@ -89,6 +89,10 @@ export class BullJobQueue implements JobQueue {
     return Object.values(counts).reduce((sum, count) => sum + count, 0);
   }
 
+  async failedCount(): Promise<number> {
+    return this.queue.getFailedCount();
+  }
+
   async close(): Promise<void> {
     await this.queue.close();
   }

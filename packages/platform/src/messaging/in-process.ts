@@ -1,6 +1,7 @@
 import type { Logger } from '../logger.js';
 import { describeRawEvent, parseEvent, type DomainEvent, type EventStream } from './events.js';
 import { interruptiblePause } from './pause.js';
+import { messagingMetrics } from './telemetry.js';
 import type { ConsumeOptions, DeadLetter } from './redis-event-bus.js';
 import type {
   EventBus,
@@ -147,6 +148,7 @@ export class InProcessEventBus implements EventBus {
         raw,
       });
       if (log.deadLetters.length > this.maxLength) log.deadLetters.shift();
+      messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'dead_letter' });
       logger.error(
         { err: error, entryId, eventId, eventType, attempts },
         `event moved to the dead-letter list: ${why}`,
@@ -174,6 +176,7 @@ export class InProcessEventBus implements EventBus {
         }
         try {
           await handler(event);
+          messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'ok' });
           return;
         } catch (error) {
           if (attempt >= maxAttempts) {
@@ -184,6 +187,7 @@ export class InProcessEventBus implements EventBus {
             { err: error, entryId: entry.id, eventId: event.id, eventType: event.type, attempt },
             'event handler failed; will retry',
           );
+          messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'retry' });
           await pause.wait(Math.min(this.retryBackoffMs * 2 ** (attempt - 1), MAX_RETRY_PAUSE_MS));
           if (stopped) {
             // Leaving unfinished: the next free member of the group takes it over, in position order.
@@ -351,6 +355,10 @@ export class InProcessJobQueue implements JobQueue {
 
   async depth(): Promise<number> {
     return this.jobs.size;
+  }
+
+  async failedCount(): Promise<number> {
+    return this.failedJobs.length;
   }
 
   /** Stops the queue: clears every timer (delays, retries, schedules); nothing more starts. */

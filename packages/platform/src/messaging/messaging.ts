@@ -3,7 +3,8 @@ import type { Logger } from '../logger.js';
 import { BullJobQueue, startBullWorker } from './bullmq-jobs.js';
 import { InProcessEventBus, InProcessJobQueue } from './in-process.js';
 import { RedisEventBus } from './redis-event-bus.js';
-import type { JobQueue, JobWorker, Messaging } from './types.js';
+import { messagingMetrics } from './telemetry.js';
+import type { JobHandler, JobQueue, JobWorker, Messaging } from './types.js';
 
 export interface MessagingOptions {
   /** Redis for events and jobs; without it, in-process stand-ins (one process only). */
@@ -34,9 +35,17 @@ export function createMessaging(options: MessagingOptions): Messaging {
   const { logger } = options;
   const queues = new Map<string, JobQueue>();
   const workers = new Set<JobWorker>();
+  const untrackQueues: (() => void)[] = [];
   const queue = <Q extends JobQueue>(name: string, make: () => Q): Q => {
     let found = queues.get(name) as Q | undefined;
-    if (!found) queues.set(name, (found = make()));
+    if (!found) {
+      const made = make();
+      queues.set(name, (found = made));
+      untrackQueues.push(
+        messagingMetrics.queueDepth.track(async () => [[{ queue: name }, await made.depth()]]),
+        messagingMetrics.queueFailed.track(async () => [[{ queue: name }, await made.failedCount()]]),
+      );
+    }
     return found;
   };
   const track = (worker: JobWorker): JobWorker => {
@@ -52,6 +61,7 @@ export function createMessaging(options: MessagingOptions): Messaging {
     await Promise.all([...workers].map((worker) => worker.close()));
     workers.clear();
     await bus.close();
+    for (const untrack of untrackQueues.splice(0)) untrack();
     await Promise.all([...queues.values()].map((q) => q.close()));
     queues.clear();
   };
@@ -64,7 +74,8 @@ export function createMessaging(options: MessagingOptions): Messaging {
       mode: 'in-process',
       bus,
       queue: inProcessQueue,
-      work: (name, handlers, workOptions) => track(inProcessQueue(name).work(handlers, workOptions)),
+      work: (name, handlers, workOptions) =>
+        track(inProcessQueue(name).work(countJobRuns(name, handlers), workOptions)),
       close: () => closeAll(bus),
     };
   }
@@ -76,9 +87,28 @@ export function createMessaging(options: MessagingOptions): Messaging {
     mode: 'redis',
     bus,
     queue: (name) => queue(name, () => new BullJobQueue(name, bull)),
-    work: (name, handlers, workOptions) => track(startBullWorker(name, handlers, { ...bull, ...workOptions })),
+    work: (name, handlers, workOptions) =>
+      track(startBullWorker(name, countJobRuns(name, handlers), { ...bull, ...workOptions })),
     close: () => closeAll(bus),
   };
+}
+
+/** The same handlers, each run counted in `jobs_processed_total` by outcome. */
+function countJobRuns(queue: string, handlers: Record<string, JobHandler>): Record<string, JobHandler> {
+  return Object.fromEntries(
+    Object.entries(handlers).map(([job, handler]) => [
+      job,
+      async (data, run) => {
+        try {
+          await handler(data, run);
+          messagingMetrics.jobsProcessed.inc({ queue, job, outcome: 'ok' });
+        } catch (error) {
+          messagingMetrics.jobsProcessed.inc({ queue, job, outcome: 'failed' });
+          throw error;
+        }
+      },
+    ]),
+  );
 }
 
 /**

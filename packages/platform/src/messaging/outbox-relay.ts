@@ -4,11 +4,14 @@ import type { Logger } from '../logger.js';
 import { EventStreams, parseEvent, streamOf, type DomainEvent, type EventStream } from './events.js';
 import { OUTBOX_NOTIFY_CHANNEL, OUTBOX_TABLE } from './outbox.js';
 import { interruptiblePause } from './pause.js';
+import { messagingMetrics } from './telemetry.js';
 import type { EventBus } from './types.js';
 
 export interface OutboxRelayOptions {
   databaseUrl: string;
   bus: EventBus;
+  /** Whose outbox this is (`orders`, `payments`): the `outbox` label of its metrics. */
+  name?: string;
   logger: Logger;
   /** Fallback poll; NOTIFY usually wakes the relay first, but polling alone is enough. Default 500 ms. */
   pollMs?: number;
@@ -74,6 +77,7 @@ export class OutboxRelay {
   private busy = false;
   private wakeAgain = false;
   private failures = 0;
+  private untrackMetrics: (() => void)[] = [];
 
   constructor(private readonly options: OutboxRelayOptions) {
     this.pollMs = options.pollMs ?? 500;
@@ -88,6 +92,11 @@ export class OutboxRelay {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new Error(`the outbox relay was already ${this.state}`);
     this.state = 'started';
+    const outbox = this.options.name ?? 'outbox';
+    this.untrackMetrics = [
+      messagingMetrics.outboxPending.track(async () => [[{ outbox }, (await this.lag()).pending]]),
+      messagingMetrics.outboxLag.track(async () => [[{ outbox }, (await this.lag()).oldestPendingAgeMs / 1_000]]),
+    ];
     await this.listen();
     const poll = () => {
       if (this.state !== 'started') return;
@@ -101,6 +110,7 @@ export class OutboxRelay {
   async stop(): Promise<void> {
     if (this.state === 'stopped') return;
     this.state = 'stopped';
+    for (const untrack of this.untrackMetrics) untrack();
     if (this.pollTimer) clearTimeout(this.pollTimer);
     if (this.listenTimer) clearTimeout(this.listenTimer);
     this.pause.interrupt();
@@ -252,6 +262,7 @@ export class OutboxRelay {
           continue;
         }
         await this.options.bus.publish(row.stream as EventStream, event);
+        messagingMetrics.eventsPublished.inc({ stream: row.stream, type: event.type });
         published.push(row.sequence);
       }
       if (published.length > 0) {

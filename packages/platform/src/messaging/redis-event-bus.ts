@@ -4,6 +4,7 @@ import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.js';
 import { describeRawEvent, InvalidEventError, parseEvent, type DomainEvent, type EventStream } from './events.js';
 import { delay, interruptiblePause } from './pause.js';
+import { messagingMetrics } from './telemetry.js';
 import type { EventBus, EventHandler, EventSubscription } from './types.js';
 
 export interface RedisEventBusOptions {
@@ -232,6 +233,7 @@ export class RedisEventBus implements EventBus {
         .exec();
       const failed = results?.find(([commandError]) => commandError)?.[0];
       if (!results || failed) throw failed ?? new Error('dead-letter transaction was discarded');
+      messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'dead_letter' });
       log.error(
         { err: error, entryId: id, eventId, eventType, attempts, deadLetterStream: `${key}:dead` },
         `event moved to the dead-letter stream: ${why}`,
@@ -287,6 +289,7 @@ export class RedisEventBus implements EventBus {
         }
         if (failure === undefined) {
           await connection.xack(key, group, id);
+          messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'ok' });
           return;
         }
         if (attempt >= maxAttempts) {
@@ -297,6 +300,7 @@ export class RedisEventBus implements EventBus {
           { err: failure, entryId: id, eventId: event.id, eventType: event.type, attempt },
           'event handler failed; will retry',
         );
+        messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'retry' });
         await pause.wait(Math.min(this.retryBackoffMs * 2 ** (attempt - 1), MAX_RETRY_PAUSE_MS));
         // Stopping: leave it pending (close hands it back); another member takes it over.
         if (state.stopped) throw new Stopping();

@@ -67,6 +67,8 @@ export interface JobQueue {
   failed(): Promise<FailedJob[]>;
   /** Jobs waiting, delayed or running: the queue depth. */
   depth(): Promise<number>;
+  /** How many jobs are in the failed set (for metrics; `failed()` lists the newest). */
+  failedCount(): Promise<number>;
   close(): Promise<void>;
 }
 
