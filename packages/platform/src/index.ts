@@ -14,4 +14,4 @@ export * from './telemetry/metrics.js';
 export * from './telemetry/request-telemetry.js';
 export * from './telemetry/tracing.js';
 export * from './changed-entities.js';
-export * from './worker-process.js';
+export * from './process.js';

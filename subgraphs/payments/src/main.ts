@@ -1,13 +1,9 @@
-import { runMain, shutdownOnSignal, startTracing } from '@food/platform';
+import { runSubgraphProcess } from '@food/platform';
 import { loadPaymentsConfig } from './config.js';
 import { startPaymentsSubgraph } from './app.js';
 
-runMain(async () => {
-  const config = loadPaymentsConfig();
-  const tracing = startTracing('payments', config);
-  const subgraph = await startPaymentsSubgraph(config);
-  shutdownOnSignal(async () => {
-    await subgraph.close();
-    await tracing.shutdown();
-  });
+runSubgraphProcess({
+  name: 'payments',
+  loadConfig: loadPaymentsConfig,
+  start: (config) => startPaymentsSubgraph(config),
 });

@@ -1,5 +1,5 @@
 import { runMain } from './config.js';
-import { serveOperations, type ReadinessChecks } from './http.js';
+import { serveOperations, type ReadinessChecks, type RunningHttpService } from './http.js';
 import { shutdownOnSignal } from './lifecycle.js';
 import { createLogger, type Logger } from './logger.js';
 import { createSharedMessaging } from './messaging/messaging.js';
@@ -50,6 +50,26 @@ export function runWorkerProcess<C extends WorkerProcessConfig>(options: {
       await worker.close();
       await messaging.close();
       await operations.close();
+      await tracing.shutdown();
+    });
+  });
+}
+
+/**
+ * A subgraph as its own process: tracing when configured (started before the subgraph, so its
+ * database client is traced), and a clean stop on SIGTERM (in-flight requests, then tracing's last spans).
+ */
+export function runSubgraphProcess<C extends Parameters<typeof startTracing>[1]>(options: {
+  name: string;
+  loadConfig: () => C;
+  start: (config: C) => Promise<RunningHttpService>;
+}): void {
+  runMain(async () => {
+    const config = options.loadConfig();
+    const tracing = startTracing(options.name, config);
+    const subgraph = await options.start(config);
+    shutdownOnSignal(async () => {
+      await subgraph.close();
       await tracing.shutdown();
     });
   });
