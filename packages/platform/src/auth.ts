@@ -1,4 +1,5 @@
-import { SignJWT, jwtVerify, errors as joseErrors } from 'jose';
+import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
+import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { DomainError, ErrorCode } from './errors.js';
 
@@ -39,12 +40,35 @@ const InternalClaims = z.discriminatedUnion('kind', [
 ]);
 
 /**
+ * Tokens already verified, until they expire: the same string verifies the same way until then, and
+ * checking an HMAC through WebCrypto on every request was the gateway's largest CPU cost. Bounded, so
+ * a flood of distinct tokens costs memory no longer than the LRU holds.
+ */
+class VerifiedTokens<T extends object> {
+  private readonly cache = new LRUCache<string, T>({ max: 10_000 });
+
+  async verify(token: string, verify: (token: string) => Promise<{ value: T; payload: JWTPayload }>): Promise<T> {
+    const cached = this.cache.get(token);
+    if (cached !== undefined) return cached;
+    const { value, payload } = await verify(token);
+    const ttlMs = (payload.exp ?? 0) * 1_000 - Date.now();
+    if (ttlMs > 0) this.cache.set(token, value, { ttl: ttlMs });
+    return value;
+  }
+}
+
+/**
  * Internal tokens: short-lived, HS256-signed with a secret only the services share. A client cannot
  * forge one, so a subgraph can trust the identity in it whether the call came through the gateway or
  * not; a call without a valid one is refused.
+ *
+ * A token signed for a caller is reused for half its lifetime (each subgraph fetch used to sign a new
+ * one), and a verified one is remembered until it expires.
  */
 export class InternalTokens {
   private readonly key: Uint8Array;
+  private readonly signed = new LRUCache<string, string>({ max: 10_000 });
+  private readonly verified = new VerifiedTokens<Caller>();
   constructor(
     secret: string,
     private readonly ttlSeconds = 60,
@@ -53,6 +77,20 @@ export class InternalTokens {
   }
 
   async sign(caller: Caller): Promise<string> {
+    const key =
+      caller.kind === 'user'
+        ? `user:${caller.userId}:${caller.role}`
+        : caller.kind === 'service'
+          ? `service:${caller.service}`
+          : 'anonymous';
+    const reusable = this.signed.get(key);
+    if (reusable) return reusable;
+    const token = await this.signNew(caller);
+    this.signed.set(key, token, { ttl: (this.ttlSeconds * 1_000) / 2 });
+    return token;
+  }
+
+  private async signNew(caller: Caller): Promise<string> {
     const claims =
       caller.kind === 'user'
         ? { kind: 'user', role: caller.role }
@@ -74,15 +112,21 @@ export class InternalTokens {
   async verify(token: string | undefined): Promise<Caller> {
     if (!token) throw new DomainError(ErrorCode.UNAUTHENTICATED, 'Missing internal token: call through the gateway');
     try {
-      const { payload } = await jwtVerify(token, this.key, {
-        issuer: INTERNAL_ISSUER,
-        audience: INTERNAL_AUDIENCE,
-        algorithms: ['HS256'],
+      return await this.verified.verify(token, async (candidate) => {
+        const { payload } = await jwtVerify(candidate, this.key, {
+          issuer: INTERNAL_ISSUER,
+          audience: INTERNAL_AUDIENCE,
+          algorithms: ['HS256'],
+        });
+        const claims = InternalClaims.parse(payload);
+        const value: Caller =
+          claims.kind === 'user'
+            ? { kind: 'user', userId: claims.sub, role: claims.role }
+            : claims.kind === 'service'
+              ? { kind: 'service', service: claims.sub }
+              : anonymous;
+        return { value, payload };
       });
-      const claims = InternalClaims.parse(payload);
-      if (claims.kind === 'user') return { kind: 'user', userId: claims.sub, role: claims.role };
-      if (claims.kind === 'service') return { kind: 'service', service: claims.sub };
-      return anonymous;
     } catch {
       throw new DomainError(ErrorCode.UNAUTHENTICATED, 'Invalid internal token');
     }
@@ -99,6 +143,7 @@ export interface UserTokenOptions {
 
 export class UserTokens {
   private readonly key: Uint8Array;
+  private readonly verified = new VerifiedTokens<Extract<Caller, { kind: 'user' }>>();
   constructor(private readonly options: UserTokenOptions) {
     this.key = new TextEncoder().encode(options.secret);
   }
@@ -120,13 +165,15 @@ export class UserTokens {
   /** Verifies signature, expiry, issuer and audience; throws UNAUTHENTICATED with the reason. */
   async verify(token: string): Promise<Extract<Caller, { kind: 'user' }>> {
     try {
-      const { payload } = await jwtVerify(token, this.key, {
-        issuer: this.options.issuer,
-        audience: this.options.audience,
-        algorithms: ['HS256'],
+      return await this.verified.verify(token, async (candidate) => {
+        const { payload } = await jwtVerify(candidate, this.key, {
+          issuer: this.options.issuer,
+          audience: this.options.audience,
+          algorithms: ['HS256'],
+        });
+        const claims = z.object({ sub: z.uuid(), role: Role }).parse(payload);
+        return { value: { kind: 'user', userId: claims.sub, role: claims.role }, payload };
       });
-      const claims = z.object({ sub: z.uuid(), role: Role }).parse(payload);
-      return { kind: 'user', userId: claims.sub, role: claims.role };
     } catch (error) {
       const reason = error instanceof joseErrors.JWTExpired ? 'Token expired' : 'Invalid token';
       throw new DomainError(ErrorCode.UNAUTHENTICATED, reason);
