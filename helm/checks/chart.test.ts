@@ -1,0 +1,825 @@
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join, posix } from 'node:path';
+import { Ajv } from 'ajv';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, parseAllDocuments } from 'yaml';
+import { GatewayConfigSchema, loadGatewayConfig } from '@food/gateway';
+import { loadMealsConfig, MealsConfigSchema } from '@food/meals-subgraph';
+import { loadOrdersConfig, OrdersConfigSchema } from '@food/orders-subgraph';
+import { loadPaymentsConfig, PaymentsConfigSchema } from '@food/payments-subgraph';
+import { OPERATIONS_PATHS } from '@food/platform';
+import { databaseServices } from '@food/prisma';
+import { loadUsersConfig, UsersConfigSchema } from '@food/users-subgraph';
+import { buildRenderer, removeScratch, chartDir, render, repoRoot, valuesFile } from './render.js';
+
+// The chart's checks: it renders (with the Go renderer, as `helm template` would) for the defaults
+// and for production, and every manifest is checked against the kinds' rules and against the code
+// it deploys: the services' own config schemas, their probe paths, the Dockerfiles and the metrics.
+
+type Manifest = any;
+type Env = Record<string, string>;
+
+const NAMESPACE = 'food';
+const chartValues = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8'));
+const productionValues = parse(readFileSync(join(chartDir, 'values-production.yaml'), 'utf8'));
+
+/** The least a default install needs: every secret, database and Redis, inline. */
+const minimalValuesFile = join(repoRoot, 'helm', 'checks', 'fixtures', 'minimal-values.yaml');
+const minimalValues = parse(readFileSync(minimalValuesFile, 'utf8'));
+
+/** Everything switched on, secrets inline (production uses existingSecret references). */
+const fullValues = {
+  ...minimalValues,
+  tracing: { otlpEndpoint: 'http://otel-collector:4318' },
+  gateway: {
+    persistedQueriesManifest: JSON.stringify({ format: 'apollo-persisted-query-manifest', version: 1, operations: [] }),
+    env: { RATE_LIMIT_USER_QUERIES: 300, CORS_ORIGINS: 'https://app.example', TRUST_PROXY: '1' },
+  },
+  ordersWorker: { env: { ORDERS_UNPAID_TIMEOUT_SECONDS: 600 } },
+  ingress: { enabled: true, host: 'api.example.test', certManager: { clusterIssuer: 'letsencrypt' } },
+  monitoring: {
+    serviceMonitor: { enabled: true },
+    prometheusRule: { enabled: true },
+    grafanaDashboard: { enabled: true },
+  },
+};
+
+const scenarios = {
+  defaults: () => ['-f', minimalValuesFile],
+  everything: () => ['-f', valuesFile(fullValues)],
+  production: () => ['-f', join(chartDir, 'values-production.yaml')],
+};
+const scenarioValues = {
+  defaults: merge(chartValues, minimalValues),
+  everything: merge(chartValues, fullValues),
+  production: merge(chartValues, productionValues),
+};
+
+/** What each component runs: its config loader and schema, and the variable naming its port. */
+const components = {
+  gateway: { load: loadGatewayConfig, schema: GatewayConfigSchema, portVar: 'GATEWAY_PORT', kind: 'graphql' },
+  users: { load: loadUsersConfig, schema: UsersConfigSchema, portVar: 'USERS_PORT', kind: 'graphql' },
+  meals: { load: loadMealsConfig, schema: MealsConfigSchema, portVar: 'MEALS_PORT', kind: 'graphql' },
+  orders: { load: loadOrdersConfig, schema: OrdersConfigSchema, portVar: 'ORDERS_PORT', kind: 'graphql' },
+  payments: { load: loadPaymentsConfig, schema: PaymentsConfigSchema, portVar: 'PAYMENTS_PORT', kind: 'graphql' },
+  'orders-worker': {
+    load: loadOrdersConfig,
+    schema: OrdersConfigSchema,
+    portVar: 'ORDERS_WORKER_PORT',
+    kind: 'worker',
+  },
+  'payments-worker': {
+    load: loadPaymentsConfig,
+    schema: PaymentsConfigSchema,
+    portVar: 'PAYMENTS_WORKER_PORT',
+    kind: 'worker',
+  },
+} as const;
+type Component = keyof typeof components;
+
+/** The package each component's image is built from, and the chart's values key of that image. */
+const imageOf: Record<Component | 'migrations', { image: string; packageDir: string }> = {
+  gateway: { image: 'gateway', packageDir: 'gateway' },
+  users: { image: 'users', packageDir: 'subgraphs/users' },
+  meals: { image: 'meals', packageDir: 'subgraphs/meals' },
+  orders: { image: 'orders', packageDir: 'subgraphs/orders' },
+  payments: { image: 'payments', packageDir: 'subgraphs/payments' },
+  'orders-worker': { image: 'orders', packageDir: 'subgraphs/orders' },
+  'payments-worker': { image: 'payments', packageDir: 'subgraphs/payments' },
+  migrations: { image: 'migrations', packageDir: 'prisma' },
+};
+
+/** The metrics the services export (the contract the dashboard and alerts are written against). */
+const METRICS: Record<string, Record<string, string[] | null>> = {
+  graphql_requests_total: {
+    server: ['gateway', 'users', 'meals', 'orders', 'payments'],
+    operation: null,
+    outcome: ['ok', 'client_error', 'server_error'],
+  },
+  graphql_request_duration_seconds: {
+    server: ['gateway', 'users', 'meals', 'orders', 'payments'],
+    operation: null,
+    outcome: ['ok', 'client_error', 'server_error'],
+  },
+  gateway_subgraph_fetch_duration_seconds: {
+    subgraph: ['users', 'meals', 'orders', 'payments'],
+    outcome: ['ok', 'error', 'timeout', 'unavailable'],
+  },
+  gateway_active_subscriptions: {},
+  gateway_websocket_connections: {},
+  gateway_entity_cache_hits_total: { type: null },
+  gateway_entity_cache_misses_total: { type: null },
+  gateway_rate_limited_total: { scope: null, operation: null },
+  gateway_operations_refused_total: { reason: null },
+  events_published_total: { stream: null, type: null },
+  events_consumed_total: { stream: null, group: null, outcome: ['ok', 'retry', 'dead_letter'] },
+  outbox_pending_events: { outbox: ['orders', 'payments'] },
+  outbox_lag_seconds: { outbox: ['orders', 'payments'] },
+  job_queue_depth: { queue: null },
+  job_queue_failed_jobs: { queue: null },
+  jobs_processed_total: { queue: null, job: null, outcome: ['ok', 'failed'] },
+};
+/** prom-client's collectDefaultMetrics, and Prometheus' own series. */
+const NODE_METRICS = [
+  'process_cpu_seconds_total',
+  'process_resident_memory_bytes',
+  'nodejs_eventloop_lag_p99_seconds',
+  'nodejs_heap_size_used_bytes',
+];
+/** Labels Prometheus (with the Operator's ServiceMonitor) puts on every target's series. */
+const TARGET_LABELS = ['namespace', 'service', 'job', 'pod', 'container', 'endpoint', 'instance', 'le'];
+
+function merge(base: any, override: any): any {
+  if (override === null || typeof override !== 'object' || Array.isArray(override)) return override;
+  const out = { ...(base ?? {}) };
+  for (const [key, value] of Object.entries(override)) {
+    out[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && typeof out[key] === 'object'
+        ? merge(out[key], value)
+        : value;
+  }
+  return out;
+}
+
+function parseManifests(stdout: string): Manifest[] {
+  return parseAllDocuments(stdout)
+    .filter((doc) => doc.contents !== null)
+    .map((doc) => {
+      expect(doc.errors, `YAML errors: ${doc.errors.join('; ')}`).toEqual([]);
+      return doc.toJS();
+    });
+}
+
+class Release {
+  constructor(
+    readonly name: keyof typeof scenarios,
+    readonly manifests: Manifest[],
+    readonly values: any,
+  ) {}
+
+  all(kind: string): Manifest[] {
+    return this.manifests.filter((m) => m.kind === kind);
+  }
+  find(kind: string, name: string): Manifest | undefined {
+    return this.manifests.find((m) => m.kind === kind && m.metadata.name === name);
+  }
+  deployment(component: string): Manifest {
+    const found = this.all('Deployment').filter((d) => d.metadata.labels['app.kubernetes.io/component'] === component);
+    expect(found, `one Deployment for ${component}`).toHaveLength(1);
+    return found[0];
+  }
+  /** Secrets made outside the chart that the values name. */
+  externalSecrets(): Set<string> {
+    const v = this.values;
+    return new Set(
+      [
+        v.secrets.existingSecret,
+        v.redis.existingSecret.name,
+        ...databaseServices.map((s) => v.databases[s].existingSecret.name),
+      ].filter(Boolean),
+    );
+  }
+  /** Deployments whose pods a label selector picks. */
+  selects(selector: Record<string, string>): Manifest[] {
+    return this.all('Deployment').filter((d) => matches(selector, d.spec.template.metadata.labels));
+  }
+  /** A container's environment as the kubelet builds it (envFrom in order, then env). */
+  environment(container: Manifest, owner: string): Env {
+    const env: Env = {};
+    for (const from of container.envFrom ?? []) {
+      const cm = this.find('ConfigMap', from.configMapRef?.name);
+      expect(cm, `${owner}: envFrom ConfigMap ${from.configMapRef?.name} is rendered`).toBeDefined();
+      for (const [key, value] of Object.entries(cm.data ?? {})) {
+        expect(typeof value, `${owner}: ConfigMap value ${key} is a string`).toBe('string');
+        env[key] = value as string;
+      }
+    }
+    for (const entry of container.env ?? []) {
+      if ('value' in entry) env[entry.name] = String(entry.value);
+      else if (entry.valueFrom?.secretKeyRef) env[entry.name] = this.secretValue(entry.valueFrom.secretKeyRef, owner);
+      else if (entry.valueFrom?.configMapKeyRef) {
+        const { name, key } = entry.valueFrom.configMapKeyRef;
+        const value = this.find('ConfigMap', name)?.data?.[key];
+        expect(value, `${owner}: ConfigMap ${name} has ${key}`).toBeDefined();
+        env[entry.name] = value;
+      } else throw new Error(`${owner}: env ${entry.name} has neither a value nor a known valueFrom`);
+    }
+    // A plausible value for each key read from a Secret made outside the chart.
+    for (const [name, value] of Object.entries(env)) {
+      if (value !== EXTERNAL) continue;
+      if (name.endsWith('_DATABASE_URL')) env[name] = 'postgresql://app:secret@db.example:5432/app';
+      else if (name === 'REDIS_URL') env[name] = 'rediss://redis.example:6380';
+      else if (name === 'USERS_ENCRYPTION_KEYS')
+        env[name] = `${env.USERS_ENCRYPTION_ACTIVE_KEY_ID}:${Buffer.alloc(32, 2).toString('base64')}`;
+      else env[name] = 'a-secret-from-an-existing-secret-0123456789';
+    }
+    return env;
+  }
+  secretValue(ref: { name: string; key: string }, owner: string): string {
+    const secret = this.find('Secret', ref.name);
+    if (!secret) {
+      expect(
+        this.externalSecrets(),
+        `${owner}: Secret ${ref.name} is rendered or named as an existingSecret`,
+      ).toContain(ref.name);
+      expect(ref.key, `${owner}: a key of ${ref.name}`).toBeTruthy();
+      return EXTERNAL;
+    }
+    const encoded = secret.data?.[ref.key];
+    expect(encoded, `${owner}: Secret ${ref.name} has the key ${ref.key}`).toBeDefined();
+    return Buffer.from(encoded, 'base64').toString('utf8');
+  }
+}
+const EXTERNAL = '\0external';
+
+function matches(selector: Record<string, string>, labels: Record<string, string> = {}): boolean {
+  return Object.keys(selector).length > 0 && Object.entries(selector).every(([k, v]) => labels[k] === v);
+}
+
+function hookOf(m: Manifest): { events: string[]; weight: number; deletePolicy: string } | undefined {
+  const a = m.metadata.annotations ?? {};
+  if (!a['helm.sh/hook']) return undefined;
+  return {
+    events: String(a['helm.sh/hook']).split(','),
+    weight: Number(a['helm.sh/hook-weight'] ?? 0),
+    deletePolicy: a['helm.sh/hook-delete-policy'] ?? '',
+  };
+}
+
+// ---- Dockerfiles: what each image holds and runs.
+
+interface Dockerfile {
+  file: string;
+  title: string;
+  packageName: string;
+  packageDir: string;
+  from: string;
+  user: string;
+  workdir: string;
+  /** Where the deployed package lands in the image. */
+  appRoot: string;
+  cmd: string[];
+}
+
+const workspaceDirs = ['gateway', 'prisma', ...readdirSync(join(repoRoot, 'subgraphs')).map((d) => `subgraphs/${d}`)];
+const packageDirOf = (name: string) =>
+  workspaceDirs.find((dir) => JSON.parse(readFileSync(join(repoRoot, dir, 'package.json'), 'utf8')).name === name);
+
+function readDockerfile(file: string): Dockerfile {
+  const text = readFileSync(join(repoRoot, file), 'utf8').replace(/\\\n/g, ' ');
+  const lines = text
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  const args = Object.fromEntries(
+    lines.filter((l) => l.startsWith('ARG ')).map((l) => l.slice(4).split('=') as [string, string]),
+  );
+  const stages = lines.join('\n').split(/^(?=FROM )/m);
+  const runtime = stages[stages.length - 1]!.split('\n');
+  const last = (instr: string) =>
+    runtime.filter((l) => l.startsWith(`${instr} `)).map((l) => l.slice(instr.length + 1));
+  const deploy = text.match(/--filter (\S+) deploy --prod(?: --legacy)? (\S+)/);
+  expect(deploy, `${file}: pnpm --filter <package> deploy --prod <dir>`).not.toBeNull();
+  const copy = last('COPY')
+    .map((c) => c.match(/^--from=\S+ (\S+) (\S+)$/))
+    .find((m) => m?.[1] === deploy![2]);
+  expect(copy, `${file}: the runtime stage copies ${deploy![2]}`).toBeDefined();
+  const from = runtime[0]!.replace(/^FROM /, '').replace(/\$\{(\w+)\}/g, (_, k) => args[k] ?? '');
+  return {
+    file,
+    title: text.match(/LABEL org\.opencontainers\.image\.title="([^"]+)"/)?.[1] ?? '',
+    packageName: deploy![1]!,
+    packageDir: packageDirOf(deploy![1]!) ?? '',
+    from,
+    user: last('USER').pop() ?? '',
+    workdir: last('WORKDIR').pop() ?? '/',
+    appRoot: copy![2]!,
+    cmd: JSON.parse(last('CMD').pop() ?? '[]'),
+  };
+}
+
+const dockerfiles = [...workspaceDirs.map((d) => `${d}/Dockerfile`)]
+  .filter((f) => existsSync(join(repoRoot, f)))
+  .map(readDockerfile);
+
+/** The TypeScript source a `node <script>` command runs in an image, or why it has none. */
+function sourceOfCommand(image: Dockerfile, command: string[]): string {
+  expect(command[0], `${image.file}: runs node`).toBe('node');
+  const script = posix.resolve(image.workdir, command[1]!);
+  const inPackage = posix.relative(image.appRoot, script);
+  expect(inPackage.startsWith('..'), `${command[1]} is inside the deployed package`).toBe(false);
+  const build = JSON.parse(readFileSync(join(repoRoot, image.packageDir, 'tsconfig.build.json'), 'utf8'));
+  const { outDir, rootDir } = build.compilerOptions;
+  expect(inPackage.startsWith(`${outDir}/`), `${command[1]} is in the build output ${outDir}/`).toBe(true);
+  return join(image.packageDir, rootDir, inPackage.slice(outDir.length + 1).replace(/\.js$/, '.ts'));
+}
+
+// ---- PromQL: the metric names and labels an expression uses.
+
+function promqlUses(expr: string): { metrics: Map<string, string[]>; byLabels: string[] } {
+  const metrics = new Map<string, string[]>();
+  for (const [, name, matchers] of expr.matchAll(/\b([a-z_:][a-z0-9_:]*)\{([^}]*)\}/g)) {
+    metrics.set(name!, [...(metrics.get(name!) ?? []), matchers!]);
+  }
+  const byLabels = [...expr.matchAll(/\bby \(([^)]*)\)/g)].flatMap(([, l]) => l!.split(',').map((s) => s.trim()));
+  return { metrics, byLabels };
+}
+
+/** Fails unless every series and label the expression reads is one the services export. */
+function checkPromql(expr: string, where: string) {
+  const { metrics, byLabels } = promqlUses(expr);
+  expect(metrics.size, `${where}: reads some metric`).toBeGreaterThan(0);
+  const labelsInExpr = new Set(TARGET_LABELS);
+  for (const [series, matcherSets] of metrics) {
+    const base = series.replace(/_(bucket|count|sum)$/, '');
+    const known = METRICS[series] ?? METRICS[base];
+    if (!known) {
+      expect([...NODE_METRICS, 'up'], `${where}: ${series} is a metric the services export`).toContain(series);
+      continue;
+    }
+    for (const label of Object.keys(known)) labelsInExpr.add(label);
+    for (const matchers of matcherSets) {
+      for (const [, label, op, value] of matchers.matchAll(/(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"/g)) {
+        if (TARGET_LABELS.includes(label!)) continue;
+        expect(Object.keys(known), `${where}: ${series} has a label ${label}`).toContain(label);
+        const allowed = known[label!];
+        if (allowed && !value!.includes('$')) {
+          const values = op === '=~' || op === '!~' ? value!.split('|') : [value!];
+          for (const v of values) expect(allowed, `${where}: ${series}{${label}} takes ${v}`).toContain(v);
+        }
+      }
+    }
+  }
+  for (const label of byLabels) expect([...labelsInExpr], `${where}: grouping label ${label}`).toContain(label);
+}
+
+describe('the food-supergraph chart', () => {
+  const releases = {} as Record<keyof typeof scenarios, Release>;
+
+  beforeAll(() => {
+    buildRenderer();
+    for (const name of Object.keys(scenarios) as (keyof typeof scenarios)[]) {
+      const result = render(chartDir, scenarios[name]());
+      if (result.status !== 0) throw new Error(`rendering ${name} failed: ${result.stderr}`);
+      releases[name] = new Release(name, parseManifests(result.stdout), scenarioValues[name]);
+    }
+  }, 60_000);
+  afterAll(removeScratch);
+
+  describe('values', () => {
+    const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8'));
+    const validate = new Ajv({ allErrors: true, strict: false }).compile(schema);
+    const errors = () => JSON.stringify(validate.errors, null, 2);
+
+    it('values.yaml and each scenario validate against values.schema.json', () => {
+      for (const [name, values] of Object.entries({ 'values.yaml': chartValues, ...scenarioValues })) {
+        expect(validate(values), `${name}: ${errors()}`).toBe(true);
+      }
+    });
+
+    it('values.schema.json rejects a wrong type, an unknown key and a bad enum', () => {
+      for (const bad of [
+        { gateway: { replicaCount: 'two' } },
+        { gateway: { replicas: 2 } },
+        { logLevel: 'loud' },
+        { redis: { url: 'http://redis' } },
+        { secrets: { jwtSecret: 'too-short' } },
+        { gateway: { env: { 'lower-case': 'x' } } },
+      ]) {
+        expect(validate(merge(chartValues, bad)), JSON.stringify(bad)).toBe(false);
+      }
+    });
+
+    it('rendering without the required values fails with a message naming each one', () => {
+      expect(render(chartDir).stderr).toMatch(/^Error: execution error at \(.+\): .+ is required/);
+      const required: [string, string][] = [
+        ['secrets.internalTokenSecret', 'secrets.internalTokenSecret is required'],
+        ['secrets.jwtSecret', 'secrets.jwtSecret is required'],
+        ['secrets.usersEncryptionKeys', 'secrets.usersEncryptionKeys is required'],
+        ['users.encryptionActiveKeyId', 'users.encryptionActiveKeyId is required'],
+        ['redis.url', 'redis.url is required'],
+        ...databaseServices.map((s): [string, string] => [`databases.${s}.url`, `databases.${s}.url is required`]),
+      ];
+      for (const [key, message] of required) {
+        const result = render(chartDir, ['-f', valuesFile(minimalValues), '--set-string', `${key}=`]);
+        expect(result.status, key).toBe(1);
+        expect(result.stderr, key).toContain(message);
+      }
+      const short = render(chartDir, ['-f', valuesFile(minimalValues), '--set-string', 'secrets.jwtSecret=short']);
+      expect(short.stderr).toContain('secrets.jwtSecret must be at least 32 characters');
+      const ingress = render(chartDir, ['-f', valuesFile(minimalValues), '--set', 'ingress.enabled=true']);
+      expect(ingress.stderr).toContain('ingress.host is required');
+    });
+
+    it('README.md documents every value', () => {
+      const readme = readFileSync(join(chartDir, 'README.md'), 'utf8');
+      const documented = new Set([...readme.matchAll(/`([A-Za-z0-9_.<>-]+)`/g)].map(([, p]) => p!));
+      const perComponent = ['gateway', 'users', 'meals', 'orders', 'payments', 'ordersWorker', 'paymentsWorker'];
+      const paths: string[] = [];
+      const walk = (value: any, path: string) => {
+        if (value && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0) {
+          for (const [k, v] of Object.entries(value)) walk(v, path ? `${path}.${k}` : k);
+        } else paths.push(path);
+      };
+      walk(chartValues, '');
+      const undocumented = paths.filter((path) => {
+        const parts = path.split('.');
+        return !parts.some((_, i) => {
+          const prefix = parts.slice(0, i + 1);
+          const generic = [...prefix];
+          if (perComponent.includes(generic[0]!)) generic[0] = '<component>';
+          if (generic[0] === 'databases' && generic.length > 1) generic[1] = '<service>';
+          return documented.has(prefix.join('.')) || documented.has(generic.join('.'));
+        });
+      });
+      expect(undocumented).toEqual([]);
+    });
+  });
+
+  describe.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('rendered for %s', (scenario) => {
+    const release = () => releases[scenario];
+
+    it('every manifest has apiVersion, kind and a valid unique name, with the expected API versions', () => {
+      const apiVersions: Record<string, string> = {
+        ConfigMap: 'v1',
+        Secret: 'v1',
+        Service: 'v1',
+        ServiceAccount: 'v1',
+        Deployment: 'apps/v1',
+        HorizontalPodAutoscaler: 'autoscaling/v2',
+        PodDisruptionBudget: 'policy/v1',
+        Ingress: 'networking.k8s.io/v1',
+        Job: 'batch/v1',
+        ServiceMonitor: 'monitoring.coreos.com/v1',
+        PrometheusRule: 'monitoring.coreos.com/v1',
+      };
+      const seen = new Set<string>();
+      for (const m of release().manifests) {
+        expect(apiVersions[m.kind], `kind ${m.kind}`).toBeDefined();
+        expect(m.apiVersion, `${m.kind} apiVersion`).toBe(apiVersions[m.kind]);
+        expect(m.metadata?.name, `${m.kind} has a name`).toMatch(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/);
+        expect(m.metadata.name.length).toBeLessThanOrEqual(63);
+        const id = `${m.kind}/${m.metadata.name}`;
+        expect(seen.has(id), `${id} is unique`).toBe(false);
+        seen.add(id);
+        for (const [k, v] of Object.entries(m.metadata.labels ?? {})) {
+          expect(String(v), `label ${k} of ${id}`).toMatch(/^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$/);
+        }
+      }
+    });
+
+    it('deploys the gateway, the four subgraphs and both workers, each with a Service', () => {
+      for (const component of Object.keys(components)) {
+        const deployment = release().deployment(component);
+        const services = release()
+          .all('Service')
+          .filter((s) => release().selects(s.spec.selector).includes(deployment));
+        expect(services, `one Service selects ${component}`).toHaveLength(1);
+        const expectedPort = components[component as Component].kind === 'worker' ? 'metrics' : 'http';
+        expect(services[0].spec.type ?? 'ClusterIP').toBe('ClusterIP');
+        expect(services[0].spec.ports.map((p: Manifest) => p.name)).toEqual([expectedPort]);
+      }
+    });
+
+    it('Deployments: selector matches the pod labels; containers have image, resources, probes and a locked-down securityContext', () => {
+      for (const d of release().all('Deployment')) {
+        const id = d.metadata.name;
+        const pod = d.spec.template.spec;
+        expect(matches(d.spec.selector.matchLabels, d.spec.template.metadata.labels), `${id} selector`).toBe(true);
+        expect(pod.automountServiceAccountToken, id).toBe(false);
+        expect(pod.securityContext, `${id} pod securityContext`).toMatchObject({
+          runAsNonRoot: true,
+          runAsUser: 10001,
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+        const tmp = pod.volumes.find((v: Manifest) => v.name === 'tmp');
+        expect(tmp?.emptyDir, `${id}: /tmp is an emptyDir`).toBeDefined();
+        expect(pod.containers.length).toBeGreaterThan(0);
+        for (const c of pod.containers) {
+          const where = `${id}/${c.name}`;
+          expect(c.image, where).toMatch(/^[a-z0-9./-]+:[\w.-]+$/);
+          for (const kind of ['requests', 'limits']) {
+            expect(c.resources?.[kind]?.cpu, `${where} ${kind}.cpu`).toBeTruthy();
+            expect(c.resources?.[kind]?.memory, `${where} ${kind}.memory`).toBeTruthy();
+          }
+          expect(c.securityContext, `${where} securityContext`).toMatchObject({
+            runAsNonRoot: true,
+            runAsUser: 10001,
+            readOnlyRootFilesystem: true,
+            allowPrivilegeEscalation: false,
+            seccompProfile: { type: 'RuntimeDefault' },
+          });
+          expect(c.securityContext.capabilities.drop, where).toContain('ALL');
+          expect(c.volumeMounts.find((v: Manifest) => v.mountPath === '/tmp')?.name, `${where} /tmp`).toBe('tmp');
+          const ports = c.ports ?? [];
+          const declared = (port: string | number) =>
+            ports.some((p: Manifest) => p.name === port || p.containerPort === port);
+          const probes = {
+            livenessProbe: OPERATIONS_PATHS.liveness,
+            readinessProbe: OPERATIONS_PATHS.readiness,
+            startupProbe: OPERATIONS_PATHS.liveness,
+          };
+          for (const [probe, path] of Object.entries(probes)) {
+            expect(c[probe]?.httpGet?.path, `${where} ${probe}`).toBe(path);
+            expect(declared(c[probe].httpGet.port), `${where} ${probe} port is declared`).toBe(true);
+          }
+        }
+      }
+    });
+
+    it("each container's environment satisfies its service's config schema, and the ports and URLs line up", () => {
+      for (const [component, spec] of Object.entries(components)) {
+        const deployment = release().deployment(component);
+        const [container] = deployment.spec.template.spec.containers;
+        const env = release().environment(container, component);
+        let config: Record<string, unknown>;
+        try {
+          config = spec.load(env) as Record<string, unknown>;
+        } catch (error) {
+          throw new Error(`${component}'s environment does not pass its config schema:\n${(error as Error).message}`);
+        }
+        // Nothing the service would ignore (a misspelt variable is a silent misconfiguration).
+        const known = Object.keys((spec.schema as unknown as { shape: Record<string, unknown> }).shape);
+        expect(known.length, `${component}: schema keys`).toBeGreaterThan(3);
+        for (const name of Object.keys(env)) expect(known, `${component} reads ${name}`).toContain(name);
+        expect(config.HOST, component).toBe('0.0.0.0');
+        expect(config.NODE_ENV, component).toBe('production');
+        expect(config.OTEL_SERVICE_NAME, component).toBe(component);
+        expect(container.ports[0].containerPort, `${component} listens where the probes look`).toBe(
+          config[spec.portVar],
+        );
+        if (component === 'gateway' || spec.kind === 'worker') {
+          expect(config.REDIS_URL, `${component} needs Redis`).toMatch(/^rediss?:\/\//);
+        }
+        if (release().values.tracing.otlpEndpoint) {
+          expect(config.OTEL_EXPORTER_OTLP_ENDPOINT).toBe(release().values.tracing.otlpEndpoint);
+        }
+        for (const [name, value] of Object.entries(env)) {
+          const subgraph = name.match(/^([A-Z]+)_SUBGRAPH_URL$/)?.[1]?.toLowerCase();
+          if (!subgraph) continue;
+          const url = new URL(value);
+          const [serviceName, ns, svc] = url.hostname.split('.');
+          expect([ns, svc, url.pathname], `${component} ${name}`).toEqual([NAMESPACE, 'svc', '/graphql']);
+          const service = release().find('Service', serviceName!);
+          expect(service, `${component} ${name}: Service ${serviceName}`).toBeDefined();
+          expect(service.spec.ports.find((p: Manifest) => p.port === Number(url.port))?.name).toBe('http');
+          expect(release().selects(service.spec.selector)).toEqual([release().deployment(subgraph)]);
+        }
+      }
+      // The gateway reaches all four subgraphs, orders reaches meals, payments reaches orders.
+      const urls = (component: string) =>
+        Object.keys(release().environment(release().deployment(component).spec.template.spec.containers[0], component))
+          .filter((n) => n.endsWith('_SUBGRAPH_URL'))
+          .sort();
+      expect(urls('gateway')).toEqual([
+        'MEALS_SUBGRAPH_URL',
+        'ORDERS_SUBGRAPH_URL',
+        'PAYMENTS_SUBGRAPH_URL',
+        'USERS_SUBGRAPH_URL',
+      ]);
+      expect(urls('orders')).toEqual(['MEALS_SUBGRAPH_URL']);
+      expect(urls('payments')).toEqual(['ORDERS_SUBGRAPH_URL']);
+    });
+
+    it('the environment check itself fails when a required variable is missing', () => {
+      const container = release().deployment('users').spec.template.spec.containers[0];
+      const env = release().environment(container, 'users');
+      delete env.INTERNAL_TOKEN_SECRET;
+      expect(() => loadUsersConfig(env)).toThrow(/INTERNAL_TOKEN_SECRET/);
+      expect(UsersConfigSchema.safeParse({ ...env, USERS_DATABASE_URL: undefined }).success).toBe(false);
+    });
+
+    it('Deployments read only Secrets that exist before them (no hook Secret), and roll when config changes', () => {
+      for (const d of release().all('Deployment')) {
+        const annotations = d.spec.template.metadata.annotations ?? {};
+        expect(annotations['checksum/config'], d.metadata.name).toMatch(/^[0-9a-f]{64}$/);
+        expect(annotations['checksum/secret'], d.metadata.name).toMatch(/^[0-9a-f]{64}$/);
+        for (const entry of d.spec.template.spec.containers[0].env ?? []) {
+          const ref = entry.valueFrom?.secretKeyRef;
+          if (!ref) continue;
+          const secret = release().find('Secret', ref.name);
+          if (secret) expect(hookOf(secret), `${d.metadata.name} reads hook Secret ${ref.name}`).toBeUndefined();
+          else expect(release().externalSecrets()).toContain(ref.name);
+        }
+      }
+    });
+
+    it('HPAs scale Deployments of the gateway and subgraphs that leave replicas to them', () => {
+      const hpas = release().all('HorizontalPodAutoscaler');
+      expect(hpas.map((h) => h.metadata.labels['app.kubernetes.io/component']).sort()).toEqual(
+        ['gateway', 'meals', 'orders', 'payments', 'users'].sort(),
+      );
+      for (const hpa of hpas) {
+        const target = hpa.spec.scaleTargetRef;
+        expect(target.kind).toBe('Deployment');
+        expect(target.apiVersion).toBe('apps/v1');
+        const deployment = release().find('Deployment', target.name);
+        expect(deployment, `HPA ${hpa.metadata.name} target`).toBeDefined();
+        expect(deployment.spec.replicas, `${target.name} leaves replicas to its HPA`).toBeUndefined();
+        expect(hpa.spec.minReplicas).toBeLessThanOrEqual(hpa.spec.maxReplicas);
+        expect(hpa.spec.metrics[0].resource.target.averageUtilization).toBeGreaterThan(0);
+        const resources = deployment.spec.template.spec.containers[0].resources;
+        expect(resources.requests.cpu, 'CPU utilisation needs a CPU request').toBeTruthy();
+      }
+    });
+
+    it('PodDisruptionBudgets select the pods of one Deployment each', () => {
+      const pdbs = release().all('PodDisruptionBudget');
+      expect(pdbs.length).toBe(Object.keys(components).length);
+      for (const pdb of pdbs) {
+        expect(release().selects(pdb.spec.selector.matchLabels), pdb.metadata.name).toHaveLength(1);
+        expect(pdb.spec.maxUnavailable ?? pdb.spec.minAvailable).toBeDefined();
+      }
+    });
+
+    it('Services target a declared container port of the pods they select', () => {
+      for (const service of release().all('Service')) {
+        const [deployment] = release().selects(service.spec.selector);
+        expect(deployment, `${service.metadata.name} selects a Deployment`).toBeDefined();
+        const ports = deployment.spec.template.spec.containers.flatMap((c: Manifest) => c.ports ?? []);
+        for (const port of service.spec.ports) {
+          const target = port.targetPort ?? port.port;
+          expect(
+            ports.some((p: Manifest) => p.name === target || p.containerPort === target),
+            `${service.metadata.name}:${port.name} -> ${target}`,
+          ).toBe(true);
+          expect(ports.find((p: Manifest) => p.name === target || p.containerPort === target).containerPort).toBe(
+            port.port,
+          );
+        }
+      }
+    });
+
+    it('the migrations Job is a pre-install/pre-upgrade hook whose Secrets exist before it runs', () => {
+      const job = release().find('Job', 'food-migrations');
+      expect(job).toBeDefined();
+      const hook = hookOf(job)!;
+      expect(hook.events.sort()).toEqual(['pre-install', 'pre-upgrade']);
+      expect(hook.deletePolicy).toContain('before-hook-creation');
+      const pod = job.spec.template.spec;
+      expect(pod.restartPolicy).toBe('Never');
+      expect(pod.securityContext).toMatchObject({ runAsNonRoot: true, runAsUser: 10001 });
+      const [container] = pod.containers;
+      expect(container.command).toEqual(['node', 'prisma/dist/cli.js', 'deploy']);
+      expect(container.securityContext).toMatchObject({
+        readOnlyRootFilesystem: true,
+        allowPrivilegeEscalation: false,
+      });
+      expect(container.resources.limits.memory).toBeTruthy();
+      // cli.ts deploy migrates every service from its <SERVICE>_DATABASE_URL.
+      const cli = readFileSync(join(repoRoot, 'prisma', 'src', 'cli.ts'), 'utf8');
+      expect(cli).toContain("command === 'deploy'");
+      expect(cli).toContain('${service.toUpperCase()}_DATABASE_URL');
+      expect(container.env.map((e: Manifest) => e.name).sort()).toEqual(
+        databaseServices.map((s) => `${s.toUpperCase()}_DATABASE_URL`).sort(),
+      );
+      for (const entry of container.env) {
+        const ref = entry.valueFrom.secretKeyRef;
+        const secret = release().find('Secret', ref.name);
+        if (secret) {
+          // A release Secret does not exist yet on first install: it must be a hook made before the Job.
+          const secretHook = hookOf(secret);
+          expect(secretHook, `Secret ${ref.name} is a hook`).toBeDefined();
+          expect(secretHook!.events.sort()).toEqual(['pre-install', 'pre-upgrade']);
+          expect(secretHook!.weight).toBeLessThan(hook.weight);
+          expect(secretHook!.deletePolicy).toContain('before-hook-creation');
+        }
+        expect(release().secretValue(ref, 'migrations')).toMatch(/^(postgres(ql)?:\/\/|\0)/);
+      }
+    });
+
+    it('images are the Dockerfiles’ images, and every command runs a script those images build', () => {
+      const titles = dockerfiles.map((d) => d.title).sort();
+      const repositories = Object.values(imageOf).map(({ image }) => chartValues[image].image.repository);
+      expect(titles, 'one Dockerfile per chart image').toEqual([...new Set(repositories)].sort());
+      const workloads: [string, Manifest][] = [
+        ...Object.keys(components).map((c): [string, Manifest] => [
+          c,
+          release().deployment(c).spec.template.spec.containers[0],
+        ]),
+        ['migrations', release().find('Job', 'food-migrations').spec.template.spec.containers[0]],
+      ];
+      const { registry, tag } = release().values.image;
+      for (const [component, container] of workloads) {
+        const { image, packageDir } = imageOf[component as Component | 'migrations'];
+        const repository = chartValues[image].image.repository;
+        const expected = `${registry ? `${registry}/` : ''}${repository}:${tag || parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')).appVersion}`;
+        expect(container.image, component).toBe(expected);
+        const dockerfile = dockerfiles.find((d) => d.title === repository)!;
+        expect(dockerfile.packageDir, `${dockerfile.file} builds ${packageDir}`).toBe(packageDir);
+        const command = container.command ?? dockerfile.cmd;
+        const source = sourceOfCommand(dockerfile, command);
+        expect(existsSync(join(repoRoot, source)), `${component} runs ${command.join(' ')} from ${source}`).toBe(true);
+      }
+    });
+
+    it('the Ingress (off by default) routes its TLS host to the gateway Service, with long WebSocket timeouts', () => {
+      const [ingress] = release().all('Ingress');
+      if (scenario === 'defaults') return expect(ingress).toBeUndefined();
+      expect(ingress).toBeDefined();
+      expect(ingress.spec.ingressClassName).toBeTruthy();
+      const hosts = ingress.spec.rules.map((r: Manifest) => r.host);
+      expect(ingress.spec.tls[0].hosts).toEqual(hosts);
+      expect(ingress.spec.tls[0].secretName).toBeTruthy();
+      const annotations = ingress.metadata.annotations;
+      expect(Number(annotations['nginx.ingress.kubernetes.io/proxy-read-timeout'])).toBeGreaterThanOrEqual(3600);
+      expect(Number(annotations['nginx.ingress.kubernetes.io/proxy-send-timeout'])).toBeGreaterThanOrEqual(3600);
+      expect(annotations['cert-manager.io/cluster-issuer']).toBeTruthy();
+      for (const rule of ingress.spec.rules) {
+        for (const path of rule.http.paths) {
+          expect(path.path).toBe('/graphql');
+          const { name, port } = path.backend.service;
+          const service = release().find('Service', name);
+          expect(service, `backend ${name}`).toBeDefined();
+          expect(service.spec.ports.some((p: Manifest) => p.name === port.name || p.port === port.number)).toBe(true);
+          expect(release().selects(service.spec.selector)).toEqual([release().deployment('gateway')]);
+        }
+      }
+    });
+
+    it('the ServiceMonitor (off by default) scrapes /metrics of every Service', () => {
+      const [monitor] = release().all('ServiceMonitor');
+      if (scenario === 'defaults') return expect(monitor).toBeUndefined();
+      expect(monitor).toBeDefined();
+      expect(monitor.spec.namespaceSelector.matchNames).toEqual([NAMESPACE]);
+      const endpoints = monitor.spec.endpoints;
+      for (const e of endpoints) expect(e.path).toBe(OPERATIONS_PATHS.metrics);
+      for (const service of release().all('Service')) {
+        expect(matches(monitor.spec.selector.matchLabels, service.metadata.labels), service.metadata.name).toBe(true);
+        const port = service.spec.ports[0].name;
+        expect(
+          endpoints.map((e: Manifest) => e.port),
+          `${service.metadata.name} port ${port}`,
+        ).toContain(port);
+      }
+    });
+
+    it('the PrometheusRule (off by default) alerts on what on-call needs, over the exported metrics', () => {
+      const [rule] = release().all('PrometheusRule');
+      if (scenario === 'defaults') return expect(rule).toBeUndefined();
+      expect(rule).toBeDefined();
+      const alerts = rule.spec.groups.flatMap((g: Manifest) => g.rules);
+      const byName = Object.fromEntries(alerts.map((a: Manifest) => [a.alert, a]));
+      expect(Object.keys(byName)).toHaveLength(alerts.length);
+      for (const alert of alerts) {
+        checkPromql(alert.expr, alert.alert);
+        expect(alert.labels.severity).toMatch(/^(critical|warning)$/);
+        expect(alert.annotations.summary).toBeTruthy();
+      }
+      const expects: [string, RegExp][] = [
+        ['FoodGraphQLErrorRateHigh', /graphql_requests_total\{[^}]*outcome="server_error"/],
+        ['FoodGraphQLLatencyP99High', /histogram_quantile\(0\.99, .*graphql_request_duration_seconds_bucket/],
+        ['FoodTargetDown', /^up\{.*\} == 0$/],
+        [
+          'FoodSubgraphUnavailable',
+          /gateway_subgraph_fetch_duration_seconds_count\{[^}]*outcome=~"unavailable\|timeout"/,
+        ],
+        ['FoodOutboxLagHigh', /outbox_lag_seconds/],
+        ['FoodJobsFailing', /jobs_processed_total\{[^}]*outcome="failed"/],
+        ['FoodJobsFailedSetNotEmpty', /job_queue_failed_jobs/],
+        ['FoodJobQueueBacklog', /job_queue_depth/],
+        ['FoodEventsDeadLettered', /events_consumed_total\{[^}]*outcome="dead_letter"/],
+      ];
+      for (const [name, pattern] of expects) {
+        expect(byName[name], name).toBeDefined();
+        expect(byName[name].expr.replace(/\s+/g, ' ').trim(), name).toMatch(pattern);
+      }
+    });
+
+    it('the Grafana dashboard (off by default) ships in a ConfigMap, over the exported metrics', () => {
+      const [cm] = release()
+        .all('ConfigMap')
+        .filter((c) => c.metadata.labels?.grafana_dashboard === '1');
+      if (scenario === 'defaults') return expect(cm).toBeUndefined();
+      expect(cm).toBeDefined();
+      const file = readFileSync(join(chartDir, 'dashboards', 'food-supergraph.json'), 'utf8');
+      expect(cm.data['food-supergraph.json']).toBe(file.trimEnd());
+      const dashboard = JSON.parse(cm.data['food-supergraph.json']);
+      const panels = dashboard.panels.filter((p: Manifest) => p.type !== 'row');
+      expect(panels.length).toBeGreaterThan(10);
+      for (const panel of panels) {
+        expect(panel.targets.length, panel.title).toBeGreaterThan(0);
+        for (const target of panel.targets) checkPromql(target.expr, `panel "${panel.title}"`);
+      }
+    });
+  });
+
+  it('the metrics the dashboard and alerts use are the ones the services define, with the same labels', () => {
+    const sources = ['gateway/src', 'packages/platform/src'].flatMap((dir) =>
+      (readdirSync(join(repoRoot, dir), { recursive: true }) as string[])
+        .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
+        .map((f) => readFileSync(join(repoRoot, dir, f), 'utf8')),
+    );
+    const text = sources.join('\n');
+    const defined = new Map<string, string[]>();
+    const definition =
+      /\b(?:counter|histogram|sampledGauge)\(\s*'([a-z_]+)',\s*(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|`[^`]*`),\s*\[([^\]]*)\]/g;
+    for (const [, name, labels] of text.matchAll(definition)) {
+      defined.set(name!, [...labels!.matchAll(/'(\w+)'/g)].map(([, l]) => l!).sort());
+    }
+    for (const [name, labels] of Object.entries(METRICS)) {
+      expect(defined.get(name), `${name} is defined in the source`).toEqual(Object.keys(labels).sort());
+    }
+    expect(text).toContain('collectDefaultMetrics(');
+  });
+});
