@@ -10,11 +10,12 @@ import { loadPaymentsConfig, PaymentsConfigSchema } from '@food/payments-subgrap
 import { OPERATIONS_PATHS } from '@food/platform';
 import { databaseServices } from '@food/prisma';
 import { loadUsersConfig, UsersConfigSchema } from '@food/users-subgraph';
-import { buildRenderer, removeScratch, chartDir, render, repoRoot, valuesFile } from './render.js';
+import { buildRenderer, removeScratch, chartDir, readBake, render, repoRoot, valuesFile } from './render.js';
 
 // The chart's checks: it renders (with the Go renderer, as `helm template` would) for the defaults
 // and for production, and every manifest is checked against the kinds' rules and against the code
-// it deploys: the services' own config schemas, their probe paths, the Dockerfiles and the metrics.
+// it deploys: the services' own config schemas, their probe paths, the images docker-bake.hcl builds
+// from the Dockerfile, and the metrics.
 
 type Manifest = any;
 type Env = Record<string, string>;
@@ -246,14 +247,15 @@ function hookOf(m: Manifest): { events: string[]; weight: number; deletePolicy: 
   };
 }
 
-// ---- Dockerfiles: what each image holds and runs.
+// ---- Images: docker-bake.hcl's targets, each a stage of the root Dockerfile with its build args.
 
-interface Dockerfile {
-  file: string;
+interface Image {
+  /** The bake target. */
+  target: string;
   title: string;
+  tags: string[];
   packageName: string;
   packageDir: string;
-  from: string;
   user: string;
   workdir: string;
   /** Where the deployed package lands in the image. */
@@ -261,50 +263,109 @@ interface Dockerfile {
   cmd: string[];
 }
 
+const bakeFile = join(repoRoot, 'docker-bake.hcl');
 const workspaceDirs = ['gateway', 'prisma', ...readdirSync(join(repoRoot, 'subgraphs')).map((d) => `subgraphs/${d}`)];
 const packageDirOf = (name: string) =>
   workspaceDirs.find((dir) => JSON.parse(readFileSync(join(repoRoot, dir, 'package.json'), 'utf8')).name === name);
 
-function readDockerfile(file: string): Dockerfile {
-  const text = readFileSync(join(repoRoot, file), 'utf8').replace(/\\\n/g, ' ');
-  const lines = text
-    .split('\n')
-    .map((l) => l.trim())
-    .filter((l) => l && !l.startsWith('#'));
-  const args = Object.fromEntries(
-    lines.filter((l) => l.startsWith('ARG ')).map((l) => l.slice(4).split('=') as [string, string]),
-  );
-  const stages = lines.join('\n').split(/^(?=FROM )/m);
-  const runtime = stages[stages.length - 1]!.split('\n');
+interface Stage {
+  name: string;
+  from: string;
+  lines: string[];
+}
+const dockerfileText = readFileSync(join(repoRoot, 'Dockerfile'), 'utf8').replace(/\\\n/g, ' ');
+const dockerfileLines = dockerfileText
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l && !l.startsWith('#'));
+const globalArgs = Object.fromEntries(
+  dockerfileLines
+    .slice(
+      0,
+      dockerfileLines.findIndex((l) => l.startsWith('FROM ')),
+    )
+    .filter((l) => l.startsWith('ARG '))
+    .map((l) => l.slice(4).split('=') as [string, string]),
+);
+const stages: Stage[] = dockerfileLines
+  .join('\n')
+  .split(/^(?=FROM )/m)
+  .filter((s) => s.startsWith('FROM '))
+  .map((text) => {
+    const [first, ...lines] = text.trim().split('\n');
+    const [, from, name] = first!.match(/^FROM (\S+)(?: AS (\S+))?$/i) ?? [];
+    return { name: name ?? '', from: from!.replace(/\$\{(\w+)\}/g, (_, k) => globalArgs[k] ?? ''), lines };
+  });
+
+/** What the image of a bake target holds and runs, read from its Dockerfile stage and build args. */
+function imageOfTarget(target: string, spec: Record<string, unknown>): Image {
+  const where = `docker-bake.hcl target ${target}`;
+  expect(spec.dockerfile ?? 'Dockerfile', where).toBe('Dockerfile');
+  expect(spec.context ?? '.', where).toBe('.');
+  const args = (spec.args ?? {}) as Record<string, string>;
+  const stageNamed = (name: string) => {
+    const stage = stages.find((s) => s.name === name);
+    expect(stage, `${where}: the Dockerfile has a stage ${name}`).toBeDefined();
+    return stage!;
+  };
+  /** The stage and the stages it is built FROM, the target's own first. */
+  const chain = (stage: Stage): Stage[] => {
+    const parent = stages.find((s) => s.name === stage.from);
+    return parent ? [stage, ...chain(parent)] : [stage];
+  };
+  const image = chain(stageNamed(String(spec.target)));
+  const copy = image
+    .flatMap((s) => s.lines)
+    .map((l) => l.match(/^COPY --from=(\S+) (\S+) (\S+)$/))
+    .find(Boolean);
+  expect(copy, `${where}: the image copies a deployed package`).toBeDefined();
+  const [, fromStage, out, appRoot] = copy!;
+  const deploy = chain(stageNamed(fromStage!));
+  // Every arg the target passes is one its stages declare (a misspelt arg would be silently unused).
+  const declared = (stageList: Stage[]) => stageList.flatMap((s) => s.lines).filter((l) => l.startsWith('ARG '));
+  const argValues: Record<string, string> = {};
+  for (const line of [...declared(deploy), ...declared(image)]) {
+    const [name, value] = line.slice(4).split('=') as [string, string | undefined];
+    argValues[name] = args[name] ?? value ?? '';
+  }
+  for (const name of Object.keys(args)) expect(Object.keys(argValues), `${where}: arg ${name}`).toContain(name);
+  const expand = (text: string) => text.replace(/\$\{?(\w+)\}?/g, (_, k) => argValues[k] ?? '');
+  const deployLine = deploy.flatMap((s) => s.lines).find((l) => / deploy --prod/.test(l));
+  const deployed = deployLine && expand(deployLine).match(/--filter "?([^\s"]+)"? deploy --prod(?: --legacy)? (\S+)/);
+  expect(deployed, `${where}: pnpm --filter <package> deploy --prod ${out}`).toBeTruthy();
+  expect(deployed![2], `${where}: the image copies what pnpm deployed`).toBe(out);
   const last = (instr: string) =>
-    runtime.filter((l) => l.startsWith(`${instr} `)).map((l) => l.slice(instr.length + 1));
-  const deploy = text.match(/--filter (\S+) deploy --prod(?: --legacy)? (\S+)/);
-  expect(deploy, `${file}: pnpm --filter <package> deploy --prod <dir>`).not.toBeNull();
-  const copy = last('COPY')
-    .map((c) => c.match(/^--from=\S+ (\S+) (\S+)$/))
-    .find((m) => m?.[1] === deploy![2]);
-  expect(copy, `${file}: the runtime stage copies ${deploy![2]}`).toBeDefined();
-  const from = runtime[0]!.replace(/^FROM /, '').replace(/\$\{(\w+)\}/g, (_, k) => args[k] ?? '');
+    image
+      .flatMap((s) => s.lines.filter((l) => l.startsWith(`${instr} `)).reverse())
+      .shift()
+      ?.slice(instr.length + 1);
   return {
-    file,
-    title: text.match(/LABEL org\.opencontainers\.image\.title="([^"]+)"/)?.[1] ?? '',
-    packageName: deploy![1]!,
-    packageDir: packageDirOf(deploy![1]!) ?? '',
-    from,
-    user: last('USER').pop() ?? '',
-    workdir: last('WORKDIR').pop() ?? '/',
-    appRoot: copy![2]!,
-    cmd: JSON.parse(last('CMD').pop() ?? '[]'),
+    target,
+    title: expand(last('LABEL')?.match(/org\.opencontainers\.image\.title="([^"]+)"/)?.[1] ?? ''),
+    tags: (spec.tags ?? []) as string[],
+    packageName: deployed![1]!,
+    packageDir: packageDirOf(deployed![1]!) ?? '',
+    user: last('USER') ?? '',
+    workdir: last('WORKDIR') ?? '/',
+    appRoot: appRoot!,
+    cmd: JSON.parse(last('CMD') ?? '[]'),
   };
 }
 
-const dockerfiles = [...workspaceDirs.map((d) => `${d}/Dockerfile`)]
-  .filter((f) => existsSync(join(repoRoot, f)))
-  .map(readDockerfile);
+/** The images `docker buildx bake` builds (its default group), with the chart's registry and tag. */
+function bakedImages(registry: string, tag: string): Image[] {
+  const bake = readBake(bakeFile, { REGISTRY: registry, ...(tag ? { TAG: tag } : {}) });
+  const targets = bake.groups.default ?? [];
+  expect(targets.length, 'docker-bake.hcl: the default group builds the images').toBeGreaterThan(0);
+  return targets.map((t) => {
+    expect(bake.targets[t], `docker-bake.hcl: the default group's target ${t}`).toBeDefined();
+    return imageOfTarget(t, bake.targets[t]!);
+  });
+}
 
 /** The TypeScript source a `node <script>` command runs in an image, or why it has none. */
-function sourceOfCommand(image: Dockerfile, command: string[]): string {
-  expect(command[0], `${image.file}: runs node`).toBe('node');
+function sourceOfCommand(image: Image, command: string[]): string {
+  expect(command[0], `${image.target}: runs node`).toBe('node');
   const script = posix.resolve(image.workdir, command[1]!);
   const inPackage = posix.relative(image.appRoot, script);
   expect(inPackage.startsWith('..'), `${command[1]} is inside the deployed package`).toBe(false);
@@ -688,10 +749,20 @@ describe('the food-supergraph chart', () => {
       }
     });
 
-    it('images are the Dockerfiles’ images, and every command runs a script those images build', () => {
-      const titles = dockerfiles.map((d) => d.title).sort();
+    it('images are the ones `docker buildx bake` builds, and every command runs a script they build', () => {
+      const { registry, tag } = release().values.image;
+      const images = bakedImages(registry, tag);
       const repositories = Object.values(imageOf).map(({ image }) => chartValues[image].image.repository);
-      expect(titles, 'one Dockerfile per chart image').toEqual([...new Set(repositories)].sort());
+      expect(images.map((i) => i.title).sort(), 'one bake target per chart image').toEqual(
+        [...new Set(repositories)].sort(),
+      );
+      for (const built of images) {
+        const source = sourceOfCommand(built, built.cmd);
+        expect(
+          existsSync(join(repoRoot, source)),
+          `${built.target}'s CMD runs ${built.cmd.join(' ')} from ${source}`,
+        ).toBe(true);
+      }
       const workloads: [string, Manifest][] = [
         ...Object.keys(components).map((c): [string, Manifest] => [
           c,
@@ -699,16 +770,19 @@ describe('the food-supergraph chart', () => {
         ]),
         ['migrations', release().find('Job', 'food-migrations').spec.template.spec.containers[0]],
       ];
-      const { registry, tag } = release().values.image;
       for (const [component, container] of workloads) {
         const { image, packageDir } = imageOf[component as Component | 'migrations'];
         const repository = chartValues[image].image.repository;
         const expected = `${registry ? `${registry}/` : ''}${repository}:${tag || parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8')).appVersion}`;
         expect(container.image, component).toBe(expected);
-        const dockerfile = dockerfiles.find((d) => d.title === repository)!;
-        expect(dockerfile.packageDir, `${dockerfile.file} builds ${packageDir}`).toBe(packageDir);
-        const command = container.command ?? dockerfile.cmd;
-        const source = sourceOfCommand(dockerfile, command);
+        const built = images.find((i) => i.title === repository);
+        expect(built, `a docker-bake.hcl target builds ${repository}`).toBeDefined();
+        // Without a tag the chart pulls its appVersion: bake's TAG default must be that.
+        expect(built!.tags, `${built!.target} is tagged as the chart pulls it`).toContain(expected);
+        expect(built!.packageDir, `${built!.target} deploys ${packageDir}`).toBe(packageDir);
+        expect(built!.user, `${built!.target} runs as the chart's uid`).toBe('10001:10001');
+        const command = container.command ?? built!.cmd;
+        const source = sourceOfCommand(built!, command);
         expect(existsSync(join(repoRoot, source)), `${component} runs ${command.join(' ')} from ${source}`).toBe(true);
       }
     });
