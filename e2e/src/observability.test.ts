@@ -258,6 +258,27 @@ describe('operating the supergraph: logs, metrics and traces of a whole run', ()
     }
   });
 
+  it('merges identical query fetches in flight into one subgraph call, never across callers', async () => {
+    const { gateway, meals } = processes;
+    const menu = '{ meals(first: 5) { edges { node { id name } } } }';
+    const before = await meals.metric('graphql_requests_total', { server: 'meals' });
+    const answers = await Promise.all(Array.from({ length: 30 }, () => t.post<any>(gateway.url, { query: menu })));
+    const calls = (await meals.metric('graphql_requests_total', { server: 'meals' })) - before;
+    expect(new Set(answers.map((answer) => JSON.stringify(answer.data))).size).toBe(1);
+    expect(answers[0]!.data.meals.edges).toHaveLength(5);
+    expect(calls).toBeGreaterThan(0);
+    expect(calls).toBeLessThan(30);
+    // The same query as different users: each gets their own answer.
+    const me = await Promise.all(
+      (['ada', 'grace', 'chef', 'ada', 'grace', 'chef'] as const).map((user) =>
+        t.post<any>(gateway.url, { query: '{ me { id } }' }, shop.headers(user)),
+      ),
+    );
+    expect(me.map((answer) => answer.data.me.id)).toEqual(
+      (['ada', 'grace', 'chef', 'ada', 'grace', 'chef'] as const).map((user) => shop.userIds[user]),
+    );
+  });
+
   it('counts a subgraph that is down as a server error, by subgraph', async () => {
     const { gateway } = processes;
     const before = await gateway.metric('graphql_requests_total', { server: 'gateway', outcome: 'server_error' });

@@ -1,12 +1,14 @@
 import type { GraphQLDataSource, GraphQLDataSourceProcessOptions } from '@apollo/gateway';
 import { Agent, request as httpRequest } from 'undici';
 import {
+  callerKey,
   CHANGED_ENTITIES_EXTENSION,
   ErrorCode,
   histogram,
   injectTraceContext,
   INTERNAL_TOKEN_HEADER,
   REQUEST_ID_HEADER,
+  type Caller,
   type EntityReference,
   type InternalTokens,
   type Logger,
@@ -44,6 +46,9 @@ const subgraphAgent = new Agent({ keepAliveTimeout: 30_000, keepAliveMaxTimeout:
  * places at the missing fields, and the other subgraphs' data is returned.
  */
 export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
+  /** Identical query fetches in flight, by caller, query and variables: the body text they share. */
+  private readonly inflight = new Map<string, Promise<string>>();
+
   constructor(private readonly options: SubgraphDataSourceOptions) {}
 
   async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
@@ -76,24 +81,42 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
     }
   }
 
-  /** One call to the subgraph, timed in `gateway_subgraph_fetch_duration_seconds`. */
+  /**
+   * The subgraph's answer. A query fetch identical to one in flight (same caller, query and
+   * variables: the same answer) waits for that one instead of calling again, as Apollo Router's and
+   * Hive Gateway's deduplication do. Each waiter parses its own copy: the gateway merges later
+   * fetches into the objects it gets, so two requests must never share them.
+   */
   private async fetchTimed(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
+    const caller = callerOf(options.context);
+    if (!isClientOperation(options) || options.incomingRequestContext.operation?.operation !== 'query') {
+      return JSON.parse(await this.fetchOnce(options, caller)) as SubgraphResponse;
+    }
+    const { request } = options;
+    const key = `${callerKey(caller)}\n${request.query}\n${JSON.stringify(request.variables ?? {})}`;
+    let text = this.inflight.get(key);
+    if (!text) {
+      text = this.fetchOnce(options, caller).finally(() => this.inflight.delete(key));
+      this.inflight.set(key, text);
+    }
+    return JSON.parse(await text) as SubgraphResponse;
+  }
+
+  /** One call to the subgraph, timed in `gateway_subgraph_fetch_duration_seconds`: its body's text. */
+  private async fetchOnce(options: GraphQLDataSourceProcessOptions<GatewayContext>, caller: Caller): Promise<string> {
     const end = fetchDurations.startTimer({ subgraph: this.options.name });
     try {
-      const response = await this.send(options);
-      end({ outcome: response.errors?.length ? 'error' : 'ok' });
-      return response;
+      const text = await this.send(options, caller);
+      end({ outcome: text.includes('"errors":') ? 'error' : 'ok' });
+      return text;
     } catch (error) {
       end({ outcome: isTimeout(error) ? 'timeout' : 'unavailable' });
       throw error;
     }
   }
 
-  private async send({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
+  private async send({ request, context }: GraphQLDataSourceProcessOptions<GatewayContext>, caller: Caller) {
     const { url, timeoutMs, internalTokens } = this.options;
-    // Schema loads and health checks have no request context: they call as the gateway itself.
-    const caller =
-      'caller' in context && context.caller ? context.caller : { kind: 'service' as const, service: 'gateway' };
     const headers: Record<string, string> = {
       'content-type': 'application/json',
       [INTERNAL_TOKEN_HEADER]: await internalTokens.sign(caller),
@@ -117,7 +140,7 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       await response.body.dump();
       throw new Error(`${this.options.name} answered HTTP ${response.statusCode}`);
     }
-    return (await response.body.json()) as SubgraphResponse;
+    return response.body.text();
   }
 
   private unavailable(error: unknown): SubgraphResponse {
@@ -140,6 +163,10 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
   }
 }
 
+/** Schema loads and health checks have no request context: they call as the gateway itself. */
+const callerOf = (context: Partial<GatewayContext>): Caller =>
+  context.caller ?? { kind: 'service', service: 'gateway' };
+
 const fetchDurations = histogram(
   'gateway_subgraph_fetch_duration_seconds',
   'Calls from the gateway to a subgraph, by outcome: ok, error (it answered with errors), timeout, unavailable.',
@@ -152,5 +179,7 @@ const isTimeout = (error: unknown) =>
   ['UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT'].includes((error as { code?: string }).code ?? '');
 
 /** A fetch for a client's operation (not a health check or schema load): it has the incoming request. */
-const isClientOperation = (options: GraphQLDataSourceProcessOptions<GatewayContext>) =>
+const isClientOperation = (
+  options: GraphQLDataSourceProcessOptions<GatewayContext>,
+): options is Extract<GraphQLDataSourceProcessOptions<GatewayContext>, { incomingRequestContext: unknown }> =>
   'incomingRequestContext' in options;

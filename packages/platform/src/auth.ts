@@ -28,6 +28,14 @@ export function requireStaff(caller: Caller): void {
   if (!isStaff(caller)) throw new DomainError(ErrorCode.FORBIDDEN, 'Only staff may do this');
 }
 
+/** One string per distinct identity: callers with the same key are the same caller. */
+export const callerKey = (caller: Caller): string =>
+  caller.kind === 'user'
+    ? `user:${caller.userId}:${caller.role}`
+    : caller.kind === 'service'
+      ? `service:${caller.service}`
+      : 'anonymous';
+
 /** The header that carries the gateway's (or a service's) signed statement of who the caller is. */
 export const INTERNAL_TOKEN_HEADER = 'x-internal-token';
 const INTERNAL_AUDIENCE = 'food-subgraphs';
@@ -77,12 +85,7 @@ export class InternalTokens {
   }
 
   async sign(caller: Caller): Promise<string> {
-    const key =
-      caller.kind === 'user'
-        ? `user:${caller.userId}:${caller.role}`
-        : caller.kind === 'service'
-          ? `service:${caller.service}`
-          : 'anonymous';
+    const key = callerKey(caller);
     const reusable = this.signed.get(key);
     if (reusable) return reusable;
     const token = await this.signNew(caller);
