@@ -1,0 +1,201 @@
+import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
+import { autocannonPath } from './peers.js';
+
+/**
+ * The load generator: autocannon in its own process (started by workloads.ts), never in a process that
+ * also serves. Gets a LoadSpec over IPC, runs the warm-up, says `measuring`, runs the measured load,
+ * and answers with a LoadResult. Every response body is checked for GraphQL `errors`.
+ */
+
+export interface LoadSpec {
+  url: string;
+  connections: number;
+  warmupSeconds: number;
+  durationSeconds: number;
+  /** `query`: one body, identities rotated per request; `mutations`: placeOrder then payForOrder. */
+  kind: 'query' | 'mutations';
+  body?: string;
+  /** Headers of each identity (a JWT for ours, a static internal token for the peers). */
+  identities: Record<string, string>[];
+  /** Available meals to order (mutations). */
+  mealIds?: string[];
+}
+
+export interface LoadResult {
+  durationSeconds: number;
+  responses: number;
+  rps: number;
+  latencyMs: { p50: number; p90: number; p99: number; max: number; mean: number };
+  non2xx: number;
+  /** Connection errors and timeouts. */
+  connectionErrors: number;
+  timeouts: number;
+  /** 2xx responses whose body carried GraphQL `errors`. */
+  graphqlErrors: number;
+  /** Mutation pairs abandoned because placeOrder gave no order. */
+  resets: number;
+  /** Response body sizes: the same query should answer the same bytes on every target. */
+  bodyBytes: { min: number; mean: number; max: number };
+  statusCodes: Record<string, number>;
+  sampleErrors: string[];
+}
+
+interface Request {
+  method?: string;
+  path?: string;
+  headers?: Record<string, string>;
+  body?: string;
+}
+type Context = { identity?: Record<string, string>; orderId?: string };
+interface AutocannonResult {
+  duration: number;
+  requests: { total: number };
+  latency: { p50: number; p90: number; p99: number; max: number; average: number; totalCount?: number };
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  resets?: number;
+  statusCodeStats?: Record<string, { count: number }>;
+}
+type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult>;
+
+const PLACE_ORDER = `mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { id status total { amount currency } } }`;
+const PAY = `mutation Pay($input: PayForOrderInput!) { payForOrder(input: $input) { id status } }`;
+
+async function run(spec: LoadSpec, seconds: number, counters: Counters): Promise<AutocannonResult> {
+  const autocannon = createRequire(import.meta.url)(autocannonPath()) as Autocannon;
+  const baseHeaders = { 'content-type': 'application/json' };
+  let next = 0;
+  const identity = () => spec.identities[next++ % spec.identities.length]!;
+  const check = (status: number, body: string) => {
+    counters.responses++;
+    counters.bytes += body.length;
+    counters.minBytes = Math.min(counters.minBytes, body.length);
+    counters.maxBytes = Math.max(counters.maxBytes, body.length);
+    const ok = status >= 200 && status < 300;
+    if (ok && body.includes('"data"') && !body.includes('"errors"')) return true;
+    if (ok) counters.graphqlErrors++;
+    if (counters.samples.length < 5) counters.samples.push(`${status} ${body.slice(0, 300)}`);
+    return false;
+  };
+  const requests =
+    spec.kind === 'query'
+      ? [
+          {
+            method: 'POST',
+            setupRequest: (request: Request) => ({
+              ...request,
+              headers: { ...baseHeaders, ...identity() },
+              body: spec.body,
+            }),
+            onResponse: (status: number, body: string) => void check(status, body),
+          },
+        ]
+      : [
+          {
+            method: 'POST',
+            setupRequest: (request: Request, context: Context) => {
+              context.identity = identity();
+              const meals = spec.mealIds!;
+              const items = [{ mealId: meals[next % meals.length], quantity: 1 + (next % 2) }];
+              if (next % 3 === 0) items.push({ mealId: meals[(next * 7) % meals.length], quantity: 1 });
+              const input = { deliveryAddress: '1 Benchmark Street, Berlin', items };
+              return {
+                ...request,
+                headers: { ...baseHeaders, ...context.identity },
+                body: JSON.stringify({ query: PLACE_ORDER, variables: { input } }),
+              };
+            },
+            onResponse: (status: number, body: string, context: Context) => {
+              context.orderId = undefined;
+              if (!check(status, body)) return;
+              context.orderId = (JSON.parse(body) as { data?: { placeOrder?: { id?: string } } }).data?.placeOrder?.id;
+            },
+          },
+          {
+            method: 'POST',
+            setupRequest: (request: Request, context: Context) => {
+              if (!context.orderId) return undefined; // placeOrder failed: counted, start over
+              const input = {
+                orderId: context.orderId,
+                paymentToken: 'tok_sandbox_success',
+                idempotencyKey: `bench-${randomUUID()}`,
+              };
+              return {
+                ...request,
+                headers: { ...baseHeaders, ...context.identity },
+                body: JSON.stringify({ query: PAY, variables: { input } }),
+              };
+            },
+            onResponse: (status: number, body: string) => void check(status, body),
+          },
+        ];
+  return autocannon({
+    url: spec.url,
+    connections: spec.connections,
+    duration: seconds,
+    requests,
+    timeout: 30,
+  });
+}
+
+interface Counters {
+  responses: number;
+  graphqlErrors: number;
+  samples: string[];
+  bytes: number;
+  minBytes: number;
+  maxBytes: number;
+}
+
+const counters = (): Counters => ({
+  responses: 0,
+  graphqlErrors: 0,
+  samples: [],
+  bytes: 0,
+  minBytes: Infinity,
+  maxBytes: 0,
+});
+
+process.on('message', (message: { spec: LoadSpec }) => {
+  void (async () => {
+    const { spec } = message;
+    if (spec.warmupSeconds > 0) await run(spec, spec.warmupSeconds, counters());
+    process.send!({ type: 'measuring' });
+    const counted = counters();
+    const result = await run(spec, spec.durationSeconds, counted);
+    const statusCodes = Object.fromEntries(
+      Object.entries(result.statusCodeStats ?? {}).map(([code, { count }]) => [code, Number(count)]),
+    );
+    const loadResult: LoadResult = {
+      durationSeconds: result.duration,
+      responses: counted.responses,
+      rps: counted.responses / result.duration,
+      latencyMs: {
+        p50: result.latency.p50,
+        p90: result.latency.p90,
+        p99: result.latency.p99,
+        max: result.latency.max,
+        mean: result.latency.average,
+      },
+      non2xx: result.non2xx,
+      connectionErrors: result.errors,
+      timeouts: result.timeouts,
+      graphqlErrors: counted.graphqlErrors,
+      resets: result.resets ?? 0,
+      bodyBytes: {
+        min: counted.responses ? counted.minBytes : 0,
+        mean: counted.responses ? counted.bytes / counted.responses : 0,
+        max: counted.maxBytes,
+      },
+      statusCodes,
+      sampleErrors: counted.samples,
+    };
+    process.send!({ type: 'result', result: loadResult }, () => process.exit(0));
+  })().catch((error: unknown) => {
+    process.send!({ type: 'failed', error: String(error instanceof Error ? error.stack : error) }, () =>
+      process.exit(1),
+    );
+  });
+});

@@ -1,0 +1,166 @@
+import { readFileSync, writeFileSync } from 'node:fs';
+import { repoRoot, peersDir, type TargetName } from './config.js';
+import { freePort, start, waitUntil, type Managed } from './procs.js';
+import { hiveBin } from './peers.js';
+
+export const subgraphs = ['users', 'meals', 'orders', 'payments'] as const;
+export type Subgraph = (typeof subgraphs)[number];
+
+export interface Launch {
+  /** Built dist/ (production) or the sources through tsx. */
+  build: boolean;
+  logDir: string;
+  /** Secrets, Redis, databases: what every service of this run shares. */
+  env: Record<string, string>;
+}
+
+export interface Backend {
+  urls: Record<Subgraph, string>;
+  processes: Record<Subgraph | 'orders-worker' | 'payments-worker', Managed>;
+}
+
+const nodeArgs = (launch: Launch, dir: string, entry: 'main' | 'worker-main') =>
+  launch.build
+    ? { cwd: `${repoRoot}${dir}`, args: [`dist/${entry}.js`] }
+    : { cwd: `${repoRoot}${dir}`, args: ['--conditions=source', '--import', 'tsx', `src/${entry}.ts`] };
+
+const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' });
+
+const ok = (url: string, init?: RequestInit) => async () =>
+  (await fetch(url, { ...init, signal: AbortSignal.timeout(2_000) })).ok;
+
+/** A GraphQL endpoint is up once `{ __typename }` answers 200 (the schema is loaded). */
+export const graphqlReady = (url: string, headers: Record<string, string> = {}) =>
+  ok(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: '{"query":"{ __typename }"}',
+  });
+
+/** The four subgraphs and both workers, each its own process, as deployed. */
+export async function startBackend(launch: Launch): Promise<Backend> {
+  const ports = Object.fromEntries(await Promise.all(subgraphs.map(async (s) => [s, await freePort()]))) as Record<
+    Subgraph,
+    number
+  >;
+  const urls = Object.fromEntries(subgraphs.map((s) => [s, `http://127.0.0.1:${ports[s]}/graphql`])) as Record<
+    Subgraph,
+    string
+  >;
+  const env = {
+    ...baseEnv(),
+    ...launch.env,
+    USERS_PORT: String(ports.users),
+    MEALS_PORT: String(ports.meals),
+    ORDERS_PORT: String(ports.orders),
+    PAYMENTS_PORT: String(ports.payments),
+    USERS_SUBGRAPH_URL: urls.users,
+    MEALS_SUBGRAPH_URL: urls.meals,
+    ORDERS_SUBGRAPH_URL: urls.orders,
+    PAYMENTS_SUBGRAPH_URL: urls.payments,
+    ORDERS_WORKER_PORT: String(await freePort()),
+    PAYMENTS_WORKER_PORT: String(await freePort()),
+  };
+  const processes = {} as Backend['processes'];
+  const launchOne = async (name: keyof Backend['processes'], dir: string, entry: 'main' | 'worker-main') => {
+    const { cwd, args } = nodeArgs(launch, dir, entry);
+    const managed = start({ name, command: process.execPath, args, cwd, env, logDir: launch.logDir });
+    processes[name] = managed;
+    const ready =
+      entry === 'main'
+        ? ok(new URL('/readyz', urls[name as Subgraph]).href)
+        : ok(
+            `http://127.0.0.1:${env[name === 'orders-worker' ? 'ORDERS_WORKER_PORT' : 'PAYMENTS_WORKER_PORT']}/readyz`,
+          );
+    await waitUntil(name, ready, managed, 90_000);
+  };
+  await Promise.all(subgraphs.map((s) => launchOne(s, `subgraphs/${s}`, 'main')));
+  await Promise.all([
+    launchOne('orders-worker', 'subgraphs/orders', 'worker-main'),
+    launchOne('payments-worker', 'subgraphs/payments', 'worker-main'),
+  ]);
+  return { urls, processes };
+}
+
+/** The committed supergraph with the bench's subgraph URLs: the peers read it as it is. */
+export function writeSupergraph(urls: Record<Subgraph, string>, path: string): void {
+  let sdl = readFileSync(`${repoRoot}gateway/supergraph.graphql`, 'utf8');
+  for (const subgraph of subgraphs) {
+    sdl = sdl.replace(
+      new RegExp(`(@join__graph\\(name: "${subgraph}", url: ")[^"]*(")`),
+      (_, before: string, after: string) => `${before}${urls[subgraph]}${after}`,
+    );
+  }
+  for (const subgraph of subgraphs) {
+    if (!sdl.includes(urls[subgraph])) throw new Error(`supergraph.graphql: no @join__graph for ${subgraph}`);
+  }
+  writeFileSync(path, sdl);
+}
+
+export interface RunningTarget {
+  name: TargetName;
+  url: string;
+  /** The gateway process (none for `direct`: the subgraph itself is the server). */
+  process?: Managed;
+  stop(): Promise<void>;
+}
+
+export interface TargetOptions {
+  launch: Launch;
+  backend: Backend;
+  supergraphPath: string;
+  /** Our gateway's environment on top of the run's (rate budgets). */
+  oursEnv: Record<string, string>;
+  openFiles?: number;
+  /** A distinct process name (log file) for each start. */
+  tag: string;
+}
+
+export async function startTarget(name: TargetName, options: TargetOptions): Promise<RunningTarget> {
+  const { launch, backend, tag } = options;
+  if (name === 'direct') return { name, url: backend.urls.meals, stop: async () => undefined };
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/graphql`;
+  let managed: Managed;
+  if (name === 'ours') {
+    const { cwd, args } = nodeArgs(launch, 'gateway', 'main');
+    managed = start({
+      name: `gateway-ours-${tag}`,
+      command: process.execPath,
+      args,
+      cwd,
+      openFiles: options.openFiles,
+      logDir: launch.logDir,
+      env: {
+        ...baseEnv(),
+        ...launch.env,
+        ...options.oursEnv,
+        GATEWAY_PORT: String(port),
+        USERS_SUBGRAPH_URL: backend.urls.users,
+        MEALS_SUBGRAPH_URL: backend.urls.meals,
+        ORDERS_SUBGRAPH_URL: backend.urls.orders,
+        PAYMENTS_SUBGRAPH_URL: backend.urls.payments,
+      },
+    });
+  } else if (name === 'hive') {
+    managed = start({
+      name: `gateway-hive-${tag}`,
+      command: process.execPath,
+      args: [hiveBin(), 'supergraph', options.supergraphPath, '--port', String(port), '--host', '127.0.0.1'],
+      cwd: peersDir, // where its gateway.config.ts is
+      logDir: launch.logDir,
+      env: { ...baseEnv(), NODE_ENV: 'production' },
+    });
+  } else {
+    managed = start({
+      name: `gateway-apollo-${tag}`,
+      command: process.execPath,
+      args: [`${peersDir}apollo-stock.mjs`],
+      cwd: peersDir,
+      logDir: launch.logDir,
+      env: { ...baseEnv(), NODE_ENV: 'production', PORT: String(port), SUPERGRAPH_PATH: options.supergraphPath },
+    });
+  }
+  await waitUntil(`${name} gateway`, graphqlReady(url), managed, 90_000);
+  return { name, url, process: managed, stop: () => managed.stop() };
+}
