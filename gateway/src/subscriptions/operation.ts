@@ -22,6 +22,7 @@ import {
   validate,
   visit,
 } from '../graphql-js.js';
+import { LRUCache } from 'lru-cache';
 import { subscriptionError, SubscriptionErrorCode, withCode } from './errors.js';
 
 /** The subscription fields of the supergraph (the orders subgraph's `Subscription` type). */
@@ -62,6 +63,36 @@ export interface SubscriptionPlan {
   variables(orderId: string): Record<string, unknown>;
 }
 
+/** Valid documents by query text, per API schema: the last 500 texts clients subscribed with. */
+const validatedDocuments = new WeakMap<GraphQLSchema, LRUCache<string, DocumentNode>>();
+
+/**
+ * The client's document, parsed and validated once per distinct text and then shared: thousands of
+ * subscribers of one app send the same text, and each used to hold its own AST (with every token of
+ * its source, for error locations) for as long as it stayed subscribed. Documents are never mutated.
+ */
+function validatedDocument(schema: GraphQLSchema, query: string): DocumentNode | GraphQLError[] {
+  let cache = validatedDocuments.get(schema);
+  if (!cache) validatedDocuments.set(schema, (cache = new LRUCache<string, DocumentNode>({ max: 500 })));
+  const cached = cache.get(query);
+  if (cached) return cached;
+  let document: DocumentNode;
+  try {
+    document = parse(query, { maxTokens: 5_000 });
+  } catch (error) {
+    if (error instanceof GraphQLError) return [withCode(error, SubscriptionErrorCode.GRAPHQL_PARSE_FAILED)];
+    throw error;
+  }
+  const validationErrors = validate(schema, document);
+  if (validationErrors.length > 0) {
+    return validationErrors.map((error) => withCode(error, SubscriptionErrorCode.GRAPHQL_VALIDATION_FAILED));
+  }
+  // Valid, so no error will point into it: the shared copy needs no source locations.
+  const shared = parse(query, { maxTokens: 5_000, noLocation: true });
+  cache.set(query, shared);
+  return shared;
+}
+
 /**
  * Parses and validates a subscription against the API schema (graphql-js's standard rules), checks it
  * is a subscription with exactly one root field, coerces its variables, and rewrites it into the
@@ -71,17 +102,9 @@ export function planSubscription(schema: GraphQLSchema, request: SubscribeReques
   if (typeof request.query !== 'string' || request.query.trim() === '') {
     return [subscriptionError(SubscriptionErrorCode.BAD_REQUEST, 'a subscription needs a non-empty `query`')];
   }
-  let document: DocumentNode;
-  try {
-    document = parse(request.query, { maxTokens: 5_000 });
-  } catch (error) {
-    if (error instanceof GraphQLError) return [withCode(error, SubscriptionErrorCode.GRAPHQL_PARSE_FAILED)];
-    throw error;
-  }
-  const validationErrors = validate(schema, document);
-  if (validationErrors.length > 0) {
-    return validationErrors.map((error) => withCode(error, SubscriptionErrorCode.GRAPHQL_VALIDATION_FAILED));
-  }
+  const validated = validatedDocument(schema, request.query);
+  if (Array.isArray(validated)) return validated;
+  const document = validated;
   const operation = getOperationAST(document, request.operationName ?? undefined);
   if (!operation) {
     const message = request.operationName
