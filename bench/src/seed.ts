@@ -1,6 +1,7 @@
-import { createCipheriv, createHash, randomBytes, scrypt } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import pg from 'pg';
 import { databaseServices, migrateDeploy, type DatabaseService } from '@food/prisma';
+import { hashPassword, PersonalDataCipher } from '@food/users-subgraph';
 
 /**
  * The bench's data, written straight into each service's own fresh database after the committed
@@ -90,7 +91,12 @@ export async function seed(databases: BenchDatabase[], sizes: SeedSizes, secrets
   const url = (service: DatabaseService) => databases.find((db) => db.service === service)!.url;
   // One fixed instant, so orders and payments agree on every order's timestamps.
   const base = new Date().toISOString();
-  const sealed = (plaintext: string) => seal(plaintext, secrets);
+  // Sealed exactly as the users subgraph seals personal data, by its own cipher.
+  const cipher = new PersonalDataCipher(
+    new Map([[secrets.encryptionKeyId, secrets.encryptionKey]]),
+    secrets.encryptionKeyId,
+  );
+  const sealed = (plaintext: string) => cipher.encrypt(plaintext);
   const passwordHash = await hashPassword(BENCH_PASSWORD);
   await Promise.all([
     withClient(url('users'), async (client) => {
@@ -233,31 +239,6 @@ function sqlFunctions(sizes: SeedSizes, base: string): string {
     fn('customer(i int)', 'uuid', `SELECT pg_temp.uid('user-' || (1 + (i - 1) % ${sizes.users}))`),
     fn('created(i int)', 'timestamptz', `SELECT '${base}'::timestamptz - i * interval '3 minutes'`),
   ].join('\n');
-}
-
-/** As the users subgraph seals personal data: AES-256-GCM, "keyId:iv:tag:ciphertext" in base64. */
-function seal(plaintext: string, secrets: Secrets): string {
-  const iv = randomBytes(12);
-  const cipher = createCipheriv('aes-256-gcm', secrets.encryptionKey, iv);
-  const ciphertext = Buffer.concat([cipher.update(plaintext, 'utf8'), cipher.final()]);
-  return [
-    secrets.encryptionKeyId,
-    iv.toString('base64'),
-    cipher.getAuthTag().toString('base64'),
-    ciphertext.toString('base64'),
-  ].join(':');
-}
-
-/** As the users subgraph hashes passwords: scrypt N=2^17, r=8, p=1, "scrypt$N$r$p$salt$hash". */
-async function hashPassword(password: string): Promise<string> {
-  const salt = randomBytes(16);
-  const params = { N: 2 ** 17, r: 8, p: 1 };
-  const key = await new Promise<Buffer>((resolve, reject) =>
-    scrypt(password, salt, 32, { ...params, maxmem: 256 * 1024 * 1024 }, (error, derived) =>
-      error ? reject(error) : resolve(derived),
-    ),
-  );
-  return ['scrypt', params.N, params.r, params.p, salt.toString('base64'), key.toString('base64')].join('$');
 }
 
 export async function withClient<T>(url: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
