@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
-import pg from 'pg';
 import { databaseServices, migrateDeploy, type DatabaseService } from '@food/prisma';
+import { withPostgres } from '@food/prisma/testing';
 import { hashPassword, PersonalDataCipher } from '@food/users-subgraph';
 
 /**
@@ -54,7 +54,7 @@ export async function createDatabases(adminUrl: string, runId: string): Promise<
   const created: BenchDatabase[] = [];
   for (const service of databaseServices) {
     const name = `bench_${service}_${runId}`;
-    await withClient(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
+    await withPostgres(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
     const url = new URL(adminUrl);
     url.pathname = `/${name}`;
     created.push({ service, name, url: url.toString() });
@@ -63,14 +63,14 @@ export async function createDatabases(adminUrl: string, runId: string): Promise<
 }
 
 export async function dropDatabases(adminUrl: string, names: string[]): Promise<void> {
-  await withClient(adminUrl, async (client) => {
+  await withPostgres(adminUrl, async (client) => {
     for (const name of names) await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
   });
 }
 
 /** Databases an earlier run left behind (it was killed before it could clean up). */
 export async function staleDatabases(adminUrl: string): Promise<string[]> {
-  return withClient(adminUrl, async (client) => {
+  return withPostgres(adminUrl, async (client) => {
     const { rows } = await client.query<{ datname: string }>(
       `SELECT datname FROM pg_database WHERE datname ~ '^bench_(users|meals|orders|payments)_[0-9a-f]+$'`,
     );
@@ -99,7 +99,7 @@ export async function seed(databases: BenchDatabase[], sizes: SeedSizes, secrets
   const sealed = (plaintext: string) => cipher.encrypt(plaintext);
   const passwordHash = await hashPassword(BENCH_PASSWORD);
   await Promise.all([
-    withClient(url('users'), async (client) => {
+    withPostgres(url('users'), async (client) => {
       await client.query(sqlFunctions(sizes, base));
       await client.query(
         `INSERT INTO users (id, email, password_hash, name, role, phone_encrypted, delivery_address_encrypted, created_at, updated_at)
@@ -115,7 +115,7 @@ export async function seed(databases: BenchDatabase[], sizes: SeedSizes, secrets
       );
       await client.query('ANALYZE');
     }),
-    withClient(url('meals'), async (client) => {
+    withPostgres(url('meals'), async (client) => {
       const categories = Math.max(5, Math.round(sizes.meals / 20));
       await client.query(sqlFunctions(sizes, base));
       await client.query(
@@ -147,7 +147,7 @@ export async function seed(databases: BenchDatabase[], sizes: SeedSizes, secrets
       );
       await client.query('ANALYZE');
     }),
-    withClient(url('orders'), async (client) => {
+    withPostgres(url('orders'), async (client) => {
       await client.query(sqlFunctions(sizes, base));
       await client.query(
         `INSERT INTO orders (id, customer_id, status, currency, subtotal_amount, delivery_fee_amount, total_amount,
@@ -181,7 +181,7 @@ export async function seed(databases: BenchDatabase[], sizes: SeedSizes, secrets
       );
       await client.query('ANALYZE');
     }),
-    withClient(url('payments'), async (client) => {
+    withPostgres(url('payments'), async (client) => {
       await client.query(sqlFunctions(sizes, base));
       await client.query(
         `INSERT INTO payments (id, order_id, customer_id, amount, currency, status, payment_method_token,
@@ -239,14 +239,4 @@ function sqlFunctions(sizes: SeedSizes, base: string): string {
     fn('customer(i int)', 'uuid', `SELECT pg_temp.uid('user-' || (1 + (i - 1) % ${sizes.users}))`),
     fn('created(i int)', 'timestamptz', `SELECT '${base}'::timestamptz - i * interval '3 minutes'`),
   ].join('\n');
-}
-
-export async function withClient<T>(url: string, run: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await run(client);
-  } finally {
-    await client.end();
-  }
 }
