@@ -76,5 +76,3 @@ export function sampledGauge<L extends string>(name: string, help: string, label
   if (!found) sampledGauges.set(name, (found = new SampledGauge(name, help, labelNames)));
   return found as unknown as SampledGauge<L>;
 }
-
-export type { Registry as MetricsRegistry } from 'prom-client';

@@ -26,7 +26,7 @@ export function assignRequestId(req: Request, res: Response, next: NextFunction)
   next();
 }
 
-export type RequestOutcome = 'ok' | 'client_error' | 'server_error';
+type RequestOutcome = 'ok' | 'client_error' | 'server_error';
 
 const requests = counter(
   'graphql_requests_total',
