@@ -16,10 +16,12 @@ describe('tokens, with signing and verification remembered', () => {
   });
 
   it('still refuses a remembered internal token once it has expired, and never remembers a forged one', async () => {
-    const tokens = new InternalTokens(secret, 1);
+    // Two seconds, not one: expiry is in whole seconds, so a 1 s token signed late in a second can
+    // be expired a few milliseconds later.
+    const tokens = new InternalTokens(secret, 2);
     const token = await tokens.sign(user);
     expect(await tokens.verify(token)).toEqual(user);
-    await sleep(2_100);
+    await sleep(3_100);
     await expect(tokens.verify(token)).rejects.toThrow('Invalid internal token');
     // After half its lifetime a fresh token is signed, which verifies.
     expect(await tokens.verify(await tokens.sign(user))).toEqual(user);
