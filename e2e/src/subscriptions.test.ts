@@ -75,6 +75,9 @@ function startSubscriptionGateway(eventBus: EventBus | undefined, env: Record<st
       MEALS_SUBGRAPH_URL: meals,
       ORDERS_SUBGRAPH_URL: orders,
       PAYMENTS_SUBGRAPH_URL: payments,
+      // The bus carries only what a test emits, not the real changes' events (those go to Redis),
+      // so nothing would tell a private entity cache of them; the tails counted here are the hub's.
+      ENTITY_CACHE_PRIVATE_TYPES: '',
       ...env,
     }),
     createLogger('gateway', 'silent'),

@@ -69,6 +69,11 @@ export const GatewayConfigSchema = z
     PERSISTED_QUERIES_TTL_SECONDS: integer(86_400, 60, 31_536_000),
     /** Entity types the gateway caches (types keyed by id whose fields are the same for every caller). */
     ENTITY_CACHE_TYPES: commaList('Meal'),
+    /**
+     * Entity types cached per caller, for queries only (fields that depend on who asks), dropped on
+     * every change reported by a subgraph or named by an order or payment event. Needs the event bus.
+     */
+    ENTITY_CACHE_PRIVATE_TYPES: commaList('User,Order'),
     ENTITY_CACHE_TTL_SECONDS: integer(60, 1, 86_400),
     /** Origins browsers may call from (comma-separated, or *). Default: * in development, none in production. */
     CORS_ORIGINS: z

@@ -54,15 +54,14 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
   async process(options: GraphQLDataSourceProcessOptions<GatewayContext>): Promise<SubgraphResponse> {
     const { entityCache, name } = this.options;
     const { request } = options;
+    const { query, variables } = request;
     try {
-      if (
-        entityCache &&
-        isClientOperation(options) &&
-        request.query &&
-        entityCache.handles(request.query, request.variables)
-      ) {
-        const representations = request.variables!.representations as { __typename: string; id: string }[];
-        return (await entityCache.resolve(name, request.query, representations, async (missing) => {
+      const scope =
+        entityCache && query && variables && isClientOperation(options)
+          ? entityCache.scopeOf(query, variables, privateCacheKey(options))
+          : undefined;
+      if (entityCache && scope && query && variables) {
+        return (await entityCache.resolve(name, { query, variables }, scope, async (missing) => {
           const partial = {
             ...options,
             request: { ...request, variables: { ...request.variables, representations: missing } },
@@ -162,6 +161,18 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
     } as SubgraphResponse;
   }
 }
+
+/**
+ * The caller's key where its private entities may come from the cache: a client's query over HTTP.
+ * Not a mutation's follow-up fetches, nor a subscription's results: those follow a change and must
+ * see it, even before the event that invalidates the cache has arrived.
+ */
+const privateCacheKey = (options: GraphQLDataSourceProcessOptions<GatewayContext>): string | undefined =>
+  isClientOperation(options) &&
+  options.context.transport === 'http' &&
+  options.incomingRequestContext.operation?.operation === 'query'
+    ? callerKey(callerOf(options.context))
+    : undefined;
 
 /** Schema loads and health checks have no request context: they call as the gateway itself. */
 const callerOf = (context: Partial<GatewayContext>): Caller =>

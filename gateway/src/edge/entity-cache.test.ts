@@ -2,15 +2,17 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@food/platform';
+import { createLogger, createMessaging, newEvent } from '@food/platform';
 import { deleteKeys } from '@food/platform/testing';
 import {
   EntityCache,
   InMemoryEntityCacheStore,
   RedisEntityCacheStore,
+  type CacheScope,
   type EntitiesResponse,
   type EntityCacheStore,
 } from './entity-cache.js';
+import { entitiesChangedBy, invalidateOnEvents } from './entity-invalidation.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `test-entities-${randomUUID()}`;
@@ -22,6 +24,10 @@ afterAll(async () => {
 
 const QUERY = 'query($representations:[_Any!]!){_entities(representations:$representations){...on Meal{name}}}';
 const meal = (id: string) => ({ __typename: 'Meal', id });
+const user = (id: string) => ({ __typename: 'User', id });
+const order = (id: string) => ({ __typename: 'Order', id });
+const ALICE: CacheScope = { kind: 'caller', callerKey: 'user:alice:CUSTOMER' };
+const STAFF: CacheScope = { kind: 'caller', callerKey: 'user:chef:STAFF' };
 
 /** A meals subgraph that records what it was asked and answers with the names it holds. */
 function fakeMeals(names: Record<string, string>) {
@@ -44,6 +50,7 @@ function cacheOn(store: EntityCacheStore) {
   const cache = new EntityCache({
     store,
     types: new Set(['Meal']),
+    privateTypes: new Set(['User', 'Order']),
     ttlSeconds: 60,
     keyPrefix: `${prefix}:${randomUUID()}`,
     logger: createLogger('test', 'silent'),
@@ -53,6 +60,16 @@ function cacheOn(store: EntityCacheStore) {
   const count = async (metric: Counter) => (await metric.get()).values.reduce((sum, value) => sum + value.value, 0);
   return { cache, hits: () => count(hits), misses: () => count(misses) };
 }
+
+const PUBLIC: CacheScope = { kind: 'public' };
+
+/** The meals subgraph's `_entities` fetch for these meals, through the cache. */
+const resolveMeals = (
+  cache: EntityCache,
+  representations: { __typename: string; id: string }[],
+  fetch: (representations: { id: string }[]) => Promise<EntitiesResponse>,
+  query = QUERY,
+) => cache.resolve('meals', { query, variables: { representations } }, PUBLIC, fetch);
 
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
@@ -70,9 +87,9 @@ describe.each([
   it('answers a fetch whose entities are all cached without calling the subgraph', async () => {
     const { cache, hits, misses } = cacheOn(makeStore());
     const meals = fakeMeals({ a: 'Pizza', b: 'Soup' });
-    const first = await cache.resolve('meals', QUERY, [meal('a'), meal('b')], meals.fetch);
+    const first = await resolveMeals(cache, [meal('a'), meal('b')], meals.fetch);
     await settle();
-    const second = await cache.resolve('meals', QUERY, [meal('b'), meal('a')], meals.fetch);
+    const second = await resolveMeals(cache, [meal('b'), meal('a')], meals.fetch);
     expect(first.data?._entities).toEqual([{ name: 'Pizza' }, { name: 'Soup' }]);
     expect(second.data?._entities).toEqual([{ name: 'Soup' }, { name: 'Pizza' }]);
     expect(meals.asked).toEqual([['a', 'b']]);
@@ -82,7 +99,7 @@ describe.each([
   it('asks the subgraph for the missing entities only, and puts its errors where they belong', async () => {
     const { cache } = cacheOn(makeStore());
     const meals = fakeMeals({ a: 'Pizza', c: 'Salad' });
-    await cache.resolve('meals', QUERY, [meal('a')], meals.fetch);
+    await resolveMeals(cache, [meal('a')], meals.fetch);
     await settle();
     const failing = async (representations: { id: string }[]): Promise<EntitiesResponse> => {
       meals.asked.push(representations.map((entity) => entity.id));
@@ -91,33 +108,76 @@ describe.each([
         errors: [{ path: ['_entities', 0, 'name'] }],
       };
     };
-    const response = await cache.resolve('meals', QUERY, [meal('x'), meal('a'), meal('c')], failing);
+    const response = await resolveMeals(cache, [meal('x'), meal('a'), meal('c')], failing);
     expect(meals.asked).toEqual([['a'], ['x', 'c']]);
     expect(response.data?._entities).toEqual([null, { name: 'Pizza' }, { name: 'Salad' }]);
     expect(response.errors).toEqual([{ path: ['_entities', 0, 'name'] }]);
     await settle();
     // Salad was cached; the entity that failed was not.
-    await cache.resolve('meals', QUERY, [meal('c')], meals.fetch);
+    await resolveMeals(cache, [meal('c')], meals.fetch);
     expect(meals.asked).toHaveLength(2);
   });
 
   it('caches per selection: another query of the same meal is a miss', async () => {
     const { cache } = cacheOn(makeStore());
     const meals = fakeMeals({ a: 'Pizza' });
-    await cache.resolve('meals', QUERY, [meal('a')], meals.fetch);
+    await resolveMeals(cache, [meal('a')], meals.fetch);
     await settle();
-    await cache.resolve('meals', QUERY.replace('{name}', '{name id}'), [meal('a')], meals.fetch);
+    await resolveMeals(cache, [meal('a')], meals.fetch, QUERY.replace('{name}', '{name id}'));
     expect(meals.asked).toEqual([['a'], ['a']]);
+  });
+
+  it('caches per field arguments: the same selection with other arguments is a miss', async () => {
+    const { cache } = cacheOn(makeStore());
+    const asked: unknown[] = [];
+    const query =
+      'query($representations:[_Any!]!,$first:Int){_entities(representations:$representations){...on User{orders(first:$first){id}}}}';
+    const resolve = (first: number) =>
+      cache.resolve('orders', { query, variables: { representations: [user('u')], first } }, ALICE, async (missing) => {
+        asked.push(first);
+        return { data: { _entities: missing.map(() => ({ orders: [{ id: `first ${first}` }] })) } };
+      });
+    await resolve(10);
+    await settle();
+    expect((await resolve(20)).data?._entities).toEqual([{ orders: [{ id: 'first 20' }] }]);
+    await settle();
+    expect((await resolve(10)).data?._entities).toEqual([{ orders: [{ id: 'first 10' }] }]);
+    expect(asked).toEqual([10, 20]);
+  });
+
+  it("keeps a private type's entities per caller, and drops them for every caller when changed", async () => {
+    const { cache } = cacheOn(makeStore());
+    const asked: string[] = [];
+    const status = { o: 'PAID' };
+    const query =
+      'query($representations:[_Any!]!){_entities(representations:$representations){...on Order{payment{status}}}}';
+    const resolve = (scope: CacheScope) =>
+      cache.resolve('payments', { query, variables: { representations: [order('o')] } }, scope, async (missing) => {
+        asked.push(scope.kind === 'caller' ? scope.callerKey : 'public');
+        return { data: { _entities: missing.map(() => ({ payment: { status: status.o } })) } };
+      });
+    await resolve(ALICE);
+    await settle();
+    await resolve(ALICE);
+    await resolve(STAFF);
+    await settle();
+    expect(asked).toEqual(['user:alice:CUSTOMER', 'user:chef:STAFF']);
+
+    status.o = 'REFUNDED';
+    await cache.invalidate('payments', [order('o')]);
+    expect((await resolve(ALICE)).data?._entities).toEqual([{ payment: { status: 'REFUNDED' } }]);
+    expect((await resolve(STAFF)).data?._entities).toEqual([{ payment: { status: 'REFUNDED' } }]);
+    expect(asked).toHaveLength(4);
   });
 
   it('drops an entity when it is reported changed, for every selection', async () => {
     const { cache } = cacheOn(makeStore());
     const meals = fakeMeals({ a: 'Pizza', b: 'Soup' });
-    await cache.resolve('meals', QUERY, [meal('a'), meal('b')], meals.fetch);
+    await resolveMeals(cache, [meal('a'), meal('b')], meals.fetch);
     await settle();
     meals.names.a = 'Pizza Margherita';
     await cache.invalidate('meals', [meal('a')]);
-    const after = await cache.resolve('meals', QUERY, [meal('a'), meal('b')], meals.fetch);
+    const after = await resolveMeals(cache, [meal('a'), meal('b')], meals.fetch);
     expect(after.data?._entities).toEqual([{ name: 'Pizza Margherita' }, { name: 'Soup' }]);
     expect(meals.asked).toEqual([['a', 'b'], ['a']]);
   });
@@ -126,14 +186,14 @@ describe.each([
     const { cache } = cacheOn(makeStore());
     const meals = fakeMeals({ a: 'Pizza' });
     // The fetch reads the old name, then the meal changes and is invalidated, then the fetch returns.
-    await cache.resolve('meals', QUERY, [meal('a')], async (representations) => {
+    await resolveMeals(cache, [meal('a')], async (representations) => {
       const stale = await meals.fetch(representations);
       meals.names.a = 'Pizza Margherita';
       await cache.invalidate('meals', [meal('a')]);
       return stale;
     });
     await settle();
-    const next = await cache.resolve('meals', QUERY, [meal('a')], meals.fetch);
+    const next = await resolveMeals(cache, [meal('a')], meals.fetch);
     expect(next.data?._entities).toEqual([{ name: 'Pizza Margherita' }]);
   });
 });
@@ -147,16 +207,85 @@ describe('entity cache when its store fails', () => {
     };
     const { cache } = cacheOn(broken);
     const meals = fakeMeals({ a: 'Pizza' });
-    const response = await cache.resolve('meals', QUERY, [meal('a')], meals.fetch);
+    const response = await resolveMeals(cache, [meal('a')], meals.fetch);
     expect(response.data?._entities).toEqual([{ name: 'Pizza' }]);
     await expect(cache.invalidate('meals', [meal('a')])).resolves.toBeUndefined();
   });
 
-  it('only handles _entities fetches of cached types, each with an id', () => {
+  it('only handles _entities fetches of cached types, each with an id; private ones only for a caller', () => {
     const { cache } = cacheOn(new InMemoryEntityCacheStore());
-    expect(cache.handles(QUERY, { representations: [meal('a')] })).toBe(true);
-    expect(cache.handles(QUERY, { representations: [meal('a'), { __typename: 'Order', id: 'o' }] })).toBe(false);
-    expect(cache.handles(QUERY, { representations: [] })).toBe(false);
-    expect(cache.handles('{ meals { edges { node { id } } } }', {})).toBe(false);
+    expect(cache.scopeOf(QUERY, { representations: [meal('a')] })).toEqual(PUBLIC);
+    expect(cache.scopeOf(QUERY, { representations: [meal('a')] }, 'user:alice:CUSTOMER')).toEqual(PUBLIC);
+    expect(cache.scopeOf(QUERY, { representations: [meal('a'), order('o')] })).toBeUndefined();
+    expect(cache.scopeOf(QUERY, { representations: [meal('a'), order('o')] }, 'user:alice:CUSTOMER')).toEqual(ALICE);
+    expect(cache.scopeOf(QUERY, { representations: [{ __typename: 'Payment', id: 'p' }] }, 'x')).toBeUndefined();
+    expect(cache.scopeOf(QUERY, { representations: [{ __typename: 'Meal', id: 1 }] })).toBeUndefined();
+    expect(cache.scopeOf(QUERY, { representations: [] })).toBeUndefined();
+    expect(cache.scopeOf('{ meals { edges { node { id } } } }', {})).toBeUndefined();
+  });
+});
+
+describe('entity cache invalidation from events', () => {
+  const ids = { order: randomUUID(), customer: randomUUID(), payment: randomUUID() };
+
+  it('names the order and its customer for order events, the order and payment for payment events', () => {
+    const changed = newEvent('order.status_changed', ids.order, {
+      orderId: ids.order,
+      customerId: ids.customer,
+      from: 'PAID',
+      to: 'ACCEPTED',
+      version: 2,
+      final: false,
+      actor: { kind: 'user', id: 'chef' },
+      reason: null,
+    });
+    expect(entitiesChangedBy(changed)).toEqual([
+      { subgraph: 'orders', entities: [order(ids.order), user(ids.customer)] },
+    ]);
+    const refunded = newEvent('payment.refunded', ids.payment, {
+      paymentId: ids.payment,
+      orderId: ids.order,
+      amount: { amount: 1200, currency: 'EUR' },
+    });
+    expect(entitiesChangedBy(refunded)).toEqual([
+      { subgraph: 'payments', entities: [order(ids.order), { __typename: 'Payment', id: ids.payment }] },
+    ]);
+  });
+
+  it('drops what an event names once it is published, for every caller', async () => {
+    const logger = createLogger('test', 'silent');
+    const messaging = createMessaging({ logger });
+    const { cache } = cacheOn(new InMemoryEntityCacheStore());
+    const subscription = await invalidateOnEvents(messaging.bus, cache, logger);
+    try {
+      let status = 'PENDING';
+      const asked: string[] = [];
+      const query =
+        'query($representations:[_Any!]!){_entities(representations:$representations){...on Order{payment{status}}}}';
+      const resolve = () =>
+        cache.resolve('payments', { query, variables: { representations: [order(ids.order)] } }, ALICE, async () => {
+          asked.push(status);
+          return { data: { _entities: [{ payment: { status } }] } };
+        });
+      await resolve();
+      await settle();
+      status = 'SUCCEEDED';
+      expect((await resolve()).data?._entities).toEqual([{ payment: { status: 'PENDING' } }]);
+
+      await messaging.bus.publish(
+        'payments',
+        newEvent('payment.succeeded', ids.payment, {
+          paymentId: ids.payment,
+          orderId: ids.order,
+          amount: { amount: 1200, currency: 'EUR' },
+        }),
+      );
+      await settle();
+      expect((await resolve()).data?._entities).toEqual([{ payment: { status: 'SUCCEEDED' } }]);
+      expect(asked).toEqual(['PENDING', 'SUCCEEDED']);
+    } finally {
+      await subscription.close();
+      await messaging.close();
+    }
   });
 });

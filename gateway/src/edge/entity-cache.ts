@@ -156,6 +156,12 @@ export interface EntityCacheOptions {
   store: EntityCacheStore;
   /** Types whose fields are the same for every caller and keyed by `id` (e.g. Meal). */
   types: ReadonlySet<string>;
+  /**
+   * Types keyed by `id` whose fields depend on who asks (a User's email, an Order's payment): cached
+   * per caller, for queries only, and dropped for every caller when the entity changes. Only with a
+   * source of changes that do not pass through the gateway (the event streams).
+   */
+  privateTypes: ReadonlySet<string>;
   ttlSeconds: number;
   keyPrefix: string;
   logger: Logger;
@@ -165,31 +171,37 @@ export interface EntityCacheOptions {
 
 type Representation = { __typename: string; id: string };
 
+/** Whose answer a fetch is: `public` for types that read the same for everyone, else the caller's key. */
+export type CacheScope = { kind: 'public' } | { kind: 'caller'; callerKey: string };
+
 /**
  * The gateway's entity cache: `_entities` fetches for cached types are answered from Redis where
  * possible, and only the missing entities are asked of the subgraph, so a fetch whose entities are all
- * cached never reaches it. Entries are per entity and per selection (the fetch's query), live for the
- * TTL, and are dropped when a subgraph reports the entity changed. If the store fails, fetches go to
- * the subgraph as if nothing were cached.
+ * cached never reaches it. Entries are per entity and per selection (the fetch's query and arguments,
+ * and the caller for private types), live for the TTL, and are dropped when a subgraph reports the
+ * entity changed or an event says it did. If the store fails, fetches go to the subgraph as if
+ * nothing were cached.
  */
 export class EntityCache {
   constructor(private readonly options: EntityCacheOptions) {}
 
-  /** True when this fetch is one the cache can answer: only cacheable entities, each with an id. */
-  handles(query: string, variables: Record<string, unknown> | undefined): boolean {
+  /**
+   * Whose answer this fetch is, if the cache can answer it: only cacheable entities, each with an id.
+   * Private types count only where `callerKey` is given (a client's query); one private entity makes
+   * the whole fetch the caller's.
+   */
+  scopeOf(query: string, variables: Record<string, unknown> | undefined, callerKey?: string): CacheScope | undefined {
     const representations = variables?.representations;
-    return (
-      query.includes('_entities(') &&
-      Array.isArray(representations) &&
-      representations.length > 0 &&
-      representations.every(
-        (item: unknown) =>
-          typeof item === 'object' &&
-          item !== null &&
-          this.options.types.has((item as Representation).__typename) &&
-          typeof (item as Representation).id === 'string',
-      )
-    );
+    if (!query.includes('_entities(') || !Array.isArray(representations) || representations.length === 0) return;
+    let scope: CacheScope = { kind: 'public' };
+    for (const item of representations as unknown[]) {
+      if (typeof item !== 'object' || item === null || typeof (item as Representation).id !== 'string') return;
+      const type = (item as Representation).__typename;
+      if (this.options.types.has(type)) continue;
+      if (callerKey === undefined || !this.options.privateTypes.has(type)) return;
+      scope = { kind: 'caller', callerKey };
+    }
+    return scope;
   }
 
   /**
@@ -198,12 +210,17 @@ export class EntityCache {
    */
   async resolve(
     subgraph: string,
-    query: string,
-    representations: Representation[],
+    request: { query: string; variables: Record<string, unknown> },
+    scope: CacheScope,
     fetchMissing: (representations: Representation[]) => Promise<EntitiesResponse>,
   ): Promise<EntitiesResponse> {
     const { store, logger } = this.options;
-    const selection = sha256Hex(query);
+    const { representations: listed, ...fieldArguments } = request.variables;
+    const representations = listed as Representation[];
+    // One selection per query text, field arguments and, for private types, caller.
+    const selection = sha256Hex(
+      `${request.query}\n${JSON.stringify(fieldArguments)}\n${scope.kind === 'caller' ? scope.callerKey : ''}`,
+    );
     const keys = representations.map((entity) => this.key(subgraph, entity));
     let cached: CachedEntity[];
     try {
@@ -255,10 +272,10 @@ export class EntityCache {
     };
   }
 
-  /** Drops every cached selection of these entities, on every replica. */
+  /** Drops every cached selection of these entities (for every caller), on every replica. */
   async invalidate(subgraph: string, entities: EntityReference[]): Promise<void> {
     const keys = entities
-      .filter((entity) => this.options.types.has(entity.__typename))
+      .filter((entity) => this.options.types.has(entity.__typename) || this.options.privateTypes.has(entity.__typename))
       .map((entity) => this.key(subgraph, entity));
     try {
       await this.options.store.invalidate(keys, Math.max(this.options.ttlSeconds * 1000, 60_000));

@@ -1,8 +1,9 @@
 import { Redis } from 'ioredis';
-import type { CorsOptions, Logger } from '@food/platform';
+import type { CorsOptions, EventBus, EventSubscription, Logger } from '@food/platform';
 import type { GatewayConfig } from '../config.js';
 import { compileTrustProxy } from './client-address.js';
 import { EntityCache, InMemoryEntityCacheStore, RedisEntityCacheStore } from './entity-cache.js';
+import { invalidateOnEvents } from './entity-invalidation.js';
 import { createEdgeMetrics } from './metrics.js';
 import { OperationGuard } from './operation-guard.js';
 import { OperationSafelist, RedisPersistedQueryCache, type PersistedQueryCache } from './persisted-queries.js';
@@ -30,9 +31,10 @@ export interface Edge {
 
 /**
  * Builds the edge. With REDIS_URL, rate budgets, persisted queries and the entity cache live in Redis
- * and are shared by every replica; without it (development), in this process's memory.
+ * and are shared by every replica; without it (development), in this process's memory. Private
+ * entity types are cached only with `eventBus`, whose order and payment events drop what changed.
  */
-export async function createEdge(config: GatewayConfig, logger: Logger): Promise<Edge> {
+export async function createEdge(config: GatewayConfig, logger: Logger, eventBus?: EventBus): Promise<Edge> {
   const metrics = createEdgeMetrics();
   const prefix = config.REDIS_KEY_PREFIX;
   const redis = config.REDIS_URL ? await connectRedis(config.REDIS_URL, prefix, logger) : undefined;
@@ -70,11 +72,19 @@ export async function createEdge(config: GatewayConfig, logger: Logger): Promise
             ttl: config.PERSISTED_QUERIES_TTL_SECONDS,
           };
 
+  const privateTypes = eventBus ? config.ENTITY_CACHE_PRIVATE_TYPES : [];
+  if (!eventBus && config.ENTITY_CACHE_PRIVATE_TYPES.length > 0) {
+    logger.warn(
+      { types: config.ENTITY_CACHE_PRIVATE_TYPES },
+      'no event bus: private entity types are not cached (nothing would tell the cache they changed)',
+    );
+  }
   const entityCache =
-    config.ENTITY_CACHE_TYPES.length > 0
+    config.ENTITY_CACHE_TYPES.length + privateTypes.length > 0
       ? new EntityCache({
           store: redis ? new RedisEntityCacheStore(redis) : new InMemoryEntityCacheStore(),
           types: new Set(config.ENTITY_CACHE_TYPES),
+          privateTypes: new Set(privateTypes),
           ttlSeconds: config.ENTITY_CACHE_TTL_SECONDS,
           keyPrefix: prefix,
           logger,
@@ -82,6 +92,16 @@ export async function createEdge(config: GatewayConfig, logger: Logger): Promise
           misses: metrics.entityCacheMisses,
         })
       : undefined;
+
+  let invalidation: EventSubscription | undefined;
+  try {
+    if (entityCache && eventBus && privateTypes.length > 0) {
+      invalidation = await invalidateOnEvents(eventBus, entityCache, logger);
+    }
+  } catch (error) {
+    await redis?.quit().catch(() => redis.disconnect());
+    throw error;
+  }
 
   const origins = config.CORS_ORIGINS ?? (config.NODE_ENV === 'production' ? [] : ['*']);
   const anyOrigin = origins.includes('*');
@@ -104,6 +124,7 @@ export async function createEdge(config: GatewayConfig, logger: Logger): Promise
     allowsOrigin: (origin) => origin === undefined || anyOrigin || origins.includes(origin),
     trustProxy: compileTrustProxy(config.TRUST_PROXY),
     close: async () => {
+      await invalidation?.close();
       await redis?.quit().catch(() => redis.disconnect());
     },
   };

@@ -11,14 +11,24 @@ export interface EntityReference {
 
 /**
  * Entities one request changed. A subgraph's mutation resolvers record them once the write has
- * succeeded; the response carries them to the gateway, whose entity cache drops them before the
- * client gets its answer, so no replica serves the old version afterwards.
+ * succeeded; the response carries them to the gateway, whose entity cache drops them (this
+ * subgraph's fields of them) before the client gets its answer, so no replica serves the old version
+ * afterwards.
  */
 export class ChangedEntities {
   private readonly references = new Map<string, EntityReference>();
 
   add(typename: string, id: string): void {
     this.references.set(`${typename}:${id}`, { __typename: typename, id });
+  }
+
+  /**
+   * Records entities a write changed and hands back its result, for a mutation resolver to return:
+   * `changedEntities.with(order, ['Order', order.id], ['User', order.customerId])`.
+   */
+  with<T>(result: T, ...entities: [typename: string, id: string][]): T {
+    for (const [typename, id] of entities) this.add(typename, id);
+    return result;
   }
 
   list(): EntityReference[] {

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import type { Caller } from '@food/platform';
+import { ChangedEntities, type Caller } from '@food/platform';
 import type { Order, OrderItem, OrdersService, OrderStatusChange } from './domain/orders.js';
 
 /** What every orders resolver gets: the verified caller, the service, and per-request loaders. */
@@ -12,6 +12,8 @@ export interface SubgraphContext {
   itemsOfOrder: DataLoader<Order, OrderItem[], string>;
   /** Batches Order.statusHistory over a page of orders. */
   historyOfOrder: DataLoader<string, OrderStatusChange[]>;
+  /** Entities this request changed: the gateway's entity cache drops them (see reportChangedEntities). */
+  changedEntities: ChangedEntities;
 }
 
 export function createContext(caller: Caller, orders: OrdersService): SubgraphContext {
@@ -21,5 +23,6 @@ export function createContext(caller: Caller, orders: OrdersService): SubgraphCo
     orderById: new DataLoader((ids) => orders.byIds(caller, ids)),
     itemsOfOrder: new DataLoader((list) => orders.itemsOf(list), { cacheKeyFn: (order) => order.id }),
     historyOfOrder: new DataLoader((ids) => orders.historyOf(ids)),
+    changedEntities: new ChangedEntities(),
   };
 }

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import type { Caller } from '@food/platform';
+import { ChangedEntities, type Caller } from '@food/platform';
 import type { Payment, PaymentsService } from './domain/payments.js';
 
 /** What every payments resolver gets: the verified caller, the service, and per-request loaders. */
@@ -10,6 +10,8 @@ export interface SubgraphContext {
   paymentById: DataLoader<string, Payment | null>;
   /** Batches Order.payment and Order.payments: N orders cost one database query. */
   paymentsByOrderId: DataLoader<string, Payment[]>;
+  /** Entities this request changed: the gateway's entity cache drops them (see reportChangedEntities). */
+  changedEntities: ChangedEntities;
 }
 
 export function createContext(caller: Caller, payments: PaymentsService): SubgraphContext {
@@ -18,5 +20,6 @@ export function createContext(caller: Caller, payments: PaymentsService): Subgra
     payments,
     paymentById: new DataLoader((ids) => payments.byIds(caller, ids)),
     paymentsByOrderId: new DataLoader((orderIds) => payments.byOrderIds(caller, orderIds)),
+    changedEntities: new ChangedEntities(),
   };
 }

@@ -1,5 +1,5 @@
 import DataLoader from 'dataloader';
-import type { Caller } from '@food/platform';
+import { ChangedEntities, type Caller } from '@food/platform';
 import type { User, UsersService } from './domain/users.js';
 
 /** What every users resolver gets: the verified caller, the service, and per-request loaders. */
@@ -8,8 +8,15 @@ export interface SubgraphContext {
   users: UsersService;
   /** Batches entity references: N users in one query plan step cost one database query. */
   userById: DataLoader<string, User | null>;
+  /** Entities this request changed: the gateway's entity cache drops them (see reportChangedEntities). */
+  changedEntities: ChangedEntities;
 }
 
 export function createContext(caller: Caller, users: UsersService): SubgraphContext {
-  return { caller, users, userById: new DataLoader((ids) => users.byIds(ids)) };
+  return {
+    caller,
+    users,
+    userById: new DataLoader((ids) => users.byIds(ids)),
+    changedEntities: new ChangedEntities(),
+  };
 }

@@ -1,5 +1,9 @@
 import type { MutationResolvers } from '../__generated__/resolvers-types.js';
 
 export const Mutation: MutationResolvers = {
-  payForOrder: (_parent, { input }, { caller, payments }) => payments.payForOrder(caller, input),
+  // A new or settled payment changes its order's `payment` and `payments` in the gateway's cache.
+  payForOrder: async (_parent, { input }, { caller, payments, changedEntities }) => {
+    const payment = await payments.payForOrder(caller, input);
+    return changedEntities.with(payment, ['Order', payment.orderId], ['Payment', payment.id]);
+  },
 };
