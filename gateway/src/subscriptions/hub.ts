@@ -27,7 +27,8 @@ export interface OrderEventHubCounts {
  * number of subscribers: one tail per process, not one per subscriber.
  */
 export class OrderEventHub {
-  private readonly byOrder = new Map<string, Set<OrderChangeListener>>();
+  /** One order's listener, or its listeners when there are several (most orders have one subscriber). */
+  private readonly byOrder = new Map<string, OrderChangeListener | Set<OrderChangeListener>>();
   private readonly feed = new Set<OrderChangeListener>();
   private tailing: Promise<EventSubscription> | undefined;
   private closed = false;
@@ -44,13 +45,15 @@ export class OrderEventHub {
    * running, so a snapshot read after it misses nothing; the returned function removes the listener.
    */
   listen(orderId: string, listener: OrderChangeListener): Promise<() => void> {
-    let listeners = this.byOrder.get(orderId);
-    if (!listeners) this.byOrder.set(orderId, (listeners = new Set()));
-    listeners.add(listener);
+    const listeners = this.byOrder.get(orderId);
+    if (!listeners) this.byOrder.set(orderId, listener);
+    else if (typeof listeners === 'function') this.byOrder.set(orderId, new Set([listeners, listener]));
+    else listeners.add(listener);
     return this.started(() => {
       const current = this.byOrder.get(orderId);
-      if (!current?.delete(listener)) return;
-      if (current.size === 0) this.byOrder.delete(orderId);
+      if (current === listener) this.byOrder.delete(orderId);
+      else if (typeof current === 'object' && current.delete(listener) && current.size === 0)
+        this.byOrder.delete(orderId);
     });
   }
 
@@ -64,7 +67,8 @@ export class OrderEventHub {
 
   counts(): OrderEventHubCounts {
     let orderListeners = 0;
-    for (const listeners of this.byOrder.values()) orderListeners += listeners.size;
+    for (const listeners of this.byOrder.values())
+      orderListeners += typeof listeners === 'function' ? 1 : listeners.size;
     return {
       orders: this.byOrder.size,
       orderListeners,
@@ -121,7 +125,8 @@ export class OrderEventHub {
 
   private dispatch(event: DomainEvent): void {
     if (this.closed || event.type !== 'order.status_changed') return;
-    const listeners = [...(this.byOrder.get(event.data.orderId) ?? []), ...this.feed];
+    const ofOrder = this.byOrder.get(event.data.orderId);
+    const listeners = [...(typeof ofOrder === 'function' ? [ofOrder] : (ofOrder ?? [])), ...this.feed];
     for (const listener of listeners) {
       try {
         listener(event);

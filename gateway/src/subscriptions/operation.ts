@@ -3,6 +3,7 @@ import type {
   FieldNode,
   FormattedExecutionResult,
   FragmentDefinitionNode,
+  OperationDefinitionNode,
   GraphQLFormattedError,
   GraphQLSchema,
   SelectionNode,
@@ -153,14 +154,7 @@ export function planSubscription(schema: GraphQLSchema, request: SubscribeReques
     if (request.variables && Object.hasOwn(request.variables, name)) clientVariables[name] = request.variables[name];
   }
 
-  const fragments = reachableFragments(document, operation.selectionSet);
-  const usedNames = responseNames(document);
-  const hiddenStatusKey = unusedName('subscriptionStatus', usedNames);
-  const hiddenVersionKey = unusedName('subscriptionVersion', usedNames);
-
-  let idValue: ValueNode;
-  const extraVariables: VariableDefinitionNode[] = [];
-  let orderIdVariable: string | undefined;
+  let idValue: ValueNode | undefined;
   let orderId: string | undefined;
   if (fieldName === 'orderStatusChanged') {
     const argument = root.arguments?.find((candidate) => candidate.name.value === 'orderId');
@@ -175,7 +169,66 @@ export function planSubscription(schema: GraphQLSchema, request: SubscribeReques
     orderId = String(args.orderId);
     // The client's own argument (a variable or a literal), so its variables stay used.
     idValue = argument.value;
-  } else {
+  }
+
+  let rewritten = rewrittenQueries.get(operation);
+  if (!rewritten) {
+    rewritten = rewrite(document, operation, root, root.selectionSet, idValue);
+    rewrittenQueries.set(operation, rewritten);
+  }
+  const { orderIdVariable } = rewritten;
+  return {
+    document,
+    field: fieldName as SubscriptionFieldName,
+    responseKey: rewritten.responseKey,
+    orderId,
+    query: rewritten.query,
+    statusKeys: rewritten.statusKeys,
+    versionKeys: rewritten.versionKeys,
+    hiddenStatusKey: rewritten.hiddenStatusKey,
+    hiddenVersionKey: rewritten.hiddenVersionKey,
+    variables: (id) => (orderIdVariable ? { ...clientVariables, [orderIdVariable]: id } : { ...clientVariables }),
+  };
+}
+
+/** What a plan takes from its operation alone: the same for every subscriber of one shared document. */
+interface RewrittenQuery {
+  query: string;
+  responseKey: string;
+  statusKeys: readonly string[];
+  versionKeys: readonly string[];
+  hiddenStatusKey: string;
+  hiddenVersionKey: string;
+  /** orderUpdates: the generated variable that carries the order's id. */
+  orderIdVariable?: string;
+}
+
+/**
+ * By operation of a shared (cached) document: every subscriber with the same query text shares one
+ * rewritten query, instead of each keeping its own printed copy.
+ */
+const rewrittenQueries = new WeakMap<OperationDefinitionNode, RewrittenQuery>();
+
+/**
+ * The query that resolves the root field's `Order`: `idValue` is the client's `orderId` argument
+ * (orderStatusChanged); without it (orderUpdates), a generated variable.
+ */
+function rewrite(
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+  root: FieldNode,
+  selectionSet: SelectionSetNode,
+  idValue: ValueNode | undefined,
+): RewrittenQuery {
+  const variableDefinitions = operation.variableDefinitions ?? [];
+  const fragments = reachableFragments(document, operation.selectionSet);
+  const usedNames = responseNames(document);
+  const hiddenStatusKey = unusedName('subscriptionStatus', usedNames);
+  const hiddenVersionKey = unusedName('subscriptionVersion', usedNames);
+
+  const extraVariables: VariableDefinitionNode[] = [];
+  let orderIdVariable: string | undefined;
+  if (!idValue) {
     orderIdVariable = unusedName(
       'subscriptionOrderId',
       new Set(variableDefinitions.map((definition) => definition.variable.name.value)),
@@ -189,7 +242,7 @@ export function planSubscription(schema: GraphQLSchema, request: SubscribeReques
     });
   }
 
-  const responseKey = root.alias?.value ?? fieldName;
+  const responseKey = root.alias?.value ?? root.name.value;
   const query: DocumentNode = {
     kind: Kind.DOCUMENT,
     definitions: [
@@ -209,7 +262,7 @@ export function planSubscription(schema: GraphQLSchema, request: SubscribeReques
               selectionSet: {
                 kind: Kind.SELECTION_SET,
                 selections: [
-                  ...root.selectionSet.selections,
+                  ...selectionSet.selections,
                   hiddenField(hiddenStatusKey, 'status'),
                   hiddenField(hiddenVersionKey, 'version'),
                 ],
@@ -223,16 +276,13 @@ export function planSubscription(schema: GraphQLSchema, request: SubscribeReques
   };
   const fragmentMap = new Map(fragments.map((fragment) => [fragment.name.value, fragment]));
   return {
-    document,
-    field: fieldName as SubscriptionFieldName,
-    responseKey,
-    orderId,
     query: print(query),
-    statusKeys: directKeys(root.selectionSet, fragmentMap, 'status'),
-    versionKeys: directKeys(root.selectionSet, fragmentMap, 'version'),
+    responseKey,
+    statusKeys: directKeys(selectionSet, fragmentMap, 'status'),
+    versionKeys: directKeys(selectionSet, fragmentMap, 'version'),
     hiddenStatusKey,
     hiddenVersionKey,
-    variables: (id) => (orderIdVariable ? { ...clientVariables, [orderIdVariable]: id } : { ...clientVariables }),
+    orderIdVariable,
   };
 }
 

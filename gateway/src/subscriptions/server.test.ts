@@ -118,6 +118,89 @@ describe('the WebSocket endpoint', () => {
     expect(await rawSocket(url)).toEqual({ code: 4408, reason: 'Connection initialisation timeout' });
   });
 
+  it('keeps a socket that initialises in time open past the wait', async () => {
+    const { url, subscriptions } = await serve({ connectionInitWaitTimeoutMs: 100 });
+    const socket = new WebSocket(url, 'graphql-transport-ws');
+    const closed = vi.fn();
+    socket.on('close', closed);
+    const acknowledged = new Promise((resolve) => socket.on('message', resolve));
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'connection_init' })));
+    expect(JSON.parse(String(await acknowledged))).toEqual({ type: 'connection_ack' });
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect(closed).not.toHaveBeenCalled();
+    expect(subscriptions.connections()).toBe(1);
+    socket.close();
+  });
+
+  it('cuts off a socket that stops answering pings, and keeps the ones that answer', async () => {
+    const { url } = await serve({ keepAliveMs: 50 });
+    const open = (autoPong: boolean) => {
+      const socket = new WebSocket(url, 'graphql-transport-ws', { autoPong });
+      socket.on('error', () => {});
+      const closed = new Promise<number>((resolve) => socket.on('close', (code) => resolve(code)));
+      return { socket, closed, opened: new Promise((resolve) => socket.on('open', resolve)) };
+    };
+    const dead = open(false);
+    const alive = open(true);
+    await Promise.all([dead.opened, alive.opened]);
+    for (const { socket } of [dead, alive]) socket.send(JSON.stringify({ type: 'connection_init' }));
+    // terminate(): no close frame, so the client sees an abnormal closure.
+    expect(await dead.closed).toBe(1006);
+    await new Promise((resolve) => setTimeout(resolve, 250));
+    expect(alive.socket.readyState).toBe(WebSocket.OPEN);
+    alive.socket.close();
+  });
+
+  it('speaks graphql-transport-ws: pings, subscribes, completes, and closes on protocol errors', async () => {
+    const { url, subscriptions } = await serve();
+    const { token } = await userTokens.issue('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
+    const init = JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
+    const subscribe = JSON.stringify({
+      id: '1',
+      type: 'subscribe',
+      payload: { query: 'subscription { orderUpdates { id } }' },
+    });
+    const session = (send: (socket: WebSocket) => void) => {
+      const messages: unknown[] = [];
+      const closed = rawSocket(url, (socket) => {
+        socket.on('message', (data) => messages.push(JSON.parse(String(data))));
+        send(socket);
+      });
+      return { messages, closed };
+    };
+
+    expect(await session((socket) => socket.send('{not json')).closed).toEqual({
+      code: 4400,
+      reason: 'Invalid message received',
+    });
+    expect(await session((socket) => socket.send(subscribe)).closed).toEqual({ code: 4401, reason: 'Unauthorized' });
+    expect(await session((socket) => [init, init].forEach((m) => socket.send(m))).closed).toEqual({
+      code: 4429,
+      reason: 'Too many initialisation requests',
+    });
+
+    let live: WebSocket | undefined;
+    const running = session((socket) => {
+      live = socket;
+      socket.send(init);
+      // Once acknowledged (a subscribe before that is refused, as above).
+      socket.once('message', () => {
+        socket.send(JSON.stringify({ type: 'ping', payload: { at: 1 } }));
+        socket.send(subscribe);
+      });
+    });
+    await vi.waitFor(() => expect(subscriptions.activeSubscriptions()).toBe(1));
+    expect(running.messages).toEqual([{ type: 'connection_ack' }, { type: 'pong', payload: { at: 1 } }]);
+    live!.send(JSON.stringify({ id: '1', type: 'complete' }));
+    await vi.waitFor(() => expect(subscriptions.activeSubscriptions()).toBe(0));
+    live!.send(subscribe);
+    await vi.waitFor(() => expect(subscriptions.activeSubscriptions()).toBe(1));
+    live!.send(subscribe);
+    expect(await running.closed).toEqual({ code: 4409, reason: 'Subscriber for 1 already exists' });
+    await vi.waitFor(() => expect(subscriptions.activeSubscriptions()).toBe(0));
+    expect(subscriptions.connections()).toBe(0);
+  });
+
   it('closes a socket that sends a message over the size limit (1009)', async () => {
     const { url } = await serve({ maxPayloadBytes: 1024 });
     const closed = await rawSocket(url, (socket) =>

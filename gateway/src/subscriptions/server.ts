@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import type { ApolloServer } from '@apollo/server';
-import { CloseCode, type Context } from 'graphql-ws';
-import { useServer } from 'graphql-ws/use/ws';
+import { CloseCode, handleProtocols, makeServer, type Context, type WebSocket as GraphqlWsSocket } from 'graphql-ws';
 import type { ExecutionArgs, ExecutionResult, GraphQLSchema } from 'graphql';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Caller, EventBus, Logger, UserTokens } from '@food/platform';
@@ -61,8 +60,55 @@ export interface SubscriptionServer {
 
 interface Connection {
   caller: Caller;
-  clientAddress: string;
   expiry?: NodeJS.Timeout;
+}
+
+/**
+ * What graphql-ws keeps of a socket (its `ctx.extra`): the socket and the client's address, not the
+ * upgrade request, which would otherwise stay in memory with its headers for the socket's lifetime.
+ */
+interface SocketExtra {
+  readonly socket: WebSocket;
+  readonly clientAddress: string;
+  /** Until `connection_init` arrives: closes the socket (4408) when it does not in time. */
+  initWait?: NodeJS.Timeout;
+}
+
+type ConnectionContext = Context<Record<string, unknown> | undefined, SocketExtra>;
+
+/**
+ * A ws socket as graphql-ws's server sees it. Methods on a class, not closures per socket: at
+ * thousands of idle sockets, every object kept per socket counts.
+ */
+class GraphqlWsTransport implements GraphqlWsSocket {
+  constructor(
+    private readonly socket: WebSocket,
+    private readonly onInternalError: (socket: WebSocket, error: unknown) => void,
+  ) {}
+
+  get protocol(): string {
+    return this.socket.protocol;
+  }
+
+  send(data: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.socket.readyState !== this.socket.OPEN) return resolve();
+      this.socket.send(data, (error) => (error ? reject(error) : resolve()));
+    });
+  }
+
+  close(code?: number, reason?: string): void {
+    this.socket.close(code, reason);
+  }
+
+  onMessage(handle: (data: string) => Promise<void>): void {
+    const { socket, onInternalError } = this;
+    // Not an async listener: nothing keeps the message's buffer once graphql-ws has its text (a
+    // subscription's handler stays suspended for as long as the subscription runs).
+    socket.on('message', (data: Buffer) => {
+      handle(String(data)).catch((error: unknown) => onInternalError(socket, error));
+    });
+  }
 }
 
 /** What onSubscribe hands to `subscribe`: the checked plan and the caller's request context. */
@@ -83,13 +129,17 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
   const path = options.path ?? '/graphql';
   const logger = options.logger.child({ component: 'subscriptions' });
   const hub = options.eventBus ? new OrderEventHub(options.eventBus, logger) : undefined;
-  const connections = new Map<Context, Connection>();
+  const connections = new Map<ConnectionContext, Connection>();
   const clientAddressOf =
     options.clientAddress ?? ((request: IncomingMessage) => request.socket.remoteAddress ?? 'unknown');
   const streams = new Set<OrderSubscriptionStream>();
   let closing = false;
 
-  const wss = new WebSocketServer({ noServer: true, maxPayload: options.maxPayloadBytes ?? 64 * 1024 });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: options.maxPayloadBytes ?? 64 * 1024,
+    handleProtocols: (protocols) => handleProtocols(protocols),
+  });
   const onUpgrade = (request: IncomingMessage, socket: Duplex, head: Buffer) => {
     if (pathOf(request) !== path) return refuseUpgrade(socket, 404, 'Not Found');
     if (closing) return refuseUpgrade(socket, 503, 'Service Unavailable');
@@ -112,115 +162,170 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
       return shapeResult(planned.plan, response.body.singleResult, change);
     };
 
-  useServer(
-    {
-      connectionInitWaitTimeout: options.connectionInitWaitTimeoutMs ?? 5_000,
-      isProd: options.production,
-      onConnect: async (ctx) => {
-        if (closing) return false;
-        const authorization = ctx.connectionParams?.authorization;
-        if (authorization !== undefined && typeof authorization !== 'string') return false;
-        let caller: Caller;
-        try {
-          // The same rules as HTTP: a token that is present but bad or expired is refused (4403).
-          caller = await authenticate(authorization ? { authorization } : {}, options.userTokens);
-        } catch (error) {
-          logger.debug({ reason: error instanceof Error ? error.message : String(error) }, 'connection refused');
-          return false;
-        }
-        const connection: Connection = { caller, clientAddress: clientAddressOf(ctx.extra.request) };
-        const expiresInMs = authorization ? msUntilExpiry(authorization) : undefined;
-        if (expiresInMs !== undefined) {
-          // A connection lives no longer than the token it was opened with.
-          connection.expiry = setTimeout(
-            () => ctx.extra.socket.close(CloseCode.Forbidden, 'Token expired'),
-            Math.min(expiresInMs, 2 ** 31 - 1),
-          );
-          connection.expiry.unref();
-        }
-        connections.set(ctx, connection);
-        return true;
-      },
-      onClose: (ctx) => {
-        const connection = connections.get(ctx);
-        if (connection?.expiry) clearTimeout(connection.expiry);
-        connections.delete(ctx);
-      },
-      onSubscribe: async (ctx, _id, payload) => {
-        const connection = connections.get(ctx);
-        if (!connection)
-          return [subscriptionError(SubscriptionErrorCode.UNAUTHENTICATED, 'connection not initialised')];
-        if (!hub || closing) {
-          return [
-            subscriptionError(
-              SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE,
-              closing
-                ? 'the gateway is shutting down'
-                : 'subscriptions are not available: this gateway has no event bus',
-            ),
-          ];
-        }
-        // graphql-ws has already counted this one.
-        const open = Object.keys(ctx.subscriptions).length;
-        if (open > options.maxSubscriptionsPerConnection) {
-          return [
-            subscriptionError(
-              SubscriptionErrorCode.TOO_MANY_SUBSCRIPTIONS,
-              `at most ${options.maxSubscriptionsPerConnection} subscriptions per connection`,
-              { max: options.maxSubscriptionsPerConnection },
-            ),
-          ];
-        }
-        const schema = options.schema();
-        if (!schema || !options.apollo()) {
-          return [subscriptionError(SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE, 'the gateway is starting')];
-        }
-        const { guard } = options;
-        if (guard) {
-          const { refusal } = await guard.takeRateBudget('subscription', connection.caller, connection.clientAddress);
-          if (refusal) return [refusal.error];
-          const refused = typeof payload.query === 'string' ? guard.checkSource(payload.query) : undefined;
-          if (refused) return [refused];
-        }
-        const plan = planSubscription(schema, payload);
-        if (Array.isArray(plan)) return plan;
-        const operation = getOperationAST(plan.document, payload.operationName ?? undefined);
-        const exceeded = operation && guard?.checkOperation(schema, plan.document, operation, payload.variables ?? {});
-        if (exceeded) return [exceeded];
-        const refused = authorize(plan, connection.caller);
-        if (refused) return [refused];
-        return {
-          schema,
-          document: plan.document,
-          operationName: payload.operationName,
-          variableValues: payload.variables,
-          contextValue: new PlannedSubscription(plan, {
-            caller: connection.caller,
-            requestId: randomUUID(),
-            clientAddress: connection.clientAddress,
-            transport: 'websocket',
-          }),
-        } satisfies ExecutionArgs;
-      },
-      subscribe: (args): AsyncIterable<ExecutionResult> | ExecutionResult => {
-        const planned = args.contextValue;
-        if (!(planned instanceof PlannedSubscription) || !hub) {
-          return { errors: [new GraphQLError('subscription was not planned')] };
-        }
-        const stream: OrderSubscriptionStream = new OrderSubscriptionStream({
-          plan: planned.plan,
-          hub,
-          resolve: resolverFor(planned),
-          logger: logger.child({ requestId: planned.context.requestId, field: planned.plan.field }),
-          onEnd: () => streams.delete(stream),
-        });
-        streams.add(stream);
-        return stream;
-      },
+  const server = makeServer<Record<string, unknown> | undefined, SocketExtra>({
+    // Timed here (initWait), so that the timer is released once the client has initialised.
+    connectionInitWaitTimeout: 0,
+    onConnect: async (ctx) => {
+      clearTimeout(ctx.extra.initWait);
+      ctx.extra.initWait = undefined;
+      if (closing) return false;
+      const authorization = ctx.connectionParams?.authorization;
+      if (authorization !== undefined && typeof authorization !== 'string') return false;
+      let caller: Caller;
+      try {
+        // The same rules as HTTP: a token that is present but bad or expired is refused (4403).
+        caller = await authenticate(authorization ? { authorization } : {}, options.userTokens);
+      } catch (error) {
+        logger.debug({ reason: error instanceof Error ? error.message : String(error) }, 'connection refused');
+        return false;
+      }
+      // Checked: the token is not needed again (expiry is timed below), so it is not kept per connection.
+      delete (ctx as { connectionParams?: unknown }).connectionParams;
+      const connection: Connection = { caller };
+      const expiresInMs = authorization ? msUntilExpiry(authorization) : undefined;
+      if (expiresInMs !== undefined) {
+        // A connection lives no longer than the token it was opened with.
+        connection.expiry = setTimeout(
+          () => ctx.extra.socket.close(CloseCode.Forbidden, 'Token expired'),
+          Math.min(expiresInMs, 2 ** 31 - 1),
+        );
+        connection.expiry.unref();
+      }
+      connections.set(ctx, connection);
+      return true;
     },
-    wss,
-    options.keepAliveMs ?? 12_000,
-  );
+    onClose: (ctx) => {
+      const connection = connections.get(ctx);
+      if (connection?.expiry) clearTimeout(connection.expiry);
+      connections.delete(ctx);
+    },
+    onSubscribe: async (ctx, _id, payload) => {
+      const connection = connections.get(ctx);
+      if (!connection) return [subscriptionError(SubscriptionErrorCode.UNAUTHENTICATED, 'connection not initialised')];
+      if (!hub || closing) {
+        return [
+          subscriptionError(
+            SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE,
+            closing ? 'the gateway is shutting down' : 'subscriptions are not available: this gateway has no event bus',
+          ),
+        ];
+      }
+      // graphql-ws has already counted this one.
+      const open = Object.keys(ctx.subscriptions).length;
+      if (open > options.maxSubscriptionsPerConnection) {
+        return [
+          subscriptionError(
+            SubscriptionErrorCode.TOO_MANY_SUBSCRIPTIONS,
+            `at most ${options.maxSubscriptionsPerConnection} subscriptions per connection`,
+            { max: options.maxSubscriptionsPerConnection },
+          ),
+        ];
+      }
+      const schema = options.schema();
+      if (!schema || !options.apollo()) {
+        return [subscriptionError(SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE, 'the gateway is starting')];
+      }
+      const { guard } = options;
+      if (guard) {
+        const { refusal } = await guard.takeRateBudget('subscription', connection.caller, ctx.extra.clientAddress);
+        if (refusal) return [refusal.error];
+        const refused = typeof payload.query === 'string' ? guard.checkSource(payload.query) : undefined;
+        if (refused) return [refused];
+      }
+      const plan = planSubscription(schema, payload);
+      if (Array.isArray(plan)) return plan;
+      const operation = getOperationAST(plan.document, payload.operationName ?? undefined);
+      const exceeded = operation && guard?.checkOperation(schema, plan.document, operation, payload.variables ?? {});
+      if (exceeded) return [exceeded];
+      const refused = authorize(plan, connection.caller);
+      if (refused) return [refused];
+      return {
+        schema,
+        document: plan.document,
+        operationName: payload.operationName,
+        variableValues: payload.variables,
+        contextValue: new PlannedSubscription(plan, {
+          caller: connection.caller,
+          requestId: randomUUID(),
+          clientAddress: ctx.extra.clientAddress,
+          transport: 'websocket',
+        }),
+      } satisfies ExecutionArgs;
+    },
+    subscribe: (args): AsyncIterable<ExecutionResult> | ExecutionResult => {
+      const planned = args.contextValue;
+      if (!(planned instanceof PlannedSubscription) || !hub) {
+        return { errors: [new GraphQLError('subscription was not planned')] };
+      }
+      const stream: OrderSubscriptionStream = new OrderSubscriptionStream({
+        plan: planned.plan,
+        hub,
+        resolve: resolverFor(planned),
+        logger,
+        logBindings: { requestId: planned.context.requestId, field: planned.plan.field },
+        onEnd: () => streams.delete(stream),
+      });
+      streams.add(stream);
+      return stream;
+    },
+  });
+
+  const connectionInitWaitMs = options.connectionInitWaitTimeoutMs ?? 5_000;
+  const internalError = (socket: WebSocket, error: unknown) => {
+    logger.error({ err: error }, 'internal error in a WebSocket connection');
+    const reason = options.production
+      ? 'Internal server error'
+      : limitCloseReason(error instanceof Error ? error.message : String(error));
+    socket.close(CloseCode.InternalServerError, reason);
+  };
+  function onSocketError(this: WebSocket, error: Error) {
+    internalError(this, error);
+  }
+
+  // Dead sockets: one timer for all of them (not one per socket). Each tick pings every open socket;
+  // one that has not answered the previous tick's ping within the interval is cut off.
+  const awaitingPong = new WeakSet<WebSocket>();
+  function onPong(this: WebSocket) {
+    awaitingPong.delete(this);
+  }
+  const keepAliveMs = options.keepAliveMs ?? 12_000;
+  const keepAlive =
+    keepAliveMs > 0 && Number.isFinite(keepAliveMs)
+      ? setInterval(() => {
+          for (const client of wss.clients) {
+            if (client.readyState !== client.OPEN) continue;
+            if (awaitingPong.has(client)) {
+              client.terminate();
+              continue;
+            }
+            awaitingPong.add(client);
+            client.ping();
+          }
+        }, keepAliveMs).unref()
+      : undefined;
+
+  wss.on('error', (error) => {
+    logger.error({ err: error }, 'internal error on the WebSocket server');
+    for (const client of wss.clients) internalError(client, error);
+  });
+  wss.on('connection', (socket: WebSocket, request: IncomingMessage) => {
+    socket.once('error', onSocketError);
+    socket.on('pong', onPong);
+    const extra: SocketExtra = { socket, clientAddress: clientAddressOf(request) };
+    if (connectionInitWaitMs > 0 && Number.isFinite(connectionInitWaitMs)) {
+      extra.initWait = setTimeout(
+        () => socket.close(CloseCode.ConnectionInitialisationTimeout, 'Connection initialisation timeout'),
+        connectionInitWaitMs,
+      );
+    }
+    const closed = server.opened(new GraphqlWsTransport(socket, internalError), extra);
+    socket.once('close', (code: number, reason: Buffer) => {
+      clearTimeout(extra.initWait);
+      closed(code, String(reason)).catch((error: unknown) =>
+        logger.error({ err: error }, 'could not end the subscriptions of a closed socket'),
+      );
+    });
+  });
 
   return {
     activeSubscriptions: () => streams.size,
@@ -230,6 +335,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
     close: async () => {
       if (closing) return;
       closing = true;
+      clearInterval(keepAlive);
       const clients = [...wss.clients];
       for (const client of clients) client.close(1001, 'Going away');
       await waitForClose(clients, options.closeGraceMs ?? 1_000);
@@ -266,6 +372,11 @@ function msUntilExpiry(authorization: string): number | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** A close reason fits in a control frame (123 bytes). */
+function limitCloseReason(reason: string): string {
+  return Buffer.byteLength(reason) < 124 ? reason : 'Internal server error';
 }
 
 function pathOf(request: IncomingMessage): string {

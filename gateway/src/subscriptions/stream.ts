@@ -15,7 +15,9 @@ export interface OrderStreamOptions {
   plan: SubscriptionPlan;
   hub: OrderEventHub;
   resolve: OrderResolver;
+  /** The stream logs through a child of it with `logBindings`, made only when it has something to log. */
   logger: Logger;
+  logBindings?: Record<string, unknown>;
   /** Changes waiting to be resolved before the subscriber is considered too slow. Default 1000. */
   maxPendingEvents?: number;
   /** Called once, when the stream has ended for whatever reason (for counting). */
@@ -38,23 +40,30 @@ const FEED_MEMORY = 10_000;
  * of any order (repeats per order dropped), never ending by itself.
  *
  * Not an async generator on purpose: `return()` (unsubscribe, socket closed) takes effect at once,
- * removing the listener even while a result is being resolved or the stream waits for changes.
+ * removing the listener even while a result is being resolved or the stream waits for changes. And
+ * an idle stream keeps no suspended function: the worker runs only while there are changes to
+ * resolve, and starts again with the next one (thousands of idle subscribers each keep little).
  */
 export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionResult> {
   private readonly outputs: Output[] = [];
   private reader:
     { resolve: (result: IteratorResult<ExecutionResult>) => void; reject: (error: unknown) => void } | undefined;
   private readonly events: OrderStatusChanged[] = [];
-  private wake: (() => void) | undefined;
-  /** Last version delivered, per order. */
-  private readonly delivered = new Map<string, number>();
+  /** The snapshot is delivered (orderStatusChanged) or not needed: changes may be resolved. */
+  private ready = false;
+  /** The worker is resolving changes. */
+  private working = false;
+  /** orderStatusChanged: the last version delivered of the order. */
+  private lastVersion: number | undefined;
+  /** orderUpdates: the last version delivered, per order (made with the first change). */
+  private delivered: Map<string, number> | undefined;
   private unlisten: (() => void) | undefined;
-  /** No more work: the subscriber left, or the worker finished. */
+  /** No more work: the subscriber left, or the stream finished. */
   private stopped = false;
   private ended = false;
 
   constructor(private readonly options: OrderStreamOptions) {
-    void this.run();
+    void this.start();
   }
 
   [Symbol.asyncIterator](): this {
@@ -82,62 +91,78 @@ export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionR
     return { done: true, value: undefined };
   }
 
-  private async run(): Promise<void> {
-    const { plan, hub, resolve, logger } = this.options;
+  /** Listens, then (orderStatusChanged) delivers the current state; changes meanwhile wait in `events`. */
+  private async start(): Promise<void> {
+    const { plan, hub, resolve } = this.options;
     try {
       try {
         const onChange = (event: OrderStatusChanged) => this.enqueue(event);
-        this.unlisten = plan.orderId ? await hub.listen(plan.orderId, onChange) : await hub.listenAll(onChange);
+        const unlisten = plan.orderId ? await hub.listen(plan.orderId, onChange) : await hub.listenAll(onChange);
+        this.unlisten = unlisten;
+        // Also when the subscriber left while the listener was being added.
+        if (this.stopped) return unlisten();
       } catch (error) {
-        logger.error({ err: error }, 'could not listen to order events');
+        this.log().error({ err: error }, 'could not listen to order events');
         throw subscriptionError(SubscriptionErrorCode.UPSTREAM_UNAVAILABLE, 'order updates are unavailable right now');
       }
-      if (this.stopped) return;
-
       if (plan.orderId) {
-        // The current state first. Changes that arrive meanwhile wait in `events`.
         const snapshot = await resolve(plan.orderId);
         if (this.stopped) return;
         if (snapshot.status === null || snapshot.version === null) throw refusal(snapshot, plan.orderId);
-        this.delivered.set(plan.orderId, snapshot.version);
+        this.lastVersion = snapshot.version;
         this.push({ kind: 'next', value: toExecutionResult(snapshot.result) });
-        if (finalStatuses.has(snapshot.status)) return this.push({ kind: 'done' });
+        if (finalStatuses.has(snapshot.status)) return this.finish();
       }
+      this.ready = true;
+    } catch (error) {
+      return this.fail(error);
+    }
+    if (this.events.length > 0) await this.work();
+  }
 
+  /** Resolves and delivers the waiting changes, one after the other, then returns until the next one. */
+  private async work(): Promise<void> {
+    const { plan, resolve } = this.options;
+    this.working = true;
+    try {
       for (;;) {
-        const event = await this.nextEvent();
+        if (this.stopped) return;
+        const event = this.events.shift();
         if (!event) return;
         const { orderId, to, version, final } = event.data;
-        const last = this.delivered.get(orderId);
-        if (last !== undefined && version <= last) continue;
-        this.remember(orderId, version);
+        if (!this.isNew(orderId, version)) continue;
         const shaped = await resolve(orderId, { status: to, version });
         if (this.stopped) return;
         this.push({ kind: 'next', value: toExecutionResult(shaped.result) });
-        if (final && plan.orderId) return this.push({ kind: 'done' });
+        if (final && plan.orderId) return this.finish();
       }
     } catch (error) {
-      if (this.stopped) return;
-      if (error instanceof GraphQLError) {
-        this.push({ kind: 'error', error });
-      } else {
-        logger.error({ err: error }, 'a subscription failed');
-        this.push({
-          kind: 'error',
-          error: subscriptionError(SubscriptionErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error'),
-        });
-      }
+      this.fail(error);
     } finally {
-      this.stop();
-      // Also when the subscriber left while the listener was being added.
-      this.unlisten?.();
+      this.working = false;
     }
+  }
+
+  /** Whether `version` is above the last one delivered for the order; if so, it is the last one now. */
+  private isNew(orderId: string, version: number): boolean {
+    if (this.options.plan.orderId) {
+      if (this.lastVersion !== undefined && version <= this.lastVersion) return false;
+      this.lastVersion = version;
+      return true;
+    }
+    const delivered = (this.delivered ??= new Map());
+    const last = delivered.get(orderId);
+    if (last !== undefined && version <= last) return false;
+    delivered.delete(orderId);
+    delivered.set(orderId, version);
+    if (delivered.size > FEED_MEMORY) delivered.delete(delivered.keys().next().value!);
+    return true;
   }
 
   private enqueue(event: OrderStatusChanged) {
     if (this.stopped) return;
     if (this.events.length >= (this.options.maxPendingEvents ?? 1_000)) {
-      this.options.logger.warn({ pending: this.events.length }, 'a subscriber fell behind; ending its subscription');
+      this.log().warn({ pending: this.events.length }, 'a subscriber fell behind; ending its subscription');
       this.push({
         kind: 'error',
         error: subscriptionError(
@@ -149,25 +174,32 @@ export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionR
       return;
     }
     this.events.push(event);
-    this.wake?.();
+    if (this.ready && !this.working) void this.work();
   }
 
-  private async nextEvent(): Promise<OrderStatusChanged | undefined> {
-    for (;;) {
-      if (this.stopped) return undefined;
-      const event = this.events.shift();
-      if (event) return event;
-      await new Promise<void>((resolve) => {
-        this.wake = resolve;
+  /** The order reached a final status: the last result is out, the stream completes. */
+  private finish() {
+    this.push({ kind: 'done' });
+    this.stop();
+  }
+
+  private fail(error: unknown) {
+    if (this.stopped) return;
+    if (error instanceof GraphQLError) {
+      this.push({ kind: 'error', error });
+    } else {
+      this.log().error({ err: error }, 'a subscription failed');
+      this.push({
+        kind: 'error',
+        error: subscriptionError(SubscriptionErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error'),
       });
-      this.wake = undefined;
     }
+    this.stop();
   }
 
-  private remember(orderId: string, version: number) {
-    this.delivered.delete(orderId);
-    this.delivered.set(orderId, version);
-    if (this.delivered.size > FEED_MEMORY) this.delivered.delete(this.delivered.keys().next().value!);
+  private log(): Logger {
+    const { logger, logBindings } = this.options;
+    return logBindings ? logger.child(logBindings) : logger;
   }
 
   private push(output: Output) {
@@ -193,7 +225,6 @@ export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionR
     this.stopped = true;
     this.events.length = 0;
     this.unlisten?.();
-    this.wake?.();
   }
 
   private end() {
