@@ -3,9 +3,16 @@ import { summarize, type BenchResults, type Summary } from './results.js';
 import type { HttpWorkload } from './workloads.js';
 
 const workloads: HttpWorkload[] = ['one-subgraph', 'federated', 'mutations'];
-const colors: Record<TargetName, string> = { ours: '#2f6fdf', hive: '#e8a33d', apollo: '#8a8f98', direct: '#3aa876' };
+const colors: Record<TargetName, string> = {
+  ours: '#2f6fdf',
+  base: '#9bb8ef',
+  hive: '#e8a33d',
+  apollo: '#8a8f98',
+  direct: '#3aa876',
+};
 const names: Record<TargetName, string> = {
   ours: 'ours',
+  base: 'ours at BENCH_BASE_DIR',
   hive: 'Hive Gateway',
   apollo: 'stock @apollo/gateway',
   direct: 'subgraph direct',

@@ -7,7 +7,8 @@ export const resultsDir = `${benchDir}results/`;
 
 export const workloadNames = ['one-subgraph', 'federated', 'mutations', 'subscriptions'] as const;
 export type WorkloadName = (typeof workloadNames)[number];
-export const targetNames = ['ours', 'hive', 'apollo', 'direct'] as const;
+/** `base`: our gateway built from another checkout (BENCH_BASE_DIR), for before/after; never by default. */
+export const targetNames = ['ours', 'base', 'hive', 'apollo', 'direct'] as const;
 export type TargetName = (typeof targetNames)[number];
 
 export interface BenchConfig {
@@ -38,6 +39,10 @@ export interface BenchConfig {
   noiseBudgetSeconds: number;
   /** Run the built dist/ (after `pnpm build`) or, with BENCH_BUILD=0, the sources through tsx. */
   build: boolean;
+  /** BENCH_BASE_DIR: a checkout (e.g. a git worktree) whose built gateway is the `base` target. */
+  baseDir?: string;
+  /** BENCH_CPU_PROFILE_DIR: our processes run with `--cpu-prof`, one directory per process. */
+  cpuProfileDir?: string;
   postgresUrl: string;
   redisUrl: string;
 }
@@ -50,9 +55,9 @@ const int = (name: string, fallback: number, min = 1): number => {
   return value;
 };
 
-function list<T extends string>(name: string, allowed: readonly T[]): T[] {
+function list<T extends string>(name: string, allowed: readonly T[], fallback: readonly T[] = allowed): T[] {
   const raw = process.env[name];
-  if (!raw) return [...allowed];
+  if (!raw) return [...fallback];
   const picked = raw
     .split(',')
     .map((item) => item.trim())
@@ -72,6 +77,10 @@ export function loadBenchConfig(): BenchConfig {
     .map((n) => Number(n.trim()));
   if (subscribers.some((n) => !Number.isInteger(n) || n < 1))
     throw new Error('BENCH_SUBSCRIBERS: integers, e.g. 1000,5000');
+  const baseDir = process.env.BENCH_BASE_DIR || undefined;
+  if (process.env.BENCH_TARGETS?.includes('base') && !baseDir) {
+    throw new Error('BENCH_TARGETS has base: set BENCH_BASE_DIR to a checkout whose gateway is built');
+  }
   return {
     quick,
     durationSeconds: int('BENCH_DURATION_SECONDS', quick ? 3 : 8),
@@ -81,7 +90,12 @@ export function loadBenchConfig(): BenchConfig {
     queryConnections: int('BENCH_CONNECTIONS', 32),
     mutationConnections: int('BENCH_MUTATION_CONNECTIONS', 16),
     workloads: list('BENCH_WORKLOADS', workloadNames),
-    targets: list('BENCH_TARGETS', targetNames),
+    targets: list(
+      'BENCH_TARGETS',
+      targetNames,
+      targetNames.filter((name) => name !== 'base'),
+    ),
+    baseDir,
     seed: {
       users: int('BENCH_SEED_USERS', quick ? 2_000 : 10_000, 100),
       meals: int('BENCH_SEED_MEALS', quick ? 200 : 1_000, 20),
@@ -95,6 +109,7 @@ export function loadBenchConfig(): BenchConfig {
     noisyRetries: int('BENCH_NOISY_RETRIES', 1, 0),
     noiseBudgetSeconds: int('BENCH_NOISE_BUDGET_SECONDS', quick ? 30 : 120, 0),
     build: process.env.BENCH_BUILD !== '0',
+    cpuProfileDir: process.env.BENCH_CPU_PROFILE_DIR || undefined,
     postgresUrl: process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
   };

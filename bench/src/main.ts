@@ -272,6 +272,7 @@ async function main(): Promise<void> {
   const launch: Launch = {
     build: built,
     logDir,
+    cpuProfileDir: config.cpuProfileDir,
     env: {
       ...secrets,
       NODE_ENV: 'production',
@@ -355,7 +356,14 @@ async function main(): Promise<void> {
     log(
       `warming up the subgraphs and Postgres: each workload through ${warmName}, ${config.backendWarmupSeconds} s, not measured`,
     );
-    const warm = await startTarget(warmName, { launch, backend, supergraphPath, oursEnv, tag: 'warmup' });
+    const warm = await startTarget(warmName, {
+      launch,
+      backend,
+      supergraphPath,
+      oursEnv,
+      baseDir: config.baseDir,
+      tag: 'warmup',
+    });
     try {
       for (const workload of httpWorkloads.filter((w) => appliesTo(w, warmName))) {
         const spec = loadSpec(workload, warm, identities, {
@@ -375,7 +383,14 @@ async function main(): Promise<void> {
       log(`round ${round}/${config.rounds}: starting ${name}`);
       let target: RunningTarget;
       try {
-        target = await startTarget(name, { launch, backend, supergraphPath, oursEnv, tag: `r${round}` });
+        target = await startTarget(name, {
+          launch,
+          backend,
+          supergraphPath,
+          oursEnv,
+          baseDir: config.baseDir,
+          tag: `r${round}`,
+        });
       } catch (error) {
         // Its workloads of this round are missing from the report, which says why.
         const message = error instanceof Error ? error.message : String(error);

@@ -5,6 +5,7 @@ import type { HttpWorkload } from './workloads.js';
 const httpWorkloads: HttpWorkload[] = ['one-subgraph', 'federated', 'mutations'];
 const label: Record<TargetName, string> = {
   ours: 'ours (@food/gateway)',
+  base: 'ours at BENCH_BASE_DIR (before)',
   hive: 'Hive Gateway',
   apollo: 'stock @apollo/gateway',
   direct: 'meals subgraph direct',

@@ -12,6 +12,8 @@ export interface Launch {
   logDir: string;
   /** Secrets, Redis, databases: what every service of this run shares. */
   env: Record<string, string>;
+  /** Where our processes write their V8 CPU profiles (on exit), if at all. */
+  cpuProfileDir?: string;
 }
 
 export interface Backend {
@@ -19,10 +21,12 @@ export interface Backend {
   processes: Record<Subgraph | 'orders-worker' | 'payments-worker', Managed>;
 }
 
-const nodeArgs = (launch: Launch, dir: string, entry: 'main' | 'worker-main') =>
-  launch.build
-    ? { cwd: `${repoRoot}${dir}`, args: [`dist/${entry}.js`] }
-    : { cwd: `${repoRoot}${dir}`, args: ['--conditions=source', '--import', 'tsx', `src/${entry}.ts`] };
+const nodeArgs = (launch: Launch, dir: string, entry: 'main' | 'worker-main', name: string = dir, root = repoRoot) => {
+  const profile = launch.cpuProfileDir ? ['--cpu-prof', `--cpu-prof-dir=${launch.cpuProfileDir}/${name}`] : [];
+  return launch.build
+    ? { cwd: `${root}${dir}`, args: [...profile, `dist/${entry}.js`] }
+    : { cwd: `${root}${dir}`, args: [...profile, '--conditions=source', '--import', 'tsx', `src/${entry}.ts`] };
+};
 
 const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' });
 
@@ -63,7 +67,7 @@ export async function startBackend(launch: Launch): Promise<Backend> {
   };
   const processes = {} as Backend['processes'];
   const launchOne = async (name: keyof Backend['processes'], dir: string, entry: 'main' | 'worker-main') => {
-    const { cwd, args } = nodeArgs(launch, dir, entry);
+    const { cwd, args } = nodeArgs(launch, dir, entry, name);
     const managed = start({ name, command: process.execPath, args, cwd, env, logDir: launch.logDir });
     processes[name] = managed;
     const ready =
@@ -111,6 +115,8 @@ export interface TargetOptions {
   supergraphPath: string;
   /** Our gateway's environment on top of the run's (rate budgets). */
   oursEnv: Record<string, string>;
+  /** Where the `base` target's checkout is. */
+  baseDir?: string;
   openFiles?: number;
   /** A distinct process name (log file) for each start. */
   tag: string;
@@ -122,10 +128,12 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/graphql`;
   let managed: Managed;
-  if (name === 'ours') {
-    const { cwd, args } = nodeArgs(launch, 'gateway', 'main');
+  if (name === 'ours' || name === 'base') {
+    // `base` is the same gateway from another checkout (BENCH_BASE_DIR), with the same settings.
+    const root = name === 'base' ? `${options.baseDir!.replace(/\/$/, '')}/` : repoRoot;
+    const { cwd, args } = nodeArgs(launch, 'gateway', 'main', `gateway-${name}-${tag}`, root);
     managed = start({
-      name: `gateway-ours-${tag}`,
+      name: `gateway-${name}-${tag}`,
       command: process.execPath,
       args,
       cwd,

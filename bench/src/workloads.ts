@@ -30,13 +30,14 @@ export function loadSpec(
   settings: { connections: number; warmupSeconds: number; durationSeconds: number },
 ): LoadSpec {
   const asTarget = (identity: { jwt: string; internalToken: string }): Record<string, string> =>
-    target.name === 'ours'
+    target.name === 'ours' || target.name === 'base'
       ? { authorization: `Bearer ${identity.jwt}` }
       : { 'x-internal-token': identity.internalToken };
   const base = { url: target.url, ...settings };
   if (workload === 'one-subgraph') {
     // Anonymous, as the menu is read: no header for ours, the anonymous internal token otherwise.
-    const identities = target.name === 'ours' ? [{}] : [{ 'x-internal-token': ids.anonymousInternalToken }];
+    const identities =
+      target.name === 'ours' || target.name === 'base' ? [{}] : [{ 'x-internal-token': ids.anonymousInternalToken }];
     return { ...base, kind: 'query', body: JSON.stringify({ query: MENU }), identities };
   }
   if (workload === 'federated') {
