@@ -31,6 +31,8 @@ export interface BenchConfig {
   /** Order mode: status changes per second, and how many subscribers' orders change (each once). */
   changeRate: number;
   changes: number;
+  /** Seconds the subscribers stay idle before the gateway's memory is read. */
+  subscriberIdleSeconds: number;
   /** Changes broadcast to every subscriber in feed mode. */
   feedChanges: number;
   /** How many times a run disturbed by other work on the machine is repeated. */
@@ -106,6 +108,7 @@ export function loadBenchConfig(): BenchConfig {
     changeRate: int('BENCH_CHANGE_RATE', 25),
     changes: int('BENCH_SUB_CHANGES', quick ? 100 : 500),
     feedChanges: int('BENCH_FEED_CHANGES', 3),
+    subscriberIdleSeconds: int('BENCH_SUB_IDLE_SECONDS', 5, 0),
     noisyRetries: int('BENCH_NOISY_RETRIES', 1, 0),
     noiseBudgetSeconds: int('BENCH_NOISE_BUDGET_SECONDS', quick ? 30 : 120, 0),
     build: process.env.BENCH_BUILD !== '0',

@@ -492,6 +492,7 @@ async function subscriptions(
     oursEnv,
     tag: 'subscriptions',
     openFiles: most + 2_048,
+    gcOnSignal: true,
   });
   const userTokens = new UserTokens({
     secret: launch.env.JWT_SECRET!,
@@ -543,6 +544,7 @@ async function subscriptions(
           changeOrders: changed.map(orderId),
           mode: config.subscriptionMode,
           changeRate: config.changeRate,
+          idleSeconds: config.subscriberIdleSeconds,
           cpuGroups: cpuGroups(gateway),
           logDir,
           log,

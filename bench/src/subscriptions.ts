@@ -45,6 +45,8 @@ export interface SubscriptionSetup {
   changeOrders: string[];
   mode: 'order' | 'feed';
   changeRate: number;
+  /** How long the connected subscribers stay idle before the gateway's memory is read. */
+  idleSeconds: number;
   cpuGroups: (clientPid: number) => CpuGroups;
   logDir: string;
   log: (line: string) => void;
@@ -59,8 +61,13 @@ async function metric(gatewayUrl: string, name: string): Promise<number> {
     .reduce((sum, line) => sum + Number(line.split(' ').at(-1)), 0);
 }
 
-/** The lowest of six readings over 2.5 s: the heap shrinks after a collection, so the minimum is closest to live data. */
-async function memory(gatewayUrl: string): Promise<{ rss: number; heap: number }> {
+/**
+ * What the gateway holds: a full collection first (SIGUSR2, see gc-on-signal.mjs), then the lowest
+ * of six readings over 2.5 s.
+ */
+async function memory(gatewayUrl: string, gateway: Managed): Promise<{ rss: number; heap: number }> {
+  process.kill(gateway.pid, 'SIGUSR2');
+  await sleep(1_000);
   let rss = Infinity;
   let heap = Infinity;
   for (let i = 0; i < 6; i++) {
@@ -78,7 +85,7 @@ export async function runSubscriptions(setup: SubscriptionSetup): Promise<Subscr
   const { gatewayUrl, log } = setup;
   const n = setup.subscribers.length;
   const activeBefore = await metric(gatewayUrl, 'gateway_active_subscriptions');
-  const before = await memory(gatewayUrl);
+  const before = await memory(gatewayUrl, setup.gateway);
 
   const client = start({
     name: `subscribers-${n}`,
@@ -130,8 +137,10 @@ export async function runSubscriptions(setup: SubscriptionSetup): Promise<Subscr
       if (Date.now() > deadline) break;
       await sleep(200);
     }
-    await sleep(5_000); // idle: the snapshots' garbage collected, sockets settled
-    const after = await memory(gatewayUrl);
+    // Idle, as the goal's subscribers are: the burst of 1,000s of first results (each a query
+    // through the gateway) leaves garbage that V8 collects, and gives back, only once it is idle.
+    await sleep(setup.idleSeconds * 1_000);
+    const after = await memory(gatewayUrl, setup.gateway);
     log(
       `  ${connected.ok}/${n} connected in ${(connected.ms / 1000).toFixed(1)} s; gateway RSS ` +
         `${mib(before.rss)} -> ${mib(after.rss)} MiB, heap ${mib(before.heap)} -> ${mib(after.heap)} MiB`,

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { repoRoot, peersDir, type TargetName } from './config.js';
 import { freePort, start, waitUntil, type Managed } from './procs.js';
@@ -27,6 +28,8 @@ const nodeArgs = (launch: Launch, dir: string, entry: 'main' | 'worker-main', na
     ? { cwd: `${root}${dir}`, args: [...profile, `dist/${entry}.js`] }
     : { cwd: `${root}${dir}`, args: [...profile, '--conditions=source', '--import', 'tsx', `src/${entry}.ts`] };
 };
+
+const gcOnSignalFile = fileURLToPath(new URL('./gc-on-signal.mjs', import.meta.url));
 
 const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' });
 
@@ -118,6 +121,8 @@ export interface TargetOptions {
   /** Where the `base` target's checkout is. */
   baseDir?: string;
   openFiles?: number;
+  /** Preloads gc-on-signal.mjs with --expose-gc: SIGUSR2 collects garbage (memory readings). */
+  gcOnSignal?: boolean;
   /** A distinct process name (log file) for each start. */
   tag: string;
 }
@@ -132,10 +137,11 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     // `base` is the same gateway from another checkout (BENCH_BASE_DIR), with the same settings.
     const root = name === 'base' ? `${options.baseDir!.replace(/\/$/, '')}/` : repoRoot;
     const { cwd, args } = nodeArgs(launch, 'gateway', 'main', `gateway-${name}-${tag}`, root);
+    const gc = options.gcOnSignal ? ['--expose-gc', '--import', gcOnSignalFile] : [];
     managed = start({
       name: `gateway-${name}-${tag}`,
       command: process.execPath,
-      args,
+      args: [...gc, ...args],
       cwd,
       openFiles: options.openFiles,
       logDir: launch.logDir,
