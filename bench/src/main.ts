@@ -608,7 +608,11 @@ function notes(raised: typeof raisedLimits, customers: { federated: number; muta
       'consumed, so workers do not spill work into the next measurement.',
     'Subscriptions: our gateway only (peers have no Redis event source). Subscribers are graphql-ws clients in a ' +
       `separate process (up to 64 subscribing at once); ${subscriptionNote}. Subscribers' JWTs are signed with the ` +
-      "run's JWT_SECRET exactly as logIn issues them (thousands of scrypt logins would take longer than the bench).",
+      "run's JWT_SECRET exactly as logIn issues them (thousands of scrypt logins would take longer than the bench). " +
+      'Memory per subscriber: one gateway process for every subscriber count in turn (1,000 first, so the larger ' +
+      'count is measured in a warm process; the first count carries one-time costs such as compiled code); before ' +
+      'connecting and once all are connected and idle, the gateway runs a full garbage collection (SIGUSR2 with ' +
+      '--expose-gc, bench only) and the lowest of six readings of its /metrics is taken; (after - before) / connected.',
     raised.length > 0
       ? `Open files: the soft limit was raised for ${raised.length} child process(es) (${raised
           .map((r) => `${r.from} -> ${r.to}`)
