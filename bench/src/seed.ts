@@ -1,7 +1,10 @@
 import { createHash } from 'node:crypto';
 import { databaseServices, migrateDeploy, type DatabaseService } from '@food/prisma';
 import { withPostgres } from '@food/prisma/testing';
-import { hashPassword, PersonalDataCipher } from '@food/users-subgraph';
+// The users service's own rules for its rows, from its domain modules: importing the package's
+// root would load its Prisma client, which a clean clone has not generated before the bench builds.
+import { hashPassword } from '@food/users-subgraph/domain/passwords';
+import { PersonalDataCipher } from '@food/users-subgraph/domain/personal-data-cipher';
 
 /**
  * The bench's data, written straight into each service's own fresh database after the committed
