@@ -10,32 +10,19 @@ import type { EntityCache } from './entity-cache.js';
 
 /** The entities an event says changed, by the subgraph whose fields they are. */
 export function entitiesChangedBy(event: DomainEvent): { subgraph: string; entities: EntityReference[] }[] {
+  const changed = (subgraph: string, ...entities: [typename: string, id: string][]) => [
+    { subgraph, entities: entities.map(([__typename, id]) => ({ __typename, id })) },
+  ];
   switch (event.type) {
     case 'order.placed':
     case 'order.status_changed':
       // The order itself, and its customer's `User.orders` list.
-      return [
-        {
-          subgraph: 'orders',
-          entities: [
-            { __typename: 'Order', id: event.data.orderId },
-            { __typename: 'User', id: event.data.customerId },
-          ],
-        },
-      ];
+      return changed('orders', ['Order', event.data.orderId], ['User', event.data.customerId]);
     case 'payment.succeeded':
     case 'payment.failed':
     case 'payment.refunded':
       // `Order.payment` and `Order.payments`, and the payment itself.
-      return [
-        {
-          subgraph: 'payments',
-          entities: [
-            { __typename: 'Order', id: event.data.orderId },
-            { __typename: 'Payment', id: event.data.paymentId },
-          ],
-        },
-      ];
+      return changed('payments', ['Order', event.data.orderId], ['Payment', event.data.paymentId]);
     case 'order.refund_requested':
       // Asks for a refund; what changes is announced by the status change and the refund's own events.
       return [];
