@@ -1,4 +1,4 @@
-import { targetNames, type TargetName } from './config.js';
+import { targetLabels, targetNames, type TargetName } from './config.js';
 import { summarize, type BenchResults, type Summary } from './results.js';
 import type { HttpWorkload } from './workloads.js';
 
@@ -9,13 +9,6 @@ const colors: Record<TargetName, string> = {
   hive: '#e8a33d',
   apollo: '#8a8f98',
   direct: '#3aa876',
-};
-const names: Record<TargetName, string> = {
-  ours: 'ours',
-  base: 'ours at BENCH_BASE_DIR',
-  hive: 'Hive Gateway',
-  apollo: 'stock @apollo/gateway',
-  direct: 'subgraph direct',
 };
 
 const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -61,7 +54,7 @@ function panel(
     const shown = Number.isFinite(v) ? String(Math.round(v)) : 'n/a';
     parts.push(
       `<rect x="${x + 3}" y="${y}" width="${barWidth - 6}" height="${h}" fill="${colors[s.target]}">` +
-        `<title>${escape(`${title} / ${names[s.target]}: ${shown}`)}</title></rect>`,
+        `<title>${escape(`${title} / ${targetLabels[s.target]}: ${shown}`)}</title></rect>`,
       `<text x="${x + barWidth / 2}" y="${y - 4}" text-anchor="middle" font-size="11">${shown}</text>`,
     );
   });
@@ -83,7 +76,7 @@ export function svgChart(results: BenchResults): string {
     .map(
       (target, i) =>
         `<rect x="${60 + i * 200}" y="${height - 22}" width="12" height="12" fill="${colors[target]}"/>` +
-        `<text x="${78 + i * 200}" y="${height - 12}" font-size="12">${escape(names[target])}</text>`,
+        `<text x="${78 + i * 200}" y="${height - 12}" font-size="12">${escape(targetLabels[target])}</text>`,
     )
     .join('\n');
   const panels = shown.flatMap((workload, i) => {

@@ -11,6 +11,15 @@ export type WorkloadName = (typeof workloadNames)[number];
 export const targetNames = ['ours', 'base', 'hive', 'apollo', 'direct'] as const;
 export type TargetName = (typeof targetNames)[number];
 
+/** How the report and the chart name each target. */
+export const targetLabels: Record<TargetName, string> = {
+  ours: 'ours (@food/gateway)',
+  base: 'ours at BENCH_BASE_DIR (before)',
+  hive: 'Hive Gateway',
+  apollo: 'stock @apollo/gateway',
+  direct: 'meals subgraph direct',
+};
+
 export interface BenchConfig {
   quick: boolean;
   /** Measured seconds of each HTTP run, after `warmupSeconds` of the same load. */

@@ -1,15 +1,8 @@
-import { targetNames, type TargetName } from './config.js';
+import { targetLabels, targetNames } from './config.js';
 import { isValid, NOISY_CPU, pairedRatio, summarize, type BenchResults } from './results.js';
 import type { HttpWorkload } from './workloads.js';
 
 const httpWorkloads: HttpWorkload[] = ['one-subgraph', 'federated', 'mutations'];
-const label: Record<TargetName, string> = {
-  ours: 'ours (@food/gateway)',
-  base: 'ours at BENCH_BASE_DIR (before)',
-  hive: 'Hive Gateway',
-  apollo: 'stock @apollo/gateway',
-  direct: 'meals subgraph direct',
-};
 
 const fmt = (value: number, digits = 1) => (Number.isFinite(value) ? value.toFixed(digits) : 'n/a');
 const mib = (bytes: number) => (bytes > 0 ? (bytes / 1024 / 1024).toFixed(0) : 'n/a');
@@ -39,7 +32,7 @@ export function goals(results: BenchResults): Goal[] {
     const latency = pairedRatio(results, 'federated', peer, p99);
     const measured = Number.isFinite(throughput.median);
     list.push({
-      goal: `federated: ours >= ${factor}x ${label[peer]} in requests/s, p99 no worse`,
+      goal: `federated: ours >= ${factor}x ${targetLabels[peer]} in requests/s, p99 no worse`,
       measured: measured
         ? `${fmt(throughput.median, 2)}x requests/s (rounds: ${throughput.perRound.map((r) => fmt(r, 2)).join(', ')}); ` +
           `p99 ours/${peer} ${fmt(latency.median, 2)}x`
@@ -144,7 +137,7 @@ export function markdown(results: BenchResults): string {
       };
       rows.push([
         workload,
-        label[target],
+        targetLabels[target],
         fmt(s.rps, 0),
         fmt(s.p50, 1),
         fmt(s.p99, 1),
