@@ -248,7 +248,7 @@ describe('clean-up under churn', () => {
       const orderId = await shop.placeOrder();
       // Warm: the gateway's one tail of the orders stream is open.
       const warm = record(client(t.supergraph.gatewayUrl, shop.tokens.chef), FEED);
-      await vi.waitFor(() => expect(gateway.subscriptions.listenerCounts().tailing).toBe(true));
+      await vi.waitFor(() => expect(gateway.subscriptions.listenerCounts().tails).toBe(1));
       warm.unsubscribe();
       const connectionsBefore = await ourConnections();
 
@@ -272,7 +272,8 @@ describe('clean-up under churn', () => {
           expect(gateway.subscriptions.connections()).toBe(0);
         });
       }
-      expect(gateway.subscriptions.listenerCounts()).toMatchObject({ orders: 0, orderListeners: 0, feedListeners: 0 });
+      expect(gateway.subscriptions.listenerCounts()).toMatchObject({ indexedListeners: 0, typeListeners: 0 });
+      expect(gateway.subscriptions.topics()).toBe(0);
       // Subscribers share the process's connections to Redis; churn opens none.
       expect(await ourConnections()).toBe(connectionsBefore);
     } finally {

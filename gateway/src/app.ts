@@ -23,6 +23,10 @@ import { clientAddress, createEdge, guardHttpOperations } from './edge/index.js'
 import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
+import { readLiveFields } from './subscriptions/declarations.js';
+import { SubscriptionEngine } from './subscriptions/engine.js';
+import type { EventHubCounts } from './subscriptions/hub.js';
+import { LiveExecutor } from './subscriptions/executor.js';
 import { attachSubscriptionServer, type SubscriptionServer } from './subscriptions/server.js';
 
 export interface GatewayOptions {
@@ -38,8 +42,21 @@ export interface GatewayOptions {
 export interface RunningGateway extends RunningHttpService {
   /** Where each subgraph is called, after overrides. */
   subgraphUrls: Record<string, string>;
-  /** Subscriptions over WebSockets: counts for metrics and tests (`close` is part of the gateway's). */
-  subscriptions: Omit<SubscriptionServer, 'close'>;
+  /** Subscriptions, over every transport: counts for metrics and tests (`close` is part of the gateway's). */
+  subscriptions: SubscriptionCounts;
+}
+
+export interface SubscriptionCounts {
+  /** Subscriptions running (streams not yet ended). */
+  activeSubscriptions(): number;
+  /** Acknowledged graphql-ws connections. */
+  connections(): number;
+  /** The event registry's listeners and tails. */
+  listenerCounts(): EventHubCounts;
+  /** Groups of subscribers that share one resolution per event. */
+  topics(): number;
+  /** How many times a stream's tail was started (one per stream and process, plus retries after a failure). */
+  tailsStarted(): number;
 }
 
 /**
@@ -63,13 +80,15 @@ export async function startGateway(
   const edge = await createEdge(config, logger, options.eventBus);
   const production = config.NODE_ENV === 'production';
   const subgraphUrls: Record<string, string> = {};
+  // One data source per subgraph, shared by the gateway's executor and the subscriptions' own.
+  const dataSources = new Map<string, SubgraphDataSource>();
   const gateway = new ApolloGateway({
     supergraphSdl,
     buildService: ({ name, url }) => {
       const target = overrides[name as SubgraphName] ?? url;
       if (!target) throw new Error(`no URL for subgraph ${name}`);
       subgraphUrls[name] = target;
-      return new SubgraphDataSource({
+      const source = new SubgraphDataSource({
         name,
         url: target,
         timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
@@ -77,6 +96,8 @@ export async function startGateway(
         logger,
         entityCache: edge.entityCache,
       });
+      dataSources.set(name, source);
+      return source;
     },
   });
   // The API schema (the supergraph without federation internals), which subscriptions validate against.
@@ -84,8 +105,17 @@ export async function startGateway(
   gateway.onSchemaLoadOrUpdate((loaded) => {
     apiSchema = loaded.apiSchema;
   });
-
-  let apollo: ApolloServer<GatewayContext> | undefined;
+  const subscriptionLogger = logger.child({ component: 'subscriptions' });
+  const engine = new SubscriptionEngine({
+    schema: () => apiSchema,
+    live: {
+      fields: readLiveFields(supergraphSdl),
+      executor: new LiveExecutor(supergraphSdl, dataSources, subscriptionLogger),
+    },
+    eventBus: options.eventBus,
+    guard: edge.guard,
+    logger: subscriptionLogger,
+  });
   let subscriptions: SubscriptionServer | undefined;
   // A gateway that fails to start (port taken) must not leave its Redis connection open.
   const http = await serveGraphQL<GatewayContext>({
@@ -104,20 +134,17 @@ export async function startGateway(
     onHttpServer: (httpServer) => {
       subscriptions = attachSubscriptionServer({
         httpServer,
-        schema: () => apiSchema,
-        apollo: () => apollo,
+        engine,
         userTokens,
-        eventBus: options.eventBus,
         logger,
         maxSubscriptionsPerConnection: config.GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION,
         production,
-        guard: edge.guard,
         clientAddress: (request) => clientAddress(request, edge.trustProxy),
         allowsOrigin: edge.allowsOrigin,
       });
     },
     createServer: (plugins) =>
-      (apollo = new ApolloServer<GatewayContext>({
+      new ApolloServer<GatewayContext>({
         gateway,
         introspection: !production,
         // In production, errors do not suggest field names ("Did you mean ...?"): no schema by guessing.
@@ -135,7 +162,7 @@ export async function startGateway(
         ],
         formatError: (formatted, error) =>
           formatError(formatted, error, (unexpected) => logger.error({ err: unexpected }, 'unexpected error')),
-      })),
+      }),
     context: async (req) => ({
       caller: await authenticate(req.headers, userTokens),
       // Set by the HTTP shell: the client's own id when it sent a plain one, else a new one.
@@ -153,7 +180,7 @@ export async function startGateway(
   const ws = subscriptions;
   if (!ws) throw new Error('the HTTP shell did not hand over its server for WebSockets');
   const untrackGauges = [
-    subscriptionGauges.active.track(async () => [[{}, ws.activeSubscriptions()]]),
+    subscriptionGauges.active.track(async () => [[{}, engine.activeSubscriptions()]]),
     subscriptionGauges.connections.track(async () => [[{}, ws.connections()]]),
   ];
   logger.info({ url: http.url, subgraphs: subgraphUrls, subscriptions: Boolean(options.eventBus) }, 'gateway ready');
@@ -161,15 +188,19 @@ export async function startGateway(
     ...http,
     subgraphUrls,
     subscriptions: {
-      activeSubscriptions: ws.activeSubscriptions,
+      activeSubscriptions: () => engine.activeSubscriptions(),
       connections: ws.connections,
-      listenerCounts: ws.listenerCounts,
-      tailsStarted: ws.tailsStarted,
+      listenerCounts: () => engine.listenerCounts(),
+      topics: () => engine.topicCount(),
+      tailsStarted: () => engine.tailsStarted(),
     },
     // WebSockets first (clients get 1001, the tail stops), then HTTP finishes in-flight requests.
     close: async () => {
       for (const untrack of untrackGauges) untrack();
+      engine.beginClosing();
       await ws.close();
+      // Whatever a transport has not ended yet, and the tails.
+      await engine.close();
       await http.close();
       await edge.close();
     },

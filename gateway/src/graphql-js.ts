@@ -20,6 +20,7 @@ export const {
   getNullableType,
   getOperationAST,
   getVariableValues,
+  valueFromASTUntyped,
   GraphQLError,
   isCompositeType,
   isEnumType,

@@ -1,38 +1,40 @@
-import {
-  EventStreams,
-  type DomainEvent,
-  type EventBus,
-  type EventOf,
-  type EventSubscription,
-  type Logger,
-} from '@food/platform';
+import { streamOf, type DomainEvent, type EventBus, type EventSubscription, type Logger } from '@food/platform';
 
-export type OrderStatusChanged = EventOf<'order.status_changed'>;
-export type OrderChangeListener = (event: OrderStatusChanged) => void;
+export type EventListener = (event: DomainEvent) => void;
 
-export interface OrderEventHubCounts {
-  /** Orders with at least one listener. */
-  orders: number;
-  /** Listeners of one order (orderStatusChanged subscribers), over all orders. */
-  orderListeners: number;
-  /** Listeners of every order (orderUpdates subscribers). */
-  feedListeners: number;
-  /** Whether the tail of the orders stream is running (or starting). */
-  tailing: boolean;
+/** Which events of a type a listener wants: those whose data `field` is one of `values` (else all). */
+export interface EventIndex {
+  field: string;
+  values: readonly string[];
+}
+
+export interface EventHubCounts {
+  /** Listeners of events whose data matches an index value, over all types and values. */
+  indexedListeners: number;
+  /** Listeners of every event of a type. */
+  typeListeners: number;
+  /** Streams being tailed (or starting). */
+  tails: number;
+}
+
+interface OfType {
+  /** data field -> value -> listeners. */
+  byValue: Map<string, Map<string, Set<EventListener>>>;
+  all: Set<EventListener>;
 }
 
 /**
- * The gateway process's one reader of the `orders` stream, and the registry of who wants which
- * order's changes. The tail starts with the first listener and runs until `close`, whatever the
- * number of subscribers: one tail per process, not one per subscriber.
+ * The gateway process's one reader of each event stream a subscription follows, and the registry of
+ * who wants which events. A stream's tail starts with its first listener and runs until `close`: one
+ * tail per stream and process, whatever the number of subscribers. Listeners are indexed by event
+ * type and, where the declaration allows, by a data field's value, so an event reaches only the
+ * subscribers it can match.
  */
-export class OrderEventHub {
-  /** One order's listener, or its listeners when there are several (most orders have one subscriber). */
-  private readonly byOrder = new Map<string, OrderChangeListener | Set<OrderChangeListener>>();
-  private readonly feed = new Set<OrderChangeListener>();
-  private tailing: Promise<EventSubscription> | undefined;
+export class EventHub {
+  private readonly types = new Map<string, OfType>();
+  private readonly tailing = new Map<string, Promise<EventSubscription>>();
   private closed = false;
-  /** How many times a tail was started (a failed start is retried by the next listener). */
+  /** How many tails were started (a failed start is retried by the next listener). */
   tailsStarted = 0;
 
   constructor(
@@ -41,97 +43,104 @@ export class OrderEventHub {
   ) {}
 
   /**
-   * Calls `listener` with each change of `orderId` published from now on. Resolves once the tail is
-   * running, so a snapshot read after it misses nothing; the returned function removes the listener.
+   * Calls `listener` with each event of `type` (and `index`) published from now on. Resolves once the
+   * tail is running, so a state read after it misses nothing; the returned function removes it.
    */
-  listen(orderId: string, listener: OrderChangeListener): Promise<() => void> {
-    const listeners = this.byOrder.get(orderId);
-    if (!listeners) this.byOrder.set(orderId, listener);
-    else if (typeof listeners === 'function') this.byOrder.set(orderId, new Set([listeners, listener]));
-    else listeners.add(listener);
-    return this.started(() => {
-      const current = this.byOrder.get(orderId);
-      if (current === listener) this.byOrder.delete(orderId);
-      else if (typeof current === 'object' && current.delete(listener) && current.size === 0)
-        this.byOrder.delete(orderId);
-    });
-  }
-
-  /** Calls `listener` with every order's changes published from now on (the kitchen's feed). */
-  listenAll(listener: OrderChangeListener): Promise<() => void> {
-    this.feed.add(listener);
-    return this.started(() => {
-      this.feed.delete(listener);
-    });
-  }
-
-  counts(): OrderEventHubCounts {
-    let orderListeners = 0;
-    for (const listeners of this.byOrder.values())
-      orderListeners += typeof listeners === 'function' ? 1 : listeners.size;
-    return {
-      orders: this.byOrder.size,
-      orderListeners,
-      feedListeners: this.feed.size,
-      tailing: this.tailing !== undefined,
-    };
-  }
-
-  /** Drops every listener and stops the tail. The bus itself belongs to the caller and stays open. */
-  async close(): Promise<void> {
-    this.closed = true;
-    this.byOrder.clear();
-    this.feed.clear();
-    const tailing = this.tailing;
-    this.tailing = undefined;
-    if (!tailing) return;
-    try {
-      await (await tailing).close();
-    } catch (error) {
-      this.logger.warn({ err: error }, 'could not close the orders event tail');
-    }
-  }
-
-  private async started(remove: () => void): Promise<() => void> {
+  async listen(type: string, index: EventIndex | undefined, listener: EventListener): Promise<() => void> {
+    const ofType = this.types.get(type) ?? { byValue: new Map(), all: new Set() };
+    this.types.set(type, ofType);
+    const sets: Set<EventListener>[] = [];
+    if (index) {
+      const byValue = ofType.byValue.get(index.field) ?? new Map<string, Set<EventListener>>();
+      ofType.byValue.set(index.field, byValue);
+      for (const value of new Set(index.values)) {
+        const set = byValue.get(value) ?? new Set();
+        byValue.set(value, set);
+        sets.push(set);
+      }
+    } else sets.push(ofType.all);
+    for (const set of sets) set.add(listener);
     let removed = false;
-    const removeOnce = () => {
+    const remove = () => {
       if (removed) return;
       removed = true;
-      remove();
+      for (const set of sets) set.delete(listener);
+      if (index) {
+        const byValue = ofType.byValue.get(index.field);
+        for (const value of index.values) if (byValue?.get(value)?.size === 0) byValue.delete(value);
+        if (byValue?.size === 0) ofType.byValue.delete(index.field);
+      }
+      if (ofType.all.size === 0 && ofType.byValue.size === 0 && this.types.get(type) === ofType)
+        this.types.delete(type);
     };
     try {
-      if (this.closed) throw new Error('the order event hub is closed');
-      await this.tail();
-      return removeOnce;
+      if (this.closed) throw new Error('the event hub is closed');
+      await this.tail(streamOf(type as DomainEvent['type']));
+      return remove;
     } catch (error) {
-      removeOnce();
+      remove();
       throw error;
     }
   }
 
-  private tail(): Promise<EventSubscription> {
-    if (!this.tailing) {
+  counts(): EventHubCounts {
+    let indexedListeners = 0;
+    let typeListeners = 0;
+    for (const ofType of this.types.values()) {
+      typeListeners += ofType.all.size;
+      for (const byValue of ofType.byValue.values()) for (const set of byValue.values()) indexedListeners += set.size;
+    }
+    return { indexedListeners, typeListeners, tails: this.tailing.size };
+  }
+
+  /** Drops every listener and stops the tails. The bus itself belongs to the caller and stays open. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.types.clear();
+    const tails = [...this.tailing.values()];
+    this.tailing.clear();
+    await Promise.all(
+      tails.map(async (tail) => {
+        try {
+          await (await tail).close();
+        } catch (error) {
+          this.logger.warn({ err: error }, 'could not close an event tail');
+        }
+      }),
+    );
+  }
+
+  private tail(stream: string): Promise<EventSubscription> {
+    let tailing = this.tailing.get(stream);
+    if (!tailing) {
       this.tailsStarted++;
-      const tailing = this.bus.tail(EventStreams.orders, (event) => this.dispatch(event));
-      this.tailing = tailing;
-      tailing.catch((error: unknown) => {
+      tailing = this.bus.tail(stream as Parameters<EventBus['tail']>[0], (event) => this.dispatch(event));
+      this.tailing.set(stream, tailing);
+      const started = tailing;
+      started.catch((error: unknown) => {
         // The next listener tries again.
-        if (this.tailing === tailing) this.tailing = undefined;
-        this.logger.error({ err: error }, 'could not tail the orders stream');
+        if (this.tailing.get(stream) === started) this.tailing.delete(stream);
+        this.logger.error({ err: error, stream }, 'could not tail an event stream');
       });
     }
-    return this.tailing;
+    return tailing;
   }
 
   private dispatch(event: DomainEvent): void {
-    if (this.closed || event.type !== 'order.status_changed') return;
-    const ofOrder = this.byOrder.get(event.data.orderId);
-    const listeners = [...(typeof ofOrder === 'function' ? [ofOrder] : (ofOrder ?? [])), ...this.feed];
+    const ofType = this.closed ? undefined : this.types.get(event.type);
+    if (!ofType) return;
+    const listeners = new Set(ofType.all);
+    const data = event.data as Record<string, unknown>;
+    for (const [field, byValue] of ofType.byValue) {
+      const value = data[field];
+      if (value === undefined || value === null) continue;
+      for (const listener of byValue.get(String(value)) ?? []) listeners.add(listener);
+    }
     for (const listener of listeners) {
       try {
         listener(event);
       } catch (error) {
-        this.logger.error({ err: error, eventId: event.id }, 'an order event listener failed');
+        this.logger.error({ err: error, eventId: event.id }, 'an event listener failed');
       }
     }
   }

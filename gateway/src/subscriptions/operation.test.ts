@@ -4,14 +4,17 @@ import { ApolloGateway } from '@apollo/gateway';
 import type { GraphQLSchema } from 'graphql';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { supergraphPath } from '../compose/compose.js';
-import { GraphQLError, parse, validate } from '../graphql-js.js';
-import { planSubscription, shapeResult, type SubscribeRequest, type SubscriptionPlan } from './operation.js';
+import { GraphQLError } from '../graphql-js.js';
+import { LiveDeclarationError, readLiveFields } from './declarations.js';
+import { planSubscription, type SubscribeRequest, type SubscriptionPlan } from './operation.js';
 
 /** The API schema exactly as the gateway gets it: @apollo/gateway loading the committed supergraph. */
 let schema: GraphQLSchema;
 let gateway: ApolloGateway;
+const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
+const liveFields = readLiveFields(supergraphSdl);
 beforeAll(async () => {
-  gateway = new ApolloGateway({ supergraphSdl: readFileSync(fileURLToPath(supergraphPath), 'utf8') });
+  gateway = new ApolloGateway({ supergraphSdl });
   schema = (await gateway.load()).schema;
 });
 afterAll(async () => {
@@ -21,74 +24,86 @@ afterAll(async () => {
 const ORDER_ID = '5b4f4c52-2f0e-4a8e-9d7c-1f2a3b4c5d6e';
 
 function plan(request: SubscribeRequest): SubscriptionPlan {
-  const result = planSubscription(schema, request);
+  const result = planSubscription(schema, liveFields, request);
   if (Array.isArray(result)) throw new Error(result.map((error) => error.message).join('; '));
   return result;
 }
 
 function refusal(request: SubscribeRequest): { message: string; code: unknown }[] {
-  const result = planSubscription(schema, request);
+  const result = planSubscription(schema, liveFields, request);
   if (!Array.isArray(result)) throw new Error('expected the subscription to be refused');
   for (const error of result) expect(error).toBeInstanceOf(GraphQLError);
   return result.map((error) => ({ message: error.message, code: error.extensions.code }));
 }
 
-describe('planSubscription: the query that resolves a subscription', () => {
-  it('rewrites orderStatusChanged into order(id:) with the same variables, alias and fragments', () => {
-    const p = plan({
-      query: `
-        subscription Track($id: ID!, $withItems: Boolean!) {
-          watch: orderStatusChanged(orderId: $id) {
-            id
-            state: status
-            ...Money
-            ... on Order { v: version items @include(if: $withItems) { meal { name } } }
-          }
-        }
-        fragment Money on Order { total { amount } status version }
-        query Other { meals(first: 1) { edges { node { ...Unused } } } }
-        fragment Unused on Meal { name }`,
-      operationName: 'Track',
-      variables: { id: ORDER_ID, withItems: true, extra: 'ignored' },
+describe('the subscriptions the subgraphs declare (@subscribe in the supergraph)', () => {
+  it('reads each declared field: its event, entity key, conditions, fields, version, end and audience', () => {
+    const tracking = liveFields.get('orderStatusChanged')!;
+    expect(tracking).toMatchObject({
+      event: 'order.status_changed',
+      entityType: 'Order',
+      version: 'version',
+      audience: 'CALLER',
     });
-    expect(p.field).toBe('orderStatusChanged');
-    expect(p.responseKey).toBe('watch');
-    expect(p.orderId).toBe(ORDER_ID);
-    const query = parse(p.query);
-    expect(validate(schema, query)).toEqual([]);
-    expect(p.query).toContain('query Track($id: ID!, $withItems: Boolean!)');
-    expect(p.query).toContain('watch: order(id: $id)');
-    expect(p.query).toContain('fragment Money on Order');
-    expect(p.query).not.toContain('Unused');
-    expect(p.query).not.toMatch(/\bsubscription\b/);
-    expect(p.query).toContain(`${p.hiddenStatusKey}: status`);
-    expect(p.query).toContain(`${p.hiddenVersionKey}: version`);
-    expect([...p.statusKeys].sort()).toEqual(['state', 'status']);
-    expect([...p.versionKeys].sort()).toEqual(['v', 'version']);
-    expect(p.variables(ORDER_ID)).toEqual({ id: ORDER_ID, withItems: true });
+    expect([...tracking.key]).toEqual([['id', 'orderId']]);
+    expect(tracking.where.map((condition) => [...condition])).toEqual([[['orderId', { argument: 'orderId' }]]]);
+    expect([...tracking.fields]).toEqual([
+      ['status', 'to'],
+      ['version', 'version'],
+    ]);
+    expect([...tracking.until!]).toEqual([['status', ['DELIVERED', 'CANCELLED', 'REFUNDED']]]);
+    expect(liveFields.get('orderUpdates')).toMatchObject({
+      audience: 'ROLE',
+      scopes: [['STAFF'], ['ADMIN']],
+      where: [],
+    });
   });
 
-  it('keeps a literal order id as it is', () => {
-    const p = plan({ query: `subscription { orderStatusChanged(orderId: "${ORDER_ID}") { status } }` });
-    expect(p.query).toContain(`orderStatusChanged: order(id: "${ORDER_ID}")`);
-    expect(p.orderId).toBe(ORDER_ID);
-    expect(p.variables(ORDER_ID)).toEqual({});
+  it('refuses a declaration it cannot read, naming the field', () => {
+    const sdl = (args: string) => `
+      extend schema @link(url: "https://specs.food-supergraph.dev/live/v0.1", import: ["@subscribe"])
+      type Subscription { thing(id: ID!): Thing! @subscribe(${args}) }
+      type Thing { id: ID! v: Int! }`;
+    expect(() => readLiveFields(sdl('entity: "{ id: thingId }"'))).toThrow(
+      /Subscription.thing: @subscribe needs `event`/,
+    );
+    expect(() => readLiveFields(sdl('event: "e", entity: "{ id: 1 }"'))).toThrow(LiveDeclarationError);
+    expect(() => readLiveFields(sdl('event: "e", entity: "{ id: thingId }", version: "v"'))).toThrow(
+      /version v must be one of `fields`/,
+    );
+    expect(() => readLiveFields(sdl('event: "e", entity: "{ id: thingId }", audience: "EVERYONE"'))).toThrow(
+      /audience must be one of/,
+    );
+    expect(() => readLiveFields(sdl('event: "e", entity: "{ id: thingId }", where: "{ id: $id"'))).toThrow(
+      /where is not a GraphQL literal/,
+    );
   });
 
-  it('gives orderUpdates a generated order id variable that collides with nothing', () => {
-    const p = plan({
-      query: `subscription ($subscriptionOrderId: Boolean!) {
-        orderUpdates { id subscriptionStatus: id customer @include(if: $subscriptionOrderId) { name } }
-      }`,
-      variables: { subscriptionOrderId: true },
+  it('finds the directive under the name its @link imports it as', () => {
+    const fields = readLiveFields(`
+      extend schema @link(url: "https://specs.food-supergraph.dev/live/v0.1", import: [{ name: "@subscribe", as: "@live" }])
+      type Subscription { thing: Thing! @live(event: "e", entity: "{ id: thingId }") }
+      type Thing { id: ID! }`);
+    expect(fields.get('thing')).toMatchObject({ event: 'e', entityType: 'Thing' });
+  });
+});
+
+describe('planSubscription: what a subscription is checked for', () => {
+  it('keeps the document, the declaration, the coerced arguments and the client variables', () => {
+    const planned = plan({
+      query: 'subscription Track($id: ID!) { o: orderStatusChanged(orderId: $id) { id } }',
+      variables: { id: ORDER_ID, other: 1 },
     });
-    expect(p.field).toBe('orderUpdates');
-    expect(p.orderId).toBeUndefined();
-    expect(p.query).toContain('$subscriptionOrderId2: ID!');
-    expect(p.query).toContain('orderUpdates: order(id: $subscriptionOrderId2)');
-    expect(p.hiddenStatusKey).toBe('subscriptionStatus2');
-    expect(validate(schema, parse(p.query))).toEqual([]);
-    expect(p.variables(ORDER_ID)).toEqual({ subscriptionOrderId: true, subscriptionOrderId2: ORDER_ID });
+    expect(planned.live.field).toBe('orderStatusChanged');
+    expect(planned.args).toEqual({ orderId: ORDER_ID });
+    expect(planned.variables).toEqual({ id: ORDER_ID });
+  });
+
+  it('refuses a subscription field no subgraph declared with @subscribe', () => {
+    const withoutDeclarations = planSubscription(schema, new Map(), { query: 'subscription { orderUpdates { id } }' });
+    expect(Array.isArray(withoutDeclarations) && withoutDeclarations[0]!.message).toBe(
+      'the gateway cannot serve subscription orderUpdates',
+    );
   });
 
   it('refuses an unknown field with the validation error, at subscribe time', () => {
@@ -114,51 +129,5 @@ describe('planSubscription: the query that resolves a subscription', () => {
       'BAD_USER_INPUT',
     );
     expect(refusal({ query: '' })[0]!.code).toBe('BAD_REQUEST');
-  });
-});
-
-describe('shapeResult: what a subscriber gets', () => {
-  const p = () =>
-    plan({
-      query: `subscription { o: orderStatusChanged(orderId: "${ORDER_ID}") {
-        state: status status version ...F customer { name } } }
-        fragment F on Order { again: version }`,
-    });
-
-  it('puts the change status and version at every key they were selected at, and hides its own keys', () => {
-    const shaped = p();
-    const result = shapeResult(
-      shaped,
-      {
-        data: {
-          o: {
-            state: 'PAID',
-            status: 'PAID',
-            version: 2,
-            again: 2,
-            customer: { name: 'Ada' },
-            [shaped.hiddenStatusKey]: 'PREPARING',
-            [shaped.hiddenVersionKey]: 4,
-          },
-        },
-      },
-      { status: 'ACCEPTED', version: 3 },
-    );
-    expect(result).toEqual({
-      result: {
-        data: { o: { state: 'ACCEPTED', status: 'ACCEPTED', version: 3, again: 3, customer: { name: 'Ada' } } },
-      },
-      status: 'PREPARING',
-      version: 4,
-    });
-  });
-
-  it('answers data null with the errors when the order did not resolve', () => {
-    const errors = [{ message: 'Order x was not found', extensions: { code: 'NOT_FOUND' } }];
-    expect(shapeResult(p(), { data: null, errors })).toEqual({
-      result: { data: null, errors },
-      status: null,
-      version: null,
-    });
   });
 });

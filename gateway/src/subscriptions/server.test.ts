@@ -4,14 +4,15 @@ import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { EventEmitter } from 'node:events';
 import { ApolloGateway } from '@apollo/gateway';
-import type { ApolloServer } from '@apollo/server';
 import type { GraphQLSchema } from 'graphql';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createLogger, UserTokens, type DomainEvent, type EventBus, type EventStream } from '@food/platform';
 import { supergraphPath } from '../compose/compose.js';
-import type { GatewayContext } from '../context.js';
+import { readLiveFields } from './declarations.js';
+import { SubscriptionEngine } from './engine.js';
+import { LiveExecutor } from './executor.js';
 import { attachSubscriptionServer, type SubscriptionServer, type SubscriptionServerOptions } from './server.js';
 
 /**
@@ -42,40 +43,46 @@ const tokenOptions = {
 const userTokens = new UserTokens({ ...tokenOptions, ttlSeconds: 600 });
 let schema: GraphQLSchema;
 let gateway: ApolloGateway;
-const running: { httpServer: Server; subscriptions: SubscriptionServer }[] = [];
+const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
+// No data sources: nothing here reaches execution.
+const live = {
+  fields: readLiveFields(supergraphSdl),
+  executor: new LiveExecutor(supergraphSdl, new Map(), createLogger('test', 'silent')),
+};
+const running: { httpServer: Server; subscriptions: SubscriptionServer; engine: SubscriptionEngine }[] = [];
 
 beforeAll(async () => {
-  gateway = new ApolloGateway({ supergraphSdl: readFileSync(fileURLToPath(supergraphPath), 'utf8') });
+  gateway = new ApolloGateway({ supergraphSdl });
   schema = (await gateway.load()).schema;
 });
 afterAll(async () => {
   await gateway?.stop();
 });
 afterEach(async () => {
-  for (const { httpServer, subscriptions } of running.splice(0)) {
+  for (const { httpServer, subscriptions, engine } of running.splice(0)) {
     await subscriptions.close();
+    await engine.close();
     await new Promise((resolve) => httpServer.close(resolve));
   }
 });
 
-async function serve(options: Partial<SubscriptionServerOptions> = {}) {
+async function serve(options: Partial<SubscriptionServerOptions> = {}, eventBus: EventBus | null = new EmitterBus()) {
   const httpServer = createServer((_req, res) => res.writeHead(404).end());
+  const logger = createLogger('test', 'silent');
+  const engine = new SubscriptionEngine({ schema: () => schema, live, eventBus: eventBus ?? undefined, logger });
   const subscriptions = attachSubscriptionServer({
     httpServer,
-    schema: () => schema,
-    // Nothing here reaches execution.
-    apollo: () => ({}) as ApolloServer<GatewayContext>,
+    engine,
     userTokens,
-    eventBus: new EmitterBus(),
-    logger: createLogger('test', 'silent'),
+    logger,
     maxSubscriptionsPerConnection: 20,
     production: false,
     ...options,
   });
   await new Promise<void>((resolve) => httpServer.listen(0, '127.0.0.1', resolve));
-  running.push({ httpServer, subscriptions });
+  running.push({ httpServer, subscriptions, engine });
   const { port } = httpServer.address() as AddressInfo;
-  return { url: `ws://127.0.0.1:${port}/graphql`, subscriptions };
+  return { url: `ws://127.0.0.1:${port}/graphql`, subscriptions, engine };
 }
 
 /** A raw socket speaking graphql-transport-ws; resolves with how it was closed. */
@@ -152,7 +159,7 @@ describe('the WebSocket endpoint', () => {
   });
 
   it('speaks graphql-transport-ws: pings, subscribes, completes, and closes on protocol errors', async () => {
-    const { url, subscriptions } = await serve();
+    const { url, subscriptions, engine } = await serve();
     const { token } = await userTokens.issue('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
     const init = JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
     const subscribe = JSON.stringify({
@@ -189,17 +196,20 @@ describe('the WebSocket endpoint', () => {
         socket.send(subscribe);
       });
     });
-    await vi.waitFor(() => expect(subscriptions.activeSubscriptions()).toBe(1));
-    expect(running.messages).toEqual([{ type: 'connection_ack' }, { type: 'pong', payload: { at: 1 } }]);
+    await vi.waitFor(() => expect(engine.activeSubscriptions()).toBe(1));
+    // The pong was sent before the subscription started, but may reach the client after it.
+    await vi.waitFor(() =>
+      expect(running.messages).toEqual([{ type: 'connection_ack' }, { type: 'pong', payload: { at: 1 } }]),
+    );
     live!.send(JSON.stringify({ id: '1', type: 'complete' }));
-    await vi.waitFor(() => expect(subscriptions.activeSubscriptions()).toBe(0));
+    await vi.waitFor(() => expect(engine.activeSubscriptions()).toBe(0));
     live!.send(subscribe);
-    await vi.waitFor(() => expect(subscriptions.activeSubscriptions()).toBe(1));
+    await vi.waitFor(() => expect(engine.activeSubscriptions()).toBe(1));
     live!.send(subscribe);
     expect(await running.closed).toEqual({ code: 4409, reason: 'Subscriber for 1 already exists' });
-    await vi.waitFor(() => expect(subscriptions.activeSubscriptions()).toBe(0));
+    await vi.waitFor(() => expect(engine.activeSubscriptions()).toBe(0));
     // The server forgets the connection when its socket has closed, which may be after the client saw the close.
-    await vi.waitFor(() => expect(subscriptions.connections()).toBe(0));
+    await vi.waitFor(() => expect(subscriptions.connections()).toBe(0), { timeout: 5_000 });
   });
 
   it('closes a socket that sends a message over the size limit (1009)', async () => {
@@ -241,7 +251,7 @@ describe('the WebSocket endpoint', () => {
     expect(refused.error).toMatchObject({ code: 4403, reason: 'Forbidden' });
     const anonymous = await subscribeOnce(url, 'subscription { orderUpdates { id } }');
     expect(anonymous.error).toEqual([expect.objectContaining({ extensions: { code: 'UNAUTHENTICATED' } })]);
-    await vi.waitFor(() => expect(subscriptions.connections()).toBe(0));
+    await vi.waitFor(() => expect(subscriptions.connections()).toBe(0), { timeout: 5_000 });
   });
 
   it('serves subscriptions only: a query over WebSockets is refused', async () => {
@@ -257,7 +267,7 @@ describe('the WebSocket endpoint', () => {
   });
 
   it('refuses every subscribe without an event bus, and every socket once closed', async () => {
-    const { url, subscriptions } = await serve({ eventBus: undefined });
+    const { url, subscriptions } = await serve({}, null);
     const { token } = await userTokens.issue('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
     const refused = await subscribeOnce(url, 'subscription { orderUpdates { id } }', token);
     expect(refused.error).toEqual([

@@ -1,29 +1,19 @@
-import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
-import type { ApolloServer } from '@apollo/server';
 import { CloseCode, handleProtocols, makeServer, type Context, type WebSocket as GraphqlWsSocket } from 'graphql-ws';
-import type { ExecutionArgs, ExecutionResult, GraphQLSchema } from 'graphql';
+import type { ExecutionArgs, ExecutionResult } from 'graphql';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Caller, EventBus, Logger, UserTokens } from '@food/platform';
+import type { Caller, Logger, UserTokens } from '@food/platform';
 import { authenticate } from '../auth.js';
-import type { GatewayContext } from '../context.js';
-import type { OperationGuard } from '../edge/index.js';
-import { getOperationAST, GraphQLError } from '../graphql-js.js';
+import { GraphQLError } from '../graphql-js.js';
+import type { CheckedSubscription, SubscriptionEngine } from './engine.js';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
-import { OrderEventHub, type OrderEventHubCounts } from './hub.js';
-import { planSubscription, shapeResult, type SubscriptionPlan } from './operation.js';
-import { OrderSubscriptionStream, type OrderResolver } from './stream.js';
 
 export interface SubscriptionServerOptions {
   httpServer: Server;
-  /** The API schema, once the gateway has loaded the supergraph. */
-  schema: () => GraphQLSchema | undefined;
-  /** The gateway's Apollo Server, once built: each result is a query executed through it. */
-  apollo: () => ApolloServer<GatewayContext> | undefined;
+  /** The subscriptions this transport carries (shared with the other transports). */
+  engine: SubscriptionEngine;
   userTokens: UserTokens;
-  /** Where order events come from; without it every subscribe is refused (SUBSCRIPTIONS_UNAVAILABLE). */
-  eventBus?: EventBus;
   logger: Logger;
   maxSubscriptionsPerConnection: number;
   /** Default /graphql. */
@@ -37,8 +27,6 @@ export interface SubscriptionServerOptions {
   /** How long shutdown waits for clients to acknowledge the close before cutting them off. Default 1 s. */
   closeGraceMs?: number;
   production: boolean;
-  /** Rate budgets, safelist and query bounds, checked at each subscribe as for HTTP operations. */
-  guard?: OperationGuard;
   /** The client's address for an upgrade request (after trusted proxies). Default: the socket's peer. */
   clientAddress?: (request: IncomingMessage) => string;
   /** Refuses upgrades (403) from browser pages on origins that are not allowed. Default: all allowed. */
@@ -46,15 +34,9 @@ export interface SubscriptionServerOptions {
 }
 
 export interface SubscriptionServer {
-  /** Subscriptions currently running (streams not yet ended), over all connections. */
-  activeSubscriptions(): number;
   /** Acknowledged graphql-ws connections. */
   connections(): number;
-  /** The order-event registry's listener counts. */
-  listenerCounts(): OrderEventHubCounts;
-  /** How many times the orders stream tail was started (one per process, plus retries after a failure). */
-  tailsStarted(): number;
-  /** Refuses new sockets, closes every client (1001), ends every subscription and stops the tail. */
+  /** Refuses new sockets and closes every client (1001); the engine's subscriptions end with them. */
   close(): Promise<void>;
 }
 
@@ -111,28 +93,27 @@ class GraphqlWsTransport implements GraphqlWsSocket {
   }
 }
 
-/** What onSubscribe hands to `subscribe`: the checked plan and the caller's request context. */
+/** What onSubscribe hands to `subscribe`: the checked subscription and its socket. */
 class PlannedSubscription {
   constructor(
-    readonly plan: SubscriptionPlan,
-    readonly context: GatewayContext,
+    readonly checked: CheckedSubscription,
+    readonly socket: WebSocket,
   ) {}
 }
 
 /**
  * GraphQL subscriptions over WebSockets (graphql-ws) on the gateway's own HTTP server and path. The
- * gateway serves them itself (@apollo/gateway cannot): each result is a query for the `Order`,
- * executed through the gateway's Apollo Server with the subscriber's identity, so it is resolved by
- * the query plan and authorised by the subgraphs exactly as the same query over HTTP.
+ * gateway serves them itself (@apollo/gateway cannot), from the fields the subgraphs declare with
+ * `@subscribe`: each event's entity is resolved through the supergraph's query plan, as the audience
+ * the declaration names, so the subgraphs authorise it exactly as the same data over HTTP.
  */
 export function attachSubscriptionServer(options: SubscriptionServerOptions): SubscriptionServer {
   const path = options.path ?? '/graphql';
   const logger = options.logger.child({ component: 'subscriptions' });
-  const hub = options.eventBus ? new OrderEventHub(options.eventBus, logger) : undefined;
+  const { engine } = options;
   const connections = new Map<ConnectionContext, Connection>();
   const clientAddressOf =
     options.clientAddress ?? ((request: IncomingMessage) => request.socket.remoteAddress ?? 'unknown');
-  const streams = new Set<OrderSubscriptionStream>();
   let closing = false;
 
   const wss = new WebSocketServer({
@@ -148,19 +129,6 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
     wss.handleUpgrade(request, socket, head, (ws) => wss.emit('connection', ws, request));
   };
   options.httpServer.on('upgrade', onUpgrade);
-
-  const resolverFor =
-    (planned: PlannedSubscription): OrderResolver =>
-    async (orderId, change) => {
-      const apollo = options.apollo();
-      if (!apollo) throw subscriptionError(SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE, 'the gateway is starting');
-      const response = await apollo.executeOperation(
-        { query: planned.plan.query, variables: planned.plan.variables(orderId) },
-        { contextValue: planned.context },
-      );
-      if (response.body.kind !== 'single') throw new Error('incremental delivery is not expected here');
-      return shapeResult(planned.plan, response.body.singleResult, change);
-    };
 
   const server = makeServer<Record<string, unknown> | undefined, SocketExtra>({
     // Timed here (initWait), so that the timer is released once the client has initialised.
@@ -202,13 +170,8 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
     onSubscribe: async (ctx, _id, payload) => {
       const connection = connections.get(ctx);
       if (!connection) return [subscriptionError(SubscriptionErrorCode.UNAUTHENTICATED, 'connection not initialised')];
-      if (!hub || closing) {
-        return [
-          subscriptionError(
-            SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE,
-            closing ? 'the gateway is shutting down' : 'subscriptions are not available: this gateway has no event bus',
-          ),
-        ];
+      if (closing) {
+        return [subscriptionError(SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE, 'the gateway is shutting down')];
       }
       // graphql-ws has already counted this one.
       const open = Object.keys(ctx.subscriptions).length;
@@ -221,52 +184,27 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
           ),
         ];
       }
-      const schema = options.schema();
-      if (!schema || !options.apollo()) {
-        return [subscriptionError(SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE, 'the gateway is starting')];
-      }
-      const { guard } = options;
-      if (guard) {
-        const { refusal } = await guard.takeRateBudget('subscription', connection.caller, ctx.extra.clientAddress);
-        if (refusal) return [refusal.error];
-        const refused = typeof payload.query === 'string' ? guard.checkSource(payload.query) : undefined;
-        if (refused) return [refused];
-      }
-      const plan = planSubscription(schema, payload);
-      if (Array.isArray(plan)) return plan;
-      const operation = getOperationAST(plan.document, payload.operationName ?? undefined);
-      const exceeded = operation && guard?.checkOperation(schema, plan.document, operation, payload.variables ?? {});
-      if (exceeded) return [exceeded];
-      const refused = authorize(plan, connection.caller);
-      if (refused) return [refused];
+      const checked = await engine.check(payload, {
+        caller: connection.caller,
+        clientAddress: ctx.extra.clientAddress,
+        transport: 'websocket',
+      });
+      if (Array.isArray(checked)) return checked;
       return {
-        schema,
-        document: plan.document,
+        schema: checked.schema,
+        document: checked.plan.document,
         operationName: payload.operationName,
         variableValues: payload.variables,
-        contextValue: new PlannedSubscription(plan, {
-          caller: connection.caller,
-          requestId: randomUUID(),
-          clientAddress: ctx.extra.clientAddress,
-          transport: 'websocket',
-        }),
+        contextValue: new PlannedSubscription(checked, ctx.extra.socket),
       } satisfies ExecutionArgs;
     },
     subscribe: (args): AsyncIterable<ExecutionResult> | ExecutionResult => {
       const planned = args.contextValue;
-      if (!(planned instanceof PlannedSubscription) || !hub) {
+      if (!(planned instanceof PlannedSubscription)) {
         return { errors: [new GraphQLError('subscription was not planned')] };
       }
-      const stream: OrderSubscriptionStream = new OrderSubscriptionStream({
-        plan: planned.plan,
-        hub,
-        resolve: resolverFor(planned),
-        logger,
-        logBindings: { requestId: planned.context.requestId, field: planned.plan.field },
-        onEnd: () => streams.delete(stream),
-      });
-      streams.add(stream);
-      return stream;
+      // graphql-ws clients reconnect after 1013 and subscribe again: the current state comes first.
+      return engine.start(planned.checked, { onRetryableEnd: () => planned.socket.close(1013, 'Try again later') });
     },
   });
 
@@ -328,10 +266,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
   });
 
   return {
-    activeSubscriptions: () => streams.size,
     connections: () => connections.size,
-    listenerCounts: () => hub?.counts() ?? { orders: 0, orderListeners: 0, feedListeners: 0, tailing: false },
-    tailsStarted: () => hub?.tailsStarted ?? 0,
     close: async () => {
       if (closing) return;
       closing = true;
@@ -341,25 +276,8 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
       await waitForClose(clients, options.closeGraceMs ?? 1_000);
       // The upgrade listener stays: until the HTTP server closes too, new sockets get 503.
       await new Promise<void>((resolve) => wss.close(() => resolve()));
-      // Whatever graphql-ws has not ended yet (it ends a socket's subscriptions when it closes).
-      await Promise.all([...streams].map((stream) => stream.return()));
-      await hub?.close();
     },
   };
-}
-
-/** orderUpdates is the kitchen's feed; orderStatusChanged needs a logged-in user (the subgraph checks which). */
-function authorize(plan: SubscriptionPlan, caller: Caller): GraphQLError | undefined {
-  if (caller.kind !== 'user') {
-    return subscriptionError(
-      SubscriptionErrorCode.UNAUTHENTICATED,
-      `You must be logged in to subscribe to ${plan.field}`,
-    );
-  }
-  if (plan.field === 'orderUpdates' && caller.role !== 'STAFF' && caller.role !== 'ADMIN') {
-    return subscriptionError(SubscriptionErrorCode.FORBIDDEN, 'Only staff may subscribe to orderUpdates');
-  }
-  return undefined;
 }
 
 /** Milliseconds until a verified "Bearer <jwt>" expires, from its `exp` claim. */

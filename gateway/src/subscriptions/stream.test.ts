@@ -1,13 +1,27 @@
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { createLogger, newEvent, type DomainEvent, type EventBus, type EventStream } from '@food/platform';
 import { describe, expect, it, vi } from 'vitest';
-import { parse } from '../graphql-js.js';
-import { OrderEventHub } from './hub.js';
-import { shapeResult, type SubscriptionPlan } from './operation.js';
-import { OrderSubscriptionStream, type OrderResolver } from './stream.js';
+import { supergraphPath } from '../compose/compose.js';
+import { getOperationAST, parse } from '../graphql-js.js';
+import { readLiveFields } from './declarations.js';
+import { LiveExecutor, type EntityRepresentation, type PreparedSubscription, type Resolution } from './executor.js';
+import { EventHub } from './hub.js';
+import { entitiesFromArguments, LiveSubscription, LiveTopic, type EntityResolver, type RetryPolicy } from './stream.js';
+
+/**
+ * Topics and subscriptions on their own: the declarations and plans of the committed supergraph, the
+ * hub over an in-memory bus, and a resolver standing in for the subgraphs (the real one is in
+ * e2e/src/subscriptions.test.ts).
+ */
 
 const logger = createLogger('test', 'silent');
+const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
+const liveFields = readLiveFields(supergraphSdl);
+const executor = new LiveExecutor(supergraphSdl, new Map(), logger);
+const fastRetry: RetryPolicy = { initialDelayMs: 5, maxDelayMs: 20, giveUpAfterMs: 300 };
 
 /** A minimal event bus: `tail` listens on an EventEmitter; `publish` emits synchronously. */
 class EmitterBus implements EventBus {
@@ -30,59 +44,84 @@ class EmitterBus implements EventBus {
 }
 
 const customerId = randomUUID();
-const change = (orderId: string, from: string, to: string, version: number, final = false) =>
+const change = (orderId: string, from: string, to: string, version: number) =>
   newEvent('order.status_changed', orderId, {
     orderId,
     customerId,
     from: from as never,
     to: to as never,
     version,
-    final,
+    final: ['DELIVERED', 'CANCELLED', 'REFUNDED'].includes(to),
     actor: { kind: 'user', id: customerId },
     reason: null,
   });
 
-/** A plan as planSubscription makes it: the order at key `o`, status selected as `status` and `s`. */
-function fakePlan(orderId?: string): SubscriptionPlan {
-  return {
-    document: parse('subscription { orderUpdates { id } }'),
-    field: orderId ? 'orderStatusChanged' : 'orderUpdates',
-    responseKey: 'o',
-    orderId,
-    query: 'unused',
-    statusKeys: ['status', 's'],
-    versionKeys: ['version'],
-    hiddenStatusKey: 'hs',
-    hiddenVersionKey: 'hv',
-    variables: () => ({}),
-  };
+const TRACK = 'subscription ($id: ID!) { o: orderStatusChanged(orderId: $id) { id status s: status version } }';
+const FEED = 'subscription { o: orderUpdates { id status version } }';
+
+function prepare(query: string): PreparedSubscription {
+  const document = parse(query, { noLocation: true });
+  const operation = getOperationAST(document)!;
+  const field = (operation.selectionSet.selections[0] as { name: { value: string } }).name.value;
+  return executor.prepare(document, operation, liveFields.get(field)!);
 }
 
-/** Orders "in the database", resolved with a random delay, counting resolutions. */
-function fakeResolver(plan: SubscriptionPlan, orders: Map<string, { status: string; version: number } | null>) {
+type Row = { status: string; version: number } | null;
+
+/**
+ * Orders "in the database", resolved as the executor would shape them (hidden fields included),
+ * after a random delay; `outage` answers UPSTREAM_UNAVAILABLE while it is set.
+ */
+function fakeResolver(prepared: PreparedSubscription, orders: Map<string, Row>) {
   let resolutions = 0;
-  const resolve: OrderResolver = async (orderId, overrides) => {
-    const n = ++resolutions;
-    await new Promise((done) => setTimeout(done, Math.random() * 15));
-    const order = orders.get(orderId);
-    if (!order) {
-      return shapeResult(plan, {
-        data: null,
-        errors: [{ message: 'Order not found', extensions: { code: 'NOT_FOUND' } }],
-      });
+  const state = { outage: false };
+  const resolve: EntityResolver = async (entity: EntityRepresentation) => {
+    resolutions++;
+    // Read at the call, answered after a while (a query reads the database when it runs).
+    const row = orders.get(String(entity.id));
+    const down = state.outage;
+    await new Promise((done) => setTimeout(done, Math.random() * 10));
+    if (down) {
+      return {
+        result: {
+          data: null,
+          errors: [{ message: 'orders is unavailable', extensions: { code: 'UPSTREAM_UNAVAILABLE' } }],
+        },
+        hidden: null,
+      };
     }
-    const o = {
-      id: orderId,
-      status: order.status,
-      s: order.status,
-      version: order.version,
-      n,
-      hs: order.status,
-      hv: order.version,
+    if (!row) return { result: { data: null }, hidden: null } satisfies Resolution;
+    const hidden: Record<string, unknown> = {};
+    for (const field of prepared.hidden.keys()) hidden[field] = row[field as keyof typeof row];
+    return {
+      result: { data: { o: { id: entity.id, status: row.status, s: row.status, version: row.version } } },
+      hidden,
     };
-    return shapeResult(plan, { data: { o } }, overrides);
   };
-  return { resolve, resolutions: () => resolutions };
+  return { resolve, state, resolutions: () => resolutions };
+}
+
+function harness(query: string, orders: Map<string, Row>) {
+  const bus = new EmitterBus();
+  const hub = new EventHub(bus, logger);
+  const prepared = prepare(query);
+  const resolver = fakeResolver(prepared, orders);
+  const topic = (args: Record<string, unknown>) =>
+    new LiveTopic({ prepared, args, hub, resolve: resolver.resolve, retry: fastRetry, logger, onClose: () => {} });
+  const subscribe = (t: LiveTopic, args: Record<string, unknown>, extra: { onRetryableEnd?: () => void } = {}) =>
+    new LiveSubscription({
+      topic: t,
+      prepared,
+      current: entitiesFromArguments(prepared.live, args),
+      resolveCurrent: resolver.resolve,
+      retry: fastRetry,
+      logger,
+      ...extra,
+    });
+  const publish = async (...events: DomainEvent[]) => {
+    for (const event of events) await bus.publish('orders', event);
+  };
+  return { bus, hub, prepared, resolver, topic, subscribe, publish };
 }
 
 async function readAll(stream: AsyncIterator<unknown>, limit = 50) {
@@ -98,222 +137,199 @@ async function readAll(stream: AsyncIterator<unknown>, limit = 50) {
 const statusesOf = (results: any[]) => results.map((result) => `${result.data.o.status}/${result.data.o.version}`);
 
 describe('one subscriber of one order (orderStatusChanged)', () => {
-  it('gets the snapshot, then each change once, in version order, with the change status, and completes', async () => {
-    const bus = new EmitterBus();
-    const hub = new OrderEventHub(bus, logger);
+  it('gets the current state, then each change once, in version order, with the change status, and completes', async () => {
     const orderId = randomUUID();
-    const plan = fakePlan(orderId);
-    const { resolve, resolutions } = fakeResolver(plan, new Map([[orderId, { status: 'PAID', version: 2 }]]));
-    const ended = vi.fn();
-    const stream = new OrderSubscriptionStream({ plan, hub, resolve, logger, onEnd: ended });
-    await vi.waitFor(() => expect(hub.counts().orderListeners).toBe(1));
-    // All at once, while the snapshot is still resolving: the first is what the snapshot shows.
-    for (const event of [
+    const orders = new Map<string, Row>([[orderId, { status: 'PENDING_PAYMENT', version: 1 }]]);
+    const t = harness(TRACK, orders);
+    const args = { orderId };
+    const stream = t.subscribe(t.topic(args), args);
+    const results = readAll(stream);
+    await vi.waitFor(() => expect(t.hub.counts().indexedListeners).toBe(1));
+    await new Promise((done) => setTimeout(done, 30));
+    // The database moves on faster than the changes are resolved: each result still shows its change.
+    orders.set(orderId, { status: 'DELIVERED', version: 5 });
+    await t.publish(
+      change(orderId, 'PENDING_PAYMENT', 'PAID', 2),
       change(orderId, 'PENDING_PAYMENT', 'PAID', 2),
       change(orderId, 'PAID', 'ACCEPTED', 3),
-      change(orderId, 'PAID', 'ACCEPTED', 3),
+      change(orderId, 'PENDING_PAYMENT', 'PAID', 2),
       change(orderId, 'ACCEPTED', 'PREPARING', 4),
-      change(orderId, 'PAID', 'ACCEPTED', 3),
-      change(randomUUID(), 'PAID', 'ACCEPTED', 3),
-      change(orderId, 'PREPARING', 'READY', 5),
-      change(orderId, 'READY', 'OUT_FOR_DELIVERY', 6),
-      change(orderId, 'OUT_FOR_DELIVERY', 'DELIVERED', 7, true),
-      change(orderId, 'OUT_FOR_DELIVERY', 'DELIVERED', 7, true),
-    ]) {
-      await bus.publish('orders', event);
-    }
-    const results = await readAll(stream);
-    expect(statusesOf(results)).toEqual([
-      'PAID/2',
-      'ACCEPTED/3',
-      'PREPARING/4',
-      'READY/5',
-      'OUT_FOR_DELIVERY/6',
-      'DELIVERED/7',
-    ]);
-    // Every selection of status carries the change's status; other fields were resolved per change.
-    expect(results.map((result) => result.data.o.s)).toEqual(statusesOf(results).map((s) => s.split('/')[0]));
-    expect(results.map((result) => result.data.o.n)).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(results[1].data.o).not.toHaveProperty('hs');
-    expect(resolutions()).toBe(6);
-    expect(ended).toHaveBeenCalledTimes(1);
-    expect(hub.counts()).toMatchObject({ orders: 0, orderListeners: 0, feedListeners: 0 });
-  });
-
-  it('drops changes the snapshot already shows when the snapshot races them', async () => {
-    const bus = new EmitterBus();
-    const hub = new OrderEventHub(bus, logger);
-    const orderId = randomUUID();
-    const plan = fakePlan(orderId);
-    const orders = new Map([[orderId, { status: 'PREPARING', version: 4 }]]);
-    const { resolve } = fakeResolver(plan, orders);
-    const stream = new OrderSubscriptionStream({ plan, hub, resolve, logger });
-    await vi.waitFor(() => expect(hub.counts().orderListeners).toBe(1));
-    await bus.publish('orders', change(orderId, 'PAID', 'ACCEPTED', 3));
-    await bus.publish('orders', change(orderId, 'ACCEPTED', 'PREPARING', 4));
-    expect(await stream.next()).toMatchObject({ value: { data: { o: { status: 'PREPARING', version: 4 } } } });
-    await bus.publish('orders', change(orderId, 'PREPARING', 'READY', 5));
-    expect(await stream.next()).toMatchObject({ value: { data: { o: { status: 'READY', version: 5 } } } });
-    await stream.return();
-    expect(hub.counts().orderListeners).toBe(0);
-  });
-
-  it('completes right after a snapshot with a final status', async () => {
-    for (const status of ['DELIVERED', 'CANCELLED', 'REFUNDED']) {
-      const hub = new OrderEventHub(new EmitterBus(), logger);
-      const orderId = randomUUID();
-      const plan = fakePlan(orderId);
-      const { resolve } = fakeResolver(plan, new Map([[orderId, { status, version: 9 }]]));
-      const results = await readAll(new OrderSubscriptionStream({ plan, hub, resolve, logger }));
-      expect(statusesOf(results)).toEqual([`${status}/9`]);
-      expect(hub.counts().orderListeners).toBe(0);
-    }
-  });
-
-  it("ends with the subgraph's error, and no data, when the order does not resolve for the caller", async () => {
-    const hub = new OrderEventHub(new EmitterBus(), logger);
-    const orderId = randomUUID();
-    const plan = fakePlan(orderId);
-    const { resolve } = fakeResolver(plan, new Map());
-    const ended = vi.fn();
-    const stream = new OrderSubscriptionStream({ plan, hub, resolve, logger, onEnd: ended });
-    const error = await stream.next().then(
-      () => undefined,
-      (reason: unknown) => reason,
+      change(orderId, 'PREPARING', 'DELIVERED', 5),
+      change(orderId, 'DELIVERED', 'DELIVERED', 6),
     );
-    expect(error).toMatchObject({ message: 'Order not found', extensions: { code: 'NOT_FOUND' } });
+    const all = await results;
+    expect(statusesOf(all)).toEqual(['PENDING_PAYMENT/1', 'PAID/2', 'ACCEPTED/3', 'PREPARING/4', 'DELIVERED/5']);
+    // At every key the client selected the status at (here `status` and `s`).
+    expect(all.map((result) => result.data.o.s)).toEqual(statusesOf(all).map((s) => s.split('/')[0]));
+    expect(t.hub.counts().indexedListeners).toBe(0);
+  });
+
+  it('drops changes the current state already shows when it races them', async () => {
+    const orderId = randomUUID();
+    const orders = new Map<string, Row>([[orderId, { status: 'ACCEPTED', version: 3 }]]);
+    const t = harness(TRACK, orders);
+    const args = { orderId };
+    const stream = t.subscribe(t.topic(args), args);
+    await vi.waitFor(() => expect(t.hub.counts().indexedListeners).toBe(1));
+    // Published while the current state is being resolved.
+    await t.publish(change(orderId, 'PAID', 'ACCEPTED', 3), change(orderId, 'ACCEPTED', 'PREPARING', 4));
+    orders.set(orderId, { status: 'DELIVERED', version: 5 });
+    await t.publish(change(orderId, 'PREPARING', 'DELIVERED', 5));
+    expect(statusesOf(await readAll(stream))).toEqual(['ACCEPTED/3', 'PREPARING/4', 'DELIVERED/5']);
+  });
+
+  it('completes right after a current state that is already final', async () => {
+    const orderId = randomUUID();
+    const t = harness(TRACK, new Map([[orderId, { status: 'CANCELLED', version: 2 }]]));
+    const args = { orderId };
+    expect(statusesOf(await readAll(t.subscribe(t.topic(args), args)))).toEqual(['CANCELLED/2']);
+  });
+
+  it('ends with NOT_FOUND, and no data, when the subgraph answers null for the caller', async () => {
+    const orderId = randomUUID();
+    const t = harness(TRACK, new Map());
+    const args = { orderId };
+    const stream = t.subscribe(t.topic(args), args);
+    await expect(stream.next()).rejects.toMatchObject({
+      message: `Order ${orderId} was not found`,
+      extensions: { code: 'NOT_FOUND' },
+    });
     expect(await stream.next()).toEqual({ done: true, value: undefined });
-    expect(ended).toHaveBeenCalledTimes(1);
-    expect(hub.counts().orderListeners).toBe(0);
   });
 
-  it('stops at once on return(), while waiting for a change or while resolving', async () => {
-    const bus = new EmitterBus();
-    const hub = new OrderEventHub(bus, logger);
+  it('stops at once on return(), while waiting for a change', async () => {
     const orderId = randomUUID();
-    const plan = fakePlan(orderId);
-    const { resolve, resolutions } = fakeResolver(plan, new Map([[orderId, { status: 'PAID', version: 2 }]]));
-    const waiting = new OrderSubscriptionStream({ plan, hub, resolve, logger });
-    await waiting.next();
-    const pending = waiting.next();
-    expect(hub.counts().orderListeners).toBe(1);
-    await waiting.return();
-    expect(await pending).toEqual({ done: true, value: undefined });
-    expect(hub.counts().orderListeners).toBe(0);
-
-    const resolving = new OrderSubscriptionStream({ plan, hub, resolve, logger });
-    await vi.waitFor(() => expect(resolutions()).toBe(2));
-    await resolving.return();
-    expect(hub.counts().orderListeners).toBe(0);
-    await bus.publish('orders', change(orderId, 'PAID', 'ACCEPTED', 3));
-    await new Promise((done) => setTimeout(done, 30));
-    expect(await resolving.next()).toEqual({ done: true, value: undefined });
-    expect(resolutions()).toBe(2);
-  });
-
-  it('ends a subscriber that falls too far behind', async () => {
-    const bus = new EmitterBus();
-    const hub = new OrderEventHub(bus, logger);
-    const orderId = randomUUID();
-    const plan = fakePlan(orderId);
-    let release!: () => void;
-    const blocked = new Promise<void>((done) => (release = done));
-    const { resolve: resolveNow } = fakeResolver(plan, new Map([[orderId, { status: 'PAID', version: 2 }]]));
-    const resolve: OrderResolver = async (id, overrides) => {
-      if (overrides) await blocked;
-      return resolveNow(id, overrides);
-    };
-    const stream = new OrderSubscriptionStream({ plan, hub, resolve, logger, maxPendingEvents: 2 });
-    await stream.next();
-    for (let version = 3; version <= 6; version++) {
-      await bus.publish('orders', change(orderId, 'PAID', 'ACCEPTED', version));
-    }
-    release();
-    const error = await stream.next().then(
-      () => undefined,
-      (reason: unknown) => reason,
-    );
-    expect(error).toMatchObject({ extensions: { code: 'SUBSCRIPTION_OVERFLOW' } });
-    expect(hub.counts().orderListeners).toBe(0);
-  });
-});
-
-describe("the kitchen's feed (orderUpdates)", () => {
-  it('gets every change of every order once, with the change status, and does not complete on a final one', async () => {
-    const bus = new EmitterBus();
-    const hub = new OrderEventHub(bus, logger);
-    const [a, b] = [randomUUID(), randomUUID()];
-    const plan = fakePlan();
-    const { resolve } = fakeResolver(
-      plan,
-      new Map([
-        [a, { status: 'DELIVERED', version: 9 }],
-        [b, { status: 'PAID', version: 2 }],
-      ]),
-    );
-    const stream = new OrderSubscriptionStream({ plan, hub, resolve, logger });
-    await vi.waitFor(() => expect(hub.counts().feedListeners).toBe(1));
-    for (const event of [
-      change(a, 'PAID', 'ACCEPTED', 3),
-      change(b, 'PENDING_PAYMENT', 'PAID', 2),
-      change(a, 'PAID', 'ACCEPTED', 3),
-      change(a, 'ACCEPTED', 'PREPARING', 4),
-      change(b, 'PAID', 'CANCELLED', 3, true),
-      change(a, 'PREPARING', 'READY', 5),
-    ]) {
-      await bus.publish('orders', event);
-    }
-    const results = [];
-    for (let i = 0; i < 5; i++) results.push(((await stream.next()) as IteratorYieldResult<any>).value);
-    expect(
-      results.map((result) => `${result.data.o.id === a ? 'a' : 'b'}:${result.data.o.status}/${result.data.o.version}`),
-    ).toEqual(['a:ACCEPTED/3', 'b:PAID/2', 'a:PREPARING/4', 'b:CANCELLED/3', 'a:READY/5']);
-    const more = stream.next();
-    await bus.publish('orders', change(b, 'PAID', 'CANCELLED', 3, true));
-    await bus.publish('orders', change(a, 'READY', 'OUT_FOR_DELIVERY', 6));
-    expect(await more).toMatchObject({ done: false, value: { data: { o: { id: a, status: 'OUT_FOR_DELIVERY' } } } });
+    const t = harness(TRACK, new Map([[orderId, { status: 'PAID', version: 2 }]]));
+    const args = { orderId };
+    const stream = t.subscribe(t.topic(args), args);
+    expect(statusesOf([(await stream.next()).value])).toEqual(['PAID/2']);
+    const waiting = stream.next();
     await stream.return();
-    expect(hub.counts().feedListeners).toBe(0);
+    expect(await waiting).toEqual({ done: true, value: undefined });
+    expect(t.hub.counts().indexedListeners).toBe(0);
   });
 });
 
-describe('the order event hub', () => {
-  it('tails the orders stream once for every subscriber, and stops the tail on close', async () => {
-    const bus = new EmitterBus();
-    const hub = new OrderEventHub(bus, logger);
+describe('a subgraph that blinks loses nothing', () => {
+  it('retries a change whose resolution fails upstream: every status arrives, once and in order', async () => {
     const orderId = randomUUID();
-    const listeners = await Promise.all([
-      hub.listen(orderId, () => {}),
-      hub.listen(orderId, () => {}),
-      hub.listen(randomUUID(), () => {}),
-      hub.listenAll(() => {}),
-    ]);
-    expect(bus.tails).toBe(1);
-    expect(bus.emitter.listenerCount('orders')).toBe(1);
-    expect(hub.counts()).toEqual({ orders: 2, orderListeners: 3, feedListeners: 1, tailing: true });
-    listeners[0]!();
-    listeners[0]!();
-    expect(hub.counts()).toMatchObject({ orders: 2, orderListeners: 2 });
-    await hub.close();
-    expect(hub.counts()).toEqual({ orders: 0, orderListeners: 0, feedListeners: 0, tailing: false });
-    expect(bus.emitter.listenerCount('orders')).toBe(0);
-    await expect(hub.listen(orderId, () => {})).rejects.toThrow('closed');
+    const orders = new Map<string, Row>([[orderId, { status: 'PAID', version: 2 }]]);
+    const t = harness(TRACK, orders);
+    const args = { orderId };
+    const stream = t.subscribe(t.topic(args), args);
+    const results = readAll(stream);
+    await vi.waitFor(() => expect(t.resolver.resolutions()).toBe(1));
+    await new Promise((done) => setTimeout(done, 20));
+    // The orders subgraph goes down just as the kitchen's changes arrive, and comes back.
+    t.resolver.state.outage = true;
+    await t.publish(change(orderId, 'PAID', 'ACCEPTED', 3), change(orderId, 'ACCEPTED', 'PREPARING', 4));
+    await vi.waitFor(() => expect(t.resolver.resolutions()).toBeGreaterThan(4));
+    t.resolver.state.outage = false;
+    await t.publish(change(orderId, 'PREPARING', 'DELIVERED', 5));
+    const all = await results;
+    expect(statusesOf(all)).toEqual(['PAID/2', 'ACCEPTED/3', 'PREPARING/4', 'DELIVERED/5']);
+    // No result was a failed resolution.
+    for (const result of all) expect(result.errors).toBeUndefined();
   });
 
-  it('refuses a subscriber when the tail cannot start, and tries again for the next one', async () => {
-    const bus = new EmitterBus();
-    bus.failTail = true;
-    const hub = new OrderEventHub(bus, logger);
+  it('retries the current state of a subscribe during an outage', async () => {
     const orderId = randomUUID();
-    const plan = fakePlan(orderId);
-    const { resolve } = fakeResolver(plan, new Map([[orderId, { status: 'PAID', version: 2 }]]));
-    const failing = new OrderSubscriptionStream({ plan, hub, resolve, logger });
-    await expect(failing.next()).rejects.toMatchObject({ extensions: { code: 'UPSTREAM_UNAVAILABLE' } });
-    expect(hub.counts()).toMatchObject({ orderListeners: 0, tailing: false });
+    const t = harness(TRACK, new Map([[orderId, { status: 'READY', version: 6 }]]));
+    t.resolver.state.outage = true;
+    const args = { orderId };
+    const stream = t.subscribe(t.topic(args), args);
+    const first = stream.next();
+    await vi.waitFor(() => expect(t.resolver.resolutions()).toBeGreaterThan(2));
+    t.resolver.state.outage = false;
+    expect(statusesOf([(await first).value])).toEqual(['READY/6']);
+    await stream.return();
+  });
+
+  it('ends with a retryable end, never a null result, when the outage outlasts the retries', async () => {
+    const orderId = randomUUID();
+    const t = harness(TRACK, new Map([[orderId, { status: 'PAID', version: 2 }]]));
+    const args = { orderId };
+    const onRetryableEnd = vi.fn();
+    const stream = t.subscribe(t.topic(args), args, { onRetryableEnd });
+    expect(statusesOf([(await stream.next()).value])).toEqual(['PAID/2']);
+    t.resolver.state.outage = true;
+    await t.publish(change(orderId, 'PAID', 'ACCEPTED', 3));
+    // Completes (the transport closed with a retryable code); no result with `data: null` went out.
+    expect(await stream.next()).toEqual({ done: true, value: undefined });
+    expect(onRetryableEnd).toHaveBeenCalledOnce();
+    // Without a transport hook, the same end is a retryable typed error.
+    const plain = t.subscribe(t.topic(args), args);
+    await expect(plain.next()).rejects.toMatchObject({
+      extensions: { code: 'UPSTREAM_UNAVAILABLE', retryable: true },
+    });
+  });
+});
+
+describe('one resolution per topic', () => {
+  it('resolves each change once for every subscriber of the topic, and each gets it', async () => {
+    const orderIds = [randomUUID(), randomUUID()];
+    const orders = new Map<string, Row>(orderIds.map((id) => [id, { status: 'PAID', version: 2 }]));
+    const t = harness(FEED, orders);
+    const topic = t.topic({});
+    const subscribers = Array.from({ length: 50 }, () => t.subscribe(topic, {}));
+    await vi.waitFor(() => expect(topic.size).toBe(50));
+    expect(t.hub.counts()).toMatchObject({ typeListeners: 1, tails: 1 });
+    await t.publish(
+      change(orderIds[0]!, 'PAID', 'ACCEPTED', 3),
+      change(orderIds[1]!, 'PAID', 'CANCELLED', 3),
+      change(orderIds[0]!, 'PAID', 'ACCEPTED', 3),
+      change(orderIds[0]!, 'ACCEPTED', 'DELIVERED', 4),
+    );
+    for (const subscriber of subscribers) {
+      const got = [await subscriber.next(), await subscriber.next(), await subscriber.next()].map((r) => r.value);
+      // A final status does not end a feed.
+      expect(statusesOf(got)).toEqual(['ACCEPTED/3', 'CANCELLED/3', 'DELIVERED/4']);
+    }
+    expect(t.resolver.resolutions()).toBe(3);
+    await Promise.all(subscribers.map((subscriber) => subscriber.return()));
+    expect(t.hub.counts().typeListeners).toBe(0);
+  });
+});
+
+describe('the event hub', () => {
+  it('tails a stream once for every listener, narrows by index, and stops the tail on close', async () => {
+    const bus = new EmitterBus();
+    const hub = new EventHub(bus, logger);
+    const [a, b] = [randomUUID(), randomUUID()];
+    const seen: string[] = [];
+    const offA = await hub.listen('order.status_changed', { field: 'orderId', values: [a] }, () => seen.push('a'));
+    await hub.listen('order.status_changed', { field: 'orderId', values: [a, b] }, () => seen.push('ab'));
+    await hub.listen('order.status_changed', undefined, () => seen.push('all'));
+    expect(bus.tails).toBe(1);
+    await bus.publish('orders', change(a, 'PAID', 'ACCEPTED', 3));
+    await bus.publish('orders', change(b, 'PAID', 'ACCEPTED', 3));
+    await bus.publish('orders', change(randomUUID(), 'PAID', 'ACCEPTED', 3));
+    expect(seen).toEqual(['all', 'a', 'ab', 'all', 'ab', 'all']);
+    offA();
+    expect(hub.counts()).toEqual({ indexedListeners: 2, typeListeners: 1, tails: 1 });
+    await hub.close();
+    expect(bus.emitter.listenerCount('orders')).toBe(0);
+  });
+
+  it('refuses a listener when the tail cannot start, and tries again for the next one', async () => {
+    const bus = new EmitterBus();
+    const hub = new EventHub(bus, logger);
+    bus.failTail = true;
+    await expect(hub.listen('order.status_changed', undefined, () => {})).rejects.toThrow('redis is down');
+    expect(hub.counts()).toEqual({ indexedListeners: 0, typeListeners: 0, tails: 0 });
     bus.failTail = false;
-    const working = new OrderSubscriptionStream({ plan, hub, resolve, logger });
-    expect(await working.next()).toMatchObject({ done: false });
+    await hub.listen('order.status_changed', undefined, () => {});
     expect(bus.tails).toBe(2);
-    await working.return();
+    await hub.close();
+  });
+
+  it('ends a subscription with a retryable end when its topic cannot listen', async () => {
+    const orderId = randomUUID();
+    const t = harness(TRACK, new Map([[orderId, { status: 'PAID', version: 2 }]]));
+    t.bus.failTail = true;
+    const args = { orderId };
+    await expect(t.subscribe(t.topic(args), args).next()).rejects.toMatchObject({
+      extensions: { code: 'UPSTREAM_UNAVAILABLE', retryable: true },
+    });
   });
 });

@@ -1,68 +1,348 @@
 import type { ExecutionResult, FormattedExecutionResult } from 'graphql';
+import { ErrorCode, type DomainEvent, type Logger } from '@food/platform';
 import { GraphQLError } from '../graphql-js.js';
-import type { Logger } from '@food/platform';
+import type { Condition, LiveField } from './declarations.js';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
-import type { OrderEventHub, OrderStatusChanged } from './hub.js';
-import { finalStatuses, type ShapedResult, type SubscriptionPlan } from './operation.js';
+import type { EntityRepresentation, PreparedSubscription, Resolution } from './executor.js';
+import type { EventHub, EventIndex } from './hub.js';
 
-/**
- * Resolves the plan's query for one order, as the subscriber (through the gateway's query plan);
- * with a change, the change's status and version replace the resolved ones.
- */
-export type OrderResolver = (orderId: string, change?: { status: string; version: number }) => Promise<ShapedResult>;
+/** Resolves the prepared subscription for one entity, as whoever the caller of it decided. */
+export type EntityResolver = (entity: EntityRepresentation) => Promise<Resolution>;
 
-export interface OrderStreamOptions {
-  plan: SubscriptionPlan;
-  hub: OrderEventHub;
-  resolve: OrderResolver;
-  /** The stream logs through a child of it with `logBindings`, made only when it has something to log. */
-  logger: Logger;
-  logBindings?: Record<string, unknown>;
-  /** Changes waiting to be resolved before the subscriber is considered too slow. Default 1000. */
-  maxPendingEvents?: number;
-  /** Called once, when the stream has ended for whatever reason (for counting). */
-  onEnd?: () => void;
+/** How long a resolution that fails for an upstream reason is retried before the stream gives up. */
+export interface RetryPolicy {
+  /** First delay; doubles each try, up to `maxDelayMs`. */
+  initialDelayMs: number;
+  maxDelayMs: number;
+  /** After this long without success, the stream ends with a retryable error. */
+  giveUpAfterMs: number;
+}
+export const defaultRetryPolicy: RetryPolicy = { initialDelayMs: 100, maxDelayMs: 2_000, giveUpAfterMs: 20_000 };
+
+/** One resolved change, shared by every subscriber of a topic. */
+export interface Delivery {
+  value: ExecutionResult;
+  /** The entity's key, as a string, and its version after the change (when the declaration has one). */
+  entityKey: string;
+  version: number | undefined;
+  /** The result meets the declaration's `until`. */
+  final: boolean;
 }
 
-type Output = { kind: 'next'; value: ExecutionResult } | { kind: 'error'; error: GraphQLError } | { kind: 'done' };
+/** Codes a subgraph fetch fails with when the subgraph is unreachable or slow: worth retrying. */
+const UPSTREAM_CODES: ReadonlySet<unknown> = new Set([ErrorCode.UPSTREAM_UNAVAILABLE, ErrorCode.UPSTREAM_TIMEOUT]);
 
-/** How many orders' last versions the feed remembers, to drop repeated or stale changes. */
-const FEED_MEMORY = 10_000;
+/** Ends a subscription with an error that a client should answer by subscribing again (after a pause). */
+export class RetryableEnd extends Error {
+  override name = 'RetryableEnd';
+}
+
+/** Resolves `entity`, retrying with backoff while the answer fails for an upstream reason. */
+export async function resolveWithRetry(
+  resolve: EntityResolver,
+  entity: EntityRepresentation,
+  policy: RetryPolicy,
+  stopped: () => boolean,
+  logger: Logger,
+): Promise<Resolution | undefined> {
+  const started = Date.now();
+  let delay = policy.initialDelayMs;
+  for (let attempt = 1; ; attempt++) {
+    // A thrown error is not an upstream one (fetch failures come back as coded errors): it ends the stream.
+    const resolution = await resolve(entity);
+    if (!resolution.result.errors?.some((error) => UPSTREAM_CODES.has(error.extensions?.code))) return resolution;
+    const failure = resolution.result.errors;
+    if (stopped()) return undefined;
+    if (Date.now() - started + delay > policy.giveUpAfterMs) {
+      logger.warn({ err: failure, attempt }, 'a subscription result did not resolve in time; ending it for a retry');
+      throw new RetryableEnd('the data of this subscription is unavailable right now; subscribe again');
+    }
+    logger.debug({ attempt, delayMs: delay }, 'a subscription result failed upstream; retrying');
+    await new Promise((wake) => setTimeout(wake, delay));
+    if (stopped()) return undefined;
+    delay = Math.min(delay * 2, policy.maxDelayMs);
+  }
+}
+
+/** Whether an event's data meets one of the declaration's conditions (none: every event does). */
+export function matchesWhere(live: LiveField, data: Record<string, unknown>, args: Record<string, unknown>): boolean {
+  return live.where.length === 0 || live.where.some((condition) => meets(condition, data, args));
+}
+
+function meets(condition: Condition, data: Record<string, unknown>, args: Record<string, unknown>): boolean {
+  for (const [field, operand] of condition) {
+    const expected = 'literal' in operand ? operand.literal : args[operand.argument];
+    // An argument left out (or null) does not narrow the events.
+    if (expected === undefined || expected === null) continue;
+    const actual = data[field];
+    const candidates = Array.isArray(expected) ? expected : [expected];
+    if (!candidates.some((candidate) => same(candidate, actual))) return false;
+  }
+  return true;
+}
+
+const same = (a: unknown, b: unknown) => a === b || (a !== null && b !== null && String(a) === String(b));
+
+/** Where the hub can narrow a topic's events by a data field's value, from the field's arguments. */
+export function indexOf(live: LiveField, args: Record<string, unknown>): EventIndex | undefined {
+  if (live.where.length !== 1) return undefined;
+  for (const [field, operand] of live.where[0]!) {
+    if (!('argument' in operand)) continue;
+    const value = args[operand.argument];
+    if (value === undefined || value === null) continue;
+    return { field, values: (Array.isArray(value) ? value : [value]).map(String) };
+  }
+  return undefined;
+}
 
 /**
- * One subscriber's results, as the async iterator graphql-ws consumes. A single worker handles the
- * subscriber's changes one after the other, so results go out in the order the changes came, each
- * with its own status and version, however long resolving takes.
- *
- * `orderStatusChanged`: listen first (nothing is missed), then resolve the current state and deliver
- * it, then each change whose version is above the last one delivered (a change the snapshot already
- * shows, a repeat or a stale one is dropped); end after a final status. `orderUpdates`: every change
- * of any order (repeats per order dropped), never ending by itself.
+ * The entities a subscription is about from its arguments alone (the declaration ties each key field
+ * to an event field that `where` equates with an argument): their current state is sent first.
+ * Empty for a feed, which has no current state.
+ */
+export function entitiesFromArguments(live: LiveField, args: Record<string, unknown>): EntityRepresentation[] {
+  if (live.where.length !== 1) return [];
+  const condition = live.where[0]!;
+  const values = new Map<string, unknown[]>();
+  for (const [keyField, dataField] of live.key) {
+    const operand = condition.get(dataField);
+    const value = operand && 'argument' in operand ? args[operand.argument] : undefined;
+    if (value === undefined || value === null) return [];
+    values.set(keyField, Array.isArray(value) ? value : [value]);
+  }
+  const [only, ...others] = [...values];
+  if (only && others.length === 0) {
+    const [keyField, list] = only;
+    return list.map((value) => ({ __typename: live.entityType, [keyField]: value }));
+  }
+  if ([...values.values()].some((list) => list.length !== 1)) return [];
+  return [{ __typename: live.entityType, ...Object.fromEntries([...values].map(([k, [v]]) => [k, v])) }];
+}
+
+/** The entity an event is about, from the declaration's `entity` mapping. */
+export function entityOf(live: LiveField, data: Record<string, unknown>): EntityRepresentation {
+  const entity: EntityRepresentation = { __typename: live.entityType };
+  for (const [keyField, dataField] of live.key) entity[keyField] = data[dataField];
+  return entity;
+}
+
+export const entityKeyOf = (entity: EntityRepresentation) => JSON.stringify(entity);
+
+/** The entity's fields as of the event (the declaration's `fields`). */
+function projectionOf(live: LiveField, data: Record<string, unknown>): Map<string, unknown> {
+  return new Map([...live.fields].map(([field, dataField]) => [field, data[dataField]]));
+}
+
+/**
+ * The client's result of a resolution: with an event, its `fields` replace the resolved ones wherever
+ * the client selected them, so each change shows itself rather than a later state.
+ */
+export function deliveryOf(
+  prepared: PreparedSubscription,
+  resolution: Resolution,
+  entity: EntityRepresentation,
+  projection?: ReadonlyMap<string, unknown>,
+): Delivery {
+  const hidden = { ...resolution.hidden };
+  let result: FormattedExecutionResult = resolution.result;
+  if (projection && resolution.result.data) {
+    const object = { ...(resolution.result.data[prepared.responseKey] as Record<string, unknown>) };
+    for (const [field, value] of projection) {
+      if (field in hidden) hidden[field] = value;
+      for (const key of prepared.projected.get(field) ?? []) if (key in object) object[key] = value;
+    }
+    result = { ...resolution.result, data: { [prepared.responseKey]: object } };
+  }
+  const { version, until } = prepared.live;
+  const final =
+    until !== undefined && [...until].every(([field, values]) => values.some((value) => same(value, hidden[field])));
+  return {
+    value: toExecutionResult(result),
+    entityKey: entityKeyOf(entity),
+    version: version === undefined ? undefined : numberOrUndefined(hidden[version]),
+    final,
+  };
+}
+
+const numberOrUndefined = (value: unknown) => (typeof value === 'number' ? value : undefined);
+
+/**
+ * The error that ends a subscription whose entity did not resolve: the subgraph's own, or NOT_FOUND
+ * when it answered null (federation's answer for an entity that is absent or not the caller's to see).
+ */
+export function refusalOf(resolution: Resolution, entity: EntityRepresentation): GraphQLError {
+  const first = resolution.result.errors?.[0];
+  if (first) return new GraphQLError(first.message, { extensions: first.extensions });
+  const { __typename, ...key } = entity;
+  return subscriptionError(
+    SubscriptionErrorCode.NOT_FOUND,
+    `${__typename} ${Object.values(key).join(', ')} was not found`,
+  );
+}
+
+export interface TopicOptions {
+  prepared: PreparedSubscription;
+  /** The field's coerced arguments. */
+  args: Record<string, unknown>;
+  hub: EventHub;
+  /** Resolves as the topic's audience (the caller, a caller of the role, or anonymous). */
+  resolve: EntityResolver;
+  retry: RetryPolicy;
+  logger: Logger;
+  /** Called when the last subscriber has left, or the topic failed. */
+  onClose: () => void;
+}
+
+/** How many entities' last versions a topic remembers, to drop repeated or stale changes. */
+const VERSION_MEMORY = 10_000;
+
+/**
+ * The subscribers of one operation, with the same variables and audience: each event is resolved once
+ * for all of them, in the order the events came, and the one result goes to every subscriber.
+ */
+export class LiveTopic {
+  private readonly subscribers = new Set<LiveSubscription>();
+  private readonly events: DomainEvent[] = [];
+  private working = false;
+  private closed = false;
+  private unlisten: (() => void) | undefined;
+  private listening: Promise<void> | undefined;
+  private readonly versions = new Map<string, number>();
+
+  constructor(private readonly options: TopicOptions) {}
+
+  get size(): number {
+    return this.subscribers.size;
+  }
+
+  /** Adds a subscriber; resolves once the topic hears every event published from now on. */
+  async join(subscriber: LiveSubscription): Promise<void> {
+    if (this.closed) throw new Error('the topic is closed');
+    this.subscribers.add(subscriber);
+    this.listening ??= this.listen();
+    await this.listening;
+  }
+
+  leave(subscriber: LiveSubscription): void {
+    this.subscribers.delete(subscriber);
+    if (this.subscribers.size === 0) this.close();
+  }
+
+  private async listen(): Promise<void> {
+    const { prepared, args, hub } = this.options;
+    try {
+      const unlisten = await hub.listen(prepared.live.event, indexOf(prepared.live, args), (event) =>
+        this.onEvent(event),
+      );
+      if (this.closed) return unlisten();
+      this.unlisten = unlisten;
+    } catch (error) {
+      this.options.logger.error({ err: error }, 'could not listen to events');
+      this.close();
+      throw new RetryableEnd('live updates are unavailable right now; subscribe again');
+    }
+  }
+
+  private onEvent(event: DomainEvent) {
+    if (this.closed) return;
+    if (!matchesWhere(this.options.prepared.live, event.data as Record<string, unknown>, this.options.args)) return;
+    this.events.push(event);
+    if (!this.working) void this.work();
+  }
+
+  /** Resolves and hands out the waiting events, one after the other. */
+  private async work(): Promise<void> {
+    const { prepared, resolve, retry, logger } = this.options;
+    const live = prepared.live;
+    this.working = true;
+    try {
+      for (let event = this.events.shift(); event && !this.closed; event = this.events.shift()) {
+        const data = event.data as Record<string, unknown>;
+        const entity = entityOf(live, data);
+        const projection = projectionOf(live, data);
+        if (!this.isNew(entityKeyOf(entity), live.version ? projection.get(live.version) : undefined)) continue;
+        const resolution = await resolveWithRetry(resolve, entity, retry, () => this.closed, logger);
+        if (!resolution || this.closed) return;
+        if (resolution.hidden === null) return this.fail(refusalOf(resolution, entity));
+        const delivery = deliveryOf(prepared, resolution, entity, projection);
+        for (const subscriber of this.subscribers) subscriber.offer(delivery);
+      }
+    } catch (error) {
+      this.fail(error);
+    } finally {
+      this.working = false;
+    }
+  }
+
+  /** Whether `version` is above the last one seen for the entity; if so, it is the last one now. */
+  private isNew(entityKey: string, version: unknown): boolean {
+    if (typeof version !== 'number') return true;
+    const last = this.versions.get(entityKey);
+    if (last !== undefined && version <= last) return false;
+    this.versions.delete(entityKey);
+    this.versions.set(entityKey, version);
+    if (this.versions.size > VERSION_MEMORY) this.versions.delete(this.versions.keys().next().value!);
+    return true;
+  }
+
+  private fail(error: unknown) {
+    for (const subscriber of [...this.subscribers]) subscriber.fail(error);
+    this.close();
+  }
+
+  private close() {
+    if (this.closed) return;
+    this.closed = true;
+    this.events.length = 0;
+    this.unlisten?.();
+    this.options.onClose();
+  }
+}
+
+type Output = { kind: 'next'; value: ExecutionResult } | { kind: 'error'; error: unknown } | { kind: 'done' };
+
+export interface LiveSubscriptionOptions {
+  topic: LiveTopic;
+  prepared: PreparedSubscription;
+  /** The entities whose current state goes first (none for a feed). */
+  current: readonly EntityRepresentation[];
+  /** Resolves the current state, as the subscriber (or anonymously, for public data). */
+  resolveCurrent: EntityResolver;
+  retry: RetryPolicy;
+  logger: Logger;
+  /** Results waiting for the client before it is considered too slow. Default 1000. */
+  maxPending?: number;
+  /** Called once, when the subscription has ended for whatever reason. */
+  onEnd?: () => void;
+  /**
+   * How the transport tells its client to subscribe again later (graphql-ws: close the socket with
+   * 1013, which its clients retry): the subscription then completes. Without it, it ends with an error.
+   */
+  onRetryableEnd?: () => void;
+}
+
+/**
+ * One subscriber's results, as the async iterator a transport consumes: the current state of its
+ * entities first, then each change its topic resolves, once and in order (a change the current state
+ * already shows is dropped), until a result meets the declaration's `until`.
  *
  * Not an async generator on purpose: `return()` (unsubscribe, socket closed) takes effect at once,
- * removing the listener even while a result is being resolved or the stream waits for changes. And
- * an idle stream keeps no suspended function: the worker runs only while there are changes to
- * resolve, and starts again with the next one (thousands of idle subscribers each keep little).
+ * and an idle subscription keeps no suspended function.
  */
-export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionResult> {
+export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> {
   private readonly outputs: Output[] = [];
   private reader:
     { resolve: (result: IteratorResult<ExecutionResult>) => void; reject: (error: unknown) => void } | undefined;
-  private readonly events: OrderStatusChanged[] = [];
-  /** The snapshot is delivered (orderStatusChanged) or not needed: changes may be resolved. */
-  private ready = false;
-  /** The worker is resolving changes. */
-  private working = false;
-  /** orderStatusChanged: the last version delivered of the order. */
-  private lastVersion: number | undefined;
-  /** orderUpdates: the last version delivered, per order (made with the first change). */
-  private delivered: Map<string, number> | undefined;
-  private unlisten: (() => void) | undefined;
-  /** No more work: the subscriber left, or the stream finished. */
+  /** Changes that arrived while the current state was being resolved. */
+  private early: Delivery[] | undefined = [];
+  /** The last version delivered, by entity (from the current state and the changes since). */
+  private readonly delivered = new Map<string, number>();
+  private remaining: number;
   private stopped = false;
   private ended = false;
 
-  constructor(private readonly options: OrderStreamOptions) {
+  constructor(private readonly options: LiveSubscriptionOptions) {
+    this.remaining = options.current.length;
     void this.start();
   }
 
@@ -80,7 +360,7 @@ export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionR
     });
   }
 
-  /** The subscriber left: stop at once, drop what was not delivered, remove the listener. */
+  /** The subscriber left: stop at once, drop what was not delivered, leave the topic. */
   async return(): Promise<IteratorResult<ExecutionResult>> {
     this.stop();
     this.outputs.length = 0;
@@ -91,104 +371,32 @@ export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionR
     return { done: true, value: undefined };
   }
 
-  /** Listens, then (orderStatusChanged) delivers the current state; changes meanwhile wait in `events`. */
-  private async start(): Promise<void> {
-    const { plan, hub, resolve } = this.options;
-    try {
-      try {
-        const onChange = (event: OrderStatusChanged) => this.enqueue(event);
-        const unlisten = plan.orderId ? await hub.listen(plan.orderId, onChange) : await hub.listenAll(onChange);
-        this.unlisten = unlisten;
-        // Also when the subscriber left while the listener was being added.
-        if (this.stopped) return unlisten();
-      } catch (error) {
-        this.log().error({ err: error }, 'could not listen to order events');
-        throw subscriptionError(SubscriptionErrorCode.UPSTREAM_UNAVAILABLE, 'order updates are unavailable right now');
-      }
-      if (plan.orderId) {
-        const snapshot = await resolve(plan.orderId);
-        if (this.stopped) return;
-        if (snapshot.status === null || snapshot.version === null) throw refusal(snapshot, plan.orderId);
-        this.lastVersion = snapshot.version;
-        this.push({ kind: 'next', value: toExecutionResult(snapshot.result) });
-        if (finalStatuses.has(snapshot.status)) return this.finish();
-      }
-      this.ready = true;
-    } catch (error) {
-      return this.fail(error);
-    }
-    if (this.events.length > 0) await this.work();
-  }
-
-  /** Resolves and delivers the waiting changes, one after the other, then returns until the next one. */
-  private async work(): Promise<void> {
-    const { plan, resolve } = this.options;
-    this.working = true;
-    try {
-      for (;;) {
-        if (this.stopped) return;
-        const event = this.events.shift();
-        if (!event) return;
-        const { orderId, to, version, final } = event.data;
-        if (!this.isNew(orderId, version)) continue;
-        const shaped = await resolve(orderId, { status: to, version });
-        if (this.stopped) return;
-        this.push({ kind: 'next', value: toExecutionResult(shaped.result) });
-        if (final && plan.orderId) return this.finish();
-      }
-    } catch (error) {
-      this.fail(error);
-    } finally {
-      this.working = false;
-    }
-  }
-
-  /** Whether `version` is above the last one delivered for the order; if so, it is the last one now. */
-  private isNew(orderId: string, version: number): boolean {
-    if (this.options.plan.orderId) {
-      if (this.lastVersion !== undefined && version <= this.lastVersion) return false;
-      this.lastVersion = version;
-      return true;
-    }
-    const delivered = (this.delivered ??= new Map());
-    const last = delivered.get(orderId);
-    if (last !== undefined && version <= last) return false;
-    delivered.delete(orderId);
-    delivered.set(orderId, version);
-    if (delivered.size > FEED_MEMORY) delivered.delete(delivered.keys().next().value!);
-    return true;
-  }
-
-  private enqueue(event: OrderStatusChanged) {
+  /** A change resolved by the topic. */
+  offer(delivery: Delivery): void {
     if (this.stopped) return;
-    if (this.events.length >= (this.options.maxPendingEvents ?? 1_000)) {
-      this.log().warn({ pending: this.events.length }, 'a subscriber fell behind; ending its subscription');
-      this.push({
-        kind: 'error',
-        error: subscriptionError(
-          SubscriptionErrorCode.SUBSCRIPTION_OVERFLOW,
-          'too many changes waiting for this subscription; subscribe again',
-        ),
-      });
-      this.stop();
+    if (this.early) {
+      if (this.early.length >= (this.options.maxPending ?? 1_000)) return this.overflow();
+      this.early.push(delivery);
       return;
     }
-    this.events.push(event);
-    if (this.ready && !this.working) void this.work();
+    this.deliver(delivery);
   }
 
-  /** The order reached a final status: the last result is out, the stream completes. */
-  private finish() {
-    this.push({ kind: 'done' });
-    this.stop();
-  }
-
-  private fail(error: unknown) {
+  /** The topic failed: end with its error. */
+  fail(error: unknown): void {
     if (this.stopped) return;
-    if (error instanceof GraphQLError) {
+    if (error instanceof RetryableEnd && this.options.onRetryableEnd) {
+      this.options.onRetryableEnd();
+      this.push({ kind: 'done' });
+    } else if (error instanceof RetryableEnd) {
+      this.push({
+        kind: 'error',
+        error: subscriptionError(SubscriptionErrorCode.UPSTREAM_UNAVAILABLE, error.message, { retryable: true }),
+      });
+    } else if (error instanceof GraphQLError) {
       this.push({ kind: 'error', error });
     } else {
-      this.log().error({ err: error }, 'a subscription failed');
+      this.options.logger.error({ err: error }, 'a subscription failed');
       this.push({
         kind: 'error',
         error: subscriptionError(SubscriptionErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error'),
@@ -197,13 +405,56 @@ export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionR
     this.stop();
   }
 
-  private log(): Logger {
-    const { logger, logBindings } = this.options;
-    return logBindings ? logger.child(logBindings) : logger;
+  private async start(): Promise<void> {
+    const { topic, prepared, current, resolveCurrent, retry, logger } = this.options;
+    try {
+      // Listen first, so nothing published while the current state is read is missed.
+      await topic.join(this);
+      for (const entity of current) {
+        if (this.stopped) return;
+        const resolution = await resolveWithRetry(resolveCurrent, entity, retry, () => this.stopped, logger);
+        if (!resolution || this.stopped) return;
+        if (resolution.hidden === null) throw refusalOf(resolution, entity);
+        this.deliver(deliveryOf(prepared, resolution, entity));
+      }
+      const early = this.early ?? [];
+      this.early = undefined;
+      for (const delivery of early) this.deliver(delivery);
+    } catch (error) {
+      this.fail(error);
+    }
+  }
+
+  private deliver(delivery: Delivery) {
+    if (this.stopped) return;
+    if (delivery.version !== undefined) {
+      const last = this.delivered.get(delivery.entityKey);
+      if (last !== undefined && delivery.version <= last) return;
+      if (this.options.current.length > 0) this.delivered.set(delivery.entityKey, delivery.version);
+    }
+    this.push({ kind: 'next', value: delivery.value });
+    // Complete once every entity followed from the arguments has reached its end.
+    if (delivery.final && this.options.current.length > 0 && --this.remaining <= 0) {
+      this.push({ kind: 'done' });
+      this.stop();
+    }
+  }
+
+  private overflow() {
+    this.options.logger.warn('a subscriber fell behind; ending its subscription');
+    this.push({
+      kind: 'error',
+      error: subscriptionError(
+        SubscriptionErrorCode.SUBSCRIPTION_OVERFLOW,
+        'too many changes waiting for this subscription; subscribe again',
+      ),
+    });
+    this.stop();
   }
 
   private push(output: Output) {
     if (this.ended) return;
+    if (output.kind === 'next' && this.outputs.length >= (this.options.maxPending ?? 1_000)) return this.overflow();
     const reader = this.reader;
     if (!reader) {
       this.outputs.push(output);
@@ -223,8 +474,8 @@ export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionR
   private stop() {
     if (this.stopped) return;
     this.stopped = true;
-    this.events.length = 0;
-    this.unlisten?.();
+    this.early = undefined;
+    this.options.topic.leave(this);
   }
 
   private end() {
@@ -234,16 +485,9 @@ export class OrderSubscriptionStream implements AsyncIterableIterator<ExecutionR
   }
 }
 
-/** The error that ends a subscription whose order did not resolve (not found, not the caller's, ...). */
-function refusal(snapshot: ShapedResult, orderId: string): GraphQLError {
-  const first = snapshot.result.errors?.[0];
-  if (!first) return subscriptionError(SubscriptionErrorCode.NOT_FOUND, `Order ${orderId} was not found`);
-  return new GraphQLError(first.message, { extensions: first.extensions });
-}
-
 /**
- * graphql-ws sends `GraphQLError`s. Errors from the query keep their message, path and extensions;
- * their locations point into the gateway's rewritten query, so they are left out.
+ * graphql-ws sends `GraphQLError`s. Errors keep their message, path and extensions; their locations
+ * point into the gateway's own fetches, so they are left out.
  */
 function toExecutionResult(result: FormattedExecutionResult): ExecutionResult {
   return {

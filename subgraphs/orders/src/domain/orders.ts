@@ -355,8 +355,12 @@ export class OrdersService {
     return this.page(userId, first, after);
   }
 
-  /** Batched look-up for Order references: one store call; null where absent or not visible. */
+  /**
+   * Batched look-up for Order references: one store call; null where absent or not visible. An
+   * anonymous caller sees no order: refused as such, so a client learns it must log in.
+   */
   async byIds(caller: Caller, ids: readonly string[]): Promise<(Order | null)[]> {
+    if (caller.kind === 'anonymous') throw unauthenticated();
     const valid = ids.filter((id) => ZUuid.safeParse(id).success);
     const found = new Map(
       (valid.length ? await this.store.findByIds(valid) : [])
