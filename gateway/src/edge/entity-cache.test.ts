@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger, createMessaging, newEvent } from '@food/platform';
+import { changedEntitiesOf, createLogger, createMessaging, newEvent } from '@food/platform';
 import { deleteKeys } from '@food/platform/testing';
 import {
   EntityCache,
@@ -12,7 +12,7 @@ import {
   type EntitiesResponse,
   type EntityCacheStore,
 } from './entity-cache.js';
-import { entitiesChangedBy, invalidateOnEvents } from './entity-invalidation.js';
+import { invalidateOnEvents, streamsWithChanges } from './entity-invalidation.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `test-entities-${randomUUID()}`;
@@ -239,7 +239,7 @@ describe('entity cache invalidation from events', () => {
       actor: { kind: 'user', id: 'chef' },
       reason: null,
     });
-    expect(entitiesChangedBy(changed)).toEqual([
+    expect(changedEntitiesOf(changed)).toEqual([
       { subgraph: 'orders', entities: [order(ids.order), user(ids.customer)] },
     ]);
     const refunded = newEvent('payment.refunded', ids.payment, {
@@ -247,9 +247,13 @@ describe('entity cache invalidation from events', () => {
       orderId: ids.order,
       amount: { amount: 1200, currency: 'EUR' },
     });
-    expect(entitiesChangedBy(refunded)).toEqual([
+    expect(changedEntitiesOf(refunded)).toEqual([
       { subgraph: 'payments', entities: [order(ids.order), { __typename: 'Payment', id: ids.payment }] },
     ]);
+  });
+
+  it('tails every stream whose events declare changes', () => {
+    expect(streamsWithChanges().sort()).toEqual(['orders', 'payments']);
   });
 
   it('drops what an event names once it is published, for every caller', async () => {

@@ -32,7 +32,7 @@ export interface Edge {
 /**
  * Builds the edge. With REDIS_URL, rate budgets, persisted queries and the entity cache live in Redis
  * and are shared by every replica; without it (development), in this process's memory. Private
- * entity types are cached only with `eventBus`, whose order and payment events drop what changed.
+ * entity types are cached only with `eventBus`, whose events drop the entities they declare changed.
  */
 export async function createEdge(config: GatewayConfig, logger: Logger, eventBus?: EventBus): Promise<Edge> {
   const metrics = createEdgeMetrics();
