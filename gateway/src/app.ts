@@ -60,7 +60,7 @@ export async function startGateway(
     audience: config.JWT_AUDIENCE,
     ttlSeconds: 1,
   });
-  const edge = await createEdge(config, logger, options.eventBus);
+  const edge = await createEdge(config, supergraphSdl, logger, options.eventBus);
   const production = config.NODE_ENV === 'production';
   const subgraphUrls: Record<string, string> = {};
   const gateway = new ApolloGateway({
