@@ -14,6 +14,11 @@ import {
 import { subgraphNames, type SubgraphName } from './compose/compose.js';
 
 const optionalUrl = z.url({ error: 'must be a URL' }).optional();
+/** A comma-separated list whose absence (undefined) means something other than an empty list. */
+const optionalCommaList = z
+  .string()
+  .optional()
+  .transform((value) => (value === undefined ? undefined : commaList().parse(value)));
 
 /** Every variable the gateway reads; parsed once at start-up. */
 export const GatewayConfigSchema = z
@@ -71,15 +76,13 @@ export const GatewayConfigSchema = z
     ENTITY_CACHE_TYPES: commaList('Meal'),
     /**
      * Entity types cached per caller, for queries only (fields that depend on who asks), dropped on
-     * every change reported by a subgraph or named by an order or payment event. Needs the event bus.
+     * every change reported by a subgraph or named by an event. Unset: the object types the supergraph
+     * declares `@cacheControl(scope: PRIVATE)`; set, it replaces them (empty: none). Needs the event bus.
      */
-    ENTITY_CACHE_PRIVATE_TYPES: commaList('User,Order'),
+    ENTITY_CACHE_PRIVATE_TYPES: optionalCommaList,
     ENTITY_CACHE_TTL_SECONDS: integer(60, 1, 86_400),
     /** Origins browsers may call from (comma-separated, or *). Default: * in development, none in production. */
-    CORS_ORIGINS: z
-      .string()
-      .optional()
-      .transform((value) => (value === undefined ? undefined : commaList().parse(value))),
+    CORS_ORIGINS: optionalCommaList,
     /** Apollo's CSRF prevention: refuse simple (non-preflighted) requests that could come from any page. */
     CSRF_PREVENTION: flag(true),
     ...tracingEnv,

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger, createMessaging, newEvent } from '@food/platform';
-import { deleteKeys } from '@food/platform/testing';
+import { changedEntitiesOf, createLogger, createMessaging, newEvent } from '@food/platform';
+import { deleteKeys, testSecrets } from '@food/platform/testing';
+import { supergraphPath } from '../compose/compose.js';
+import { loadGatewayConfig } from '../config.js';
 import {
   EntityCache,
   InMemoryEntityCacheStore,
@@ -12,7 +15,8 @@ import {
   type EntitiesResponse,
   type EntityCacheStore,
 } from './entity-cache.js';
-import { entitiesChangedBy, invalidateOnEvents } from './entity-invalidation.js';
+import { invalidateOnEvents, streamsWithChanges } from './entity-invalidation.js';
+import { createEdge } from './index.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const prefix = `test-entities-${randomUUID()}`;
@@ -239,7 +243,7 @@ describe('entity cache invalidation from events', () => {
       actor: { kind: 'user', id: 'chef' },
       reason: null,
     });
-    expect(entitiesChangedBy(changed)).toEqual([
+    expect(changedEntitiesOf(changed)).toEqual([
       { subgraph: 'orders', entities: [order(ids.order), user(ids.customer)] },
     ]);
     const refunded = newEvent('payment.refunded', ids.payment, {
@@ -247,9 +251,13 @@ describe('entity cache invalidation from events', () => {
       orderId: ids.order,
       amount: { amount: 1200, currency: 'EUR' },
     });
-    expect(entitiesChangedBy(refunded)).toEqual([
+    expect(changedEntitiesOf(refunded)).toEqual([
       { subgraph: 'payments', entities: [order(ids.order), { __typename: 'Payment', id: ids.payment }] },
     ]);
+  });
+
+  it('tails every stream whose events declare changes', () => {
+    expect(streamsWithChanges().sort()).toEqual(['orders', 'payments']);
   });
 
   it('drops what an event names once it is published, for every caller', async () => {
@@ -287,5 +295,43 @@ describe('entity cache invalidation from events', () => {
       await subscription.close();
       await messaging.close();
     }
+  });
+});
+
+describe('private entity types of the edge', () => {
+  const supergraph = readFileSync(supergraphPath, 'utf8');
+  const ORDER_QUERY =
+    'query($representations:[_Any!]!){_entities(representations:$representations){...on Order{payment{status}}}}';
+
+  /** Whose answer the edge's entity cache makes a caller's fetch of an order, for this supergraph. */
+  async function orderScope(supergraphSdl: string, env: Record<string, string> = {}) {
+    const logger = createLogger('test', 'silent');
+    const messaging = createMessaging({ logger });
+    const config = loadGatewayConfig({ ...testSecrets, LOG_LEVEL: 'silent', ...env });
+    const edge = await createEdge(config, supergraphSdl, logger, messaging.bus);
+    try {
+      return edge.entityCache?.scopeOf(ORDER_QUERY, { representations: [order('o')] }, 'user:alice:CUSTOMER');
+    } finally {
+      await edge.close();
+      await messaging.close();
+    }
+  }
+
+  it('are the types the supergraph declares @cacheControl(scope: PRIVATE)', async () => {
+    expect(supergraph).toContain('@cacheControl(scope: PRIVATE)');
+    expect(await orderScope(supergraph)).toEqual(ALICE);
+    expect(await orderScope(supergraph.replaceAll('@cacheControl(scope: PRIVATE)', ''))).toBeUndefined();
+  });
+
+  it('are replaced by ENTITY_CACHE_PRIVATE_TYPES when it is set', async () => {
+    expect(await orderScope(supergraph, { ENTITY_CACHE_PRIVATE_TYPES: '' })).toBeUndefined();
+    const undeclared = supergraph.replaceAll('@cacheControl(scope: PRIVATE)', '');
+    expect(await orderScope(undeclared, { ENTITY_CACHE_PRIVATE_TYPES: 'Order' })).toEqual(ALICE);
+  });
+
+  it('refuses to start when one is also cached for every caller', async () => {
+    await expect(orderScope(supergraph, { ENTITY_CACHE_TYPES: 'Meal,Order' })).rejects.toThrow(
+      'ENTITY_CACHE_TYPES lists private entity types (Order)',
+    );
   });
 });

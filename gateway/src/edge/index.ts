@@ -1,6 +1,7 @@
 import { Redis } from 'ioredis';
 import type { CorsOptions, EventBus, EventSubscription, Logger } from '@food/platform';
 import type { GatewayConfig } from '../config.js';
+import { privateTypesOf } from './cache-control.js';
 import { compileTrustProxy } from './client-address.js';
 import { EntityCache, InMemoryEntityCacheStore, RedisEntityCacheStore } from './entity-cache.js';
 import { invalidateOnEvents } from './entity-invalidation.js';
@@ -32,9 +33,21 @@ export interface Edge {
 /**
  * Builds the edge. With REDIS_URL, rate budgets, persisted queries and the entity cache live in Redis
  * and are shared by every replica; without it (development), in this process's memory. Private
- * entity types are cached only with `eventBus`, whose order and payment events drop what changed.
+ * entity types (declared in the supergraph, or ENTITY_CACHE_PRIVATE_TYPES) are cached only with
+ * `eventBus`, whose events drop the entities they declare changed.
  */
-export async function createEdge(config: GatewayConfig, logger: Logger, eventBus?: EventBus): Promise<Edge> {
+export async function createEdge(
+  config: GatewayConfig,
+  supergraphSdl: string,
+  logger: Logger,
+  eventBus?: EventBus,
+): Promise<Edge> {
+  const declaredPrivate = config.ENTITY_CACHE_PRIVATE_TYPES ?? [...privateTypesOf(supergraphSdl)];
+  const sharedPrivate = config.ENTITY_CACHE_TYPES.filter((type) => declaredPrivate.includes(type));
+  if (sharedPrivate.length > 0) {
+    // One answer for every caller of a type whose fields depend on the caller would leak them.
+    throw new Error(`ENTITY_CACHE_TYPES lists private entity types (${sharedPrivate.join(', ')})`);
+  }
   const metrics = createEdgeMetrics();
   const prefix = config.REDIS_KEY_PREFIX;
   const redis = config.REDIS_URL ? await connectRedis(config.REDIS_URL, prefix, logger) : undefined;
@@ -72,10 +85,10 @@ export async function createEdge(config: GatewayConfig, logger: Logger, eventBus
             ttl: config.PERSISTED_QUERIES_TTL_SECONDS,
           };
 
-  const privateTypes = eventBus ? config.ENTITY_CACHE_PRIVATE_TYPES : [];
-  if (!eventBus && config.ENTITY_CACHE_PRIVATE_TYPES.length > 0) {
+  const privateTypes = eventBus ? declaredPrivate : [];
+  if (!eventBus && declaredPrivate.length > 0) {
     logger.warn(
-      { types: config.ENTITY_CACHE_PRIVATE_TYPES },
+      { types: declaredPrivate },
       'no event bus: private entity types are not cached (nothing would tell the cache they changed)',
     );
   }
