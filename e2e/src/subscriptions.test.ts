@@ -354,6 +354,45 @@ describe("the kitchen's feed (orderUpdates)", () => {
   });
 });
 
+describe("the kitchen's queue (kitchenQueue), declared in the orders subgraph's SDL alone", () => {
+  const QUEUE = 'subscription { kitchenQueue { id status version } }';
+
+  it('sends staff every change into, within and out of the kitchen, and nothing else', async () => {
+    const [first, second] = [await placeOrder(), await placeOrder(tokens.grace)];
+    const queue = record(connect(tokens.chef), QUEUE);
+    await vi.waitFor(() => expect(gateway.subscriptions.activeSubscriptions()).toBe(1));
+    await publish(
+      statusChanged(second, 'PENDING_PAYMENT', 'CANCELLED', 2, true), // never in the kitchen
+      statusChanged(first, 'PENDING_PAYMENT', 'PAID', 2), // in
+      statusChanged(first, 'PAID', 'ACCEPTED', 3),
+      statusChanged(first, 'ACCEPTED', 'PREPARING', 4),
+      statusChanged(first, 'PREPARING', 'READY', 5),
+      statusChanged(first, 'READY', 'OUT_FOR_DELIVERY', 6), // out
+      statusChanged(first, 'OUT_FOR_DELIVERY', 'DELIVERED', 7, true), // past the kitchen
+    );
+    const results = await queue.received(5);
+    expect(results.map((result) => `${result.data.kitchenQueue.status}/${result.data.kitchenQueue.version}`)).toEqual([
+      'PAID/2',
+      'ACCEPTED/3',
+      'PREPARING/4',
+      'READY/5',
+      'OUT_FOR_DELIVERY/6',
+    ]);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(queue.results).toHaveLength(5);
+    queue.unsubscribe();
+    await settled();
+  });
+
+  it('is refused to a customer (FORBIDDEN) and to an anonymous connection (UNAUTHENTICATED)', async () => {
+    const customer = record(connect(tokens.ada), QUEUE);
+    const anonymous = record(connect(), QUEUE);
+    await Promise.all([customer.ended(), anonymous.ended()]);
+    expect(customer.state.error).toEqual([expect.objectContaining({ extensions: { code: 'FORBIDDEN' } })]);
+    expect(anonymous.state.error).toEqual([expect.objectContaining({ extensions: { code: 'UNAUTHENTICATED' } })]);
+  });
+});
+
 describe('limits and clean-up', () => {
   it(`refuses a subscription beyond ${MAX_PER_CONNECTION} on one connection, with a typed error`, async () => {
     const client = connect(tokens.chef);

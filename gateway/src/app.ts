@@ -23,6 +23,7 @@ import { clientAddress, createEdge, guardHttpOperations } from './edge/index.js'
 import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
+import { liveDeclarationProblems } from './subscriptions/checks.js';
 import { readLiveFields } from './subscriptions/declarations.js';
 import { SubscriptionEngine } from './subscriptions/engine.js';
 import type { EventHubCounts } from './subscriptions/hub.js';
@@ -69,6 +70,10 @@ export async function startGateway(
   options: GatewayOptions = {},
 ): Promise<RunningGateway> {
   const supergraphSdl = readFileSync(config.SUPERGRAPH_PATH ?? fileURLToPath(supergraphPath), 'utf8');
+  const liveProblems = liveDeclarationProblems(supergraphSdl);
+  if (liveProblems.length) {
+    throw new Error(`the supergraph's @subscribe declarations do not hold:\n  - ${liveProblems.join('\n  - ')}`);
+  }
   const overrides = subgraphUrlOverrides(config);
   const internalTokens = new InternalTokens(config.INTERNAL_TOKEN_SECRET);
   const userTokens = new UserTokens({

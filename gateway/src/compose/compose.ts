@@ -3,6 +3,7 @@ import { composeServices } from '@apollo/composition';
 import type { ASTNode, GraphQLError } from 'graphql';
 // Composition's schema objects come from the graphql instance @apollo/composition loads.
 import { parse, printSchema, Source } from '../graphql-js.js';
+import { liveDeclarationProblems } from '../subscriptions/checks.js';
 
 /**
  * The subgraphs of the supergraph, with the URLs the committed supergraph names (local development).
@@ -68,6 +69,10 @@ export function composeSubgraphs(subgraphs: SubgraphSdl[]): Composition {
     })),
   );
   if (result.errors) throw new CompositionError(result.errors.map(problemOf));
+  // Composition keeps @subscribe as it is; what it says must hold against the events and the types.
+  const live = liveDeclarationProblems(result.supergraphSdl);
+  if (live.length)
+    throw new CompositionError(live.map((message) => ({ code: 'LIVE_DECLARATION', message, locations: [] })));
   const hints = result.hints
     .filter((hint) => hint.definition.level.name === 'WARN')
     .map((hint) => ({
