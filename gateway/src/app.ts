@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { Supergraph } from '@apollo/federation-internals';
 import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
 import type { GraphQLSchema } from 'graphql';
@@ -16,8 +17,8 @@ import {
   type RunningHttpService,
 } from '@food/platform';
 import { authenticate } from './auth.js';
-import { subgraphNames, supergraphPath, type SubgraphName } from './compose/compose.js';
-import { subgraphUrlOverrides, type GatewayConfig } from './config.js';
+import { supergraphPath } from './compose/compose.js';
+import type { GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
 import { clientAddress, createEdge, guardHttpOperations } from './edge/index.js';
 import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
@@ -70,11 +71,20 @@ export async function startGateway(
   options: GatewayOptions = {},
 ): Promise<RunningGateway> {
   const supergraphSdl = readFileSync(config.SUPERGRAPH_PATH ?? fileURLToPath(supergraphPath), 'utf8');
-  const liveProblems = liveDeclarationProblems(supergraphSdl);
+  const supergraph = Supergraph.build(supergraphSdl);
+  // The subgraphs, as the supergraph names them: the gateway knows no other list.
+  const subgraphNames = supergraph.subgraphs().names();
+  const unknown = Object.keys(config.subgraphUrls).filter((name) => !subgraphNames.includes(name));
+  if (unknown.length) {
+    throw new Error(
+      `${unknown.map((name) => `${name.toUpperCase()}_SUBGRAPH_URL`).join(', ')} names no subgraph of the supergraph ` +
+        `(its subgraphs: ${subgraphNames.join(', ')})`,
+    );
+  }
+  const liveProblems = liveDeclarationProblems(supergraphSdl, supergraph);
   if (liveProblems.length) {
     throw new Error(`the supergraph's @subscribe declarations do not hold:\n  - ${liveProblems.join('\n  - ')}`);
   }
-  const overrides = subgraphUrlOverrides(config);
   const internalTokens = new InternalTokens(config.INTERNAL_TOKEN_SECRET);
   const userTokens = new UserTokens({
     secret: config.JWT_SECRET,
@@ -90,7 +100,7 @@ export async function startGateway(
   const gateway = new ApolloGateway({
     supergraphSdl,
     buildService: ({ name, url }) => {
-      const target = overrides[name as SubgraphName] ?? url;
+      const target = config.subgraphUrls[name] ?? url;
       if (!target) throw new Error(`no URL for subgraph ${name}`);
       subgraphUrls[name] = target;
       const source = new SubgraphDataSource({
@@ -115,7 +125,7 @@ export async function startGateway(
     schema: () => apiSchema,
     live: {
       fields: readLiveFields(supergraphSdl),
-      executor: new LiveExecutor(supergraphSdl, dataSources, subscriptionLogger),
+      executor: new LiveExecutor(supergraph, dataSources, subscriptionLogger),
     },
     eventBus: options.eventBus,
     guard: edge.guard,

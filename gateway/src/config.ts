@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import {
   commaList,
+  ConfigError,
   flag,
   integer,
   loadConfig,
@@ -11,9 +12,7 @@ import {
   secret,
   tracingEnv,
 } from '@food/platform';
-import { subgraphNames, type SubgraphName } from './compose/compose.js';
 
-const optionalUrl = z.url({ error: 'must be a URL' }).optional();
 /** A comma-separated list whose absence (undefined) means something other than an empty list. */
 const optionalCommaList = z
   .string()
@@ -33,11 +32,6 @@ export const GatewayConfigSchema = z
     JWT_SECRET: secret(32),
     JWT_ISSUER: z.string().min(1).default('food-users'),
     JWT_AUDIENCE: z.string().min(1).default('food-supergraph'),
-    /** Per-subgraph overrides of the URLs in the supergraph (e.g. Kubernetes service names). */
-    USERS_SUBGRAPH_URL: optionalUrl,
-    MEALS_SUBGRAPH_URL: optionalUrl,
-    ORDERS_SUBGRAPH_URL: optionalUrl,
-    PAYMENTS_SUBGRAPH_URL: optionalUrl,
     /** How long one subgraph fetch may take before the gateway gives up on it. */
     SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
     /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */
@@ -92,17 +86,35 @@ export const GatewayConfigSchema = z
     message: 'is required when PERSISTED_QUERIES=safelist',
   });
 
-export type GatewayConfig = z.infer<typeof GatewayConfigSchema>;
+/** `<NAME>_SUBGRAPH_URL`: where the gateway calls the subgraph NAME of the supergraph instead of its URL there. */
+const SUBGRAPH_URL_VARIABLE = /^([A-Z0-9_]+)_SUBGRAPH_URL$/;
+
+export type GatewayConfig = z.infer<typeof GatewayConfigSchema> & {
+  /**
+   * Per-subgraph overrides of the URLs in the supergraph (e.g. Kubernetes service names), by subgraph
+   * name (lower case), from every `<NAME>_SUBGRAPH_URL` set. The gateway refuses one that names no
+   * subgraph of its supergraph.
+   */
+  subgraphUrls: Record<string, string>;
+};
 
 export function loadGatewayConfig(env: Record<string, string | undefined> = process.env): GatewayConfig {
-  return loadConfig('gateway', GatewayConfigSchema, env);
-}
-
-export function subgraphUrlOverrides(config: GatewayConfig): Partial<Record<SubgraphName, string>> {
-  const overrides: Partial<Record<SubgraphName, string>> = {};
-  for (const name of subgraphNames) {
-    const url = config[`${name.toUpperCase() as Uppercase<SubgraphName>}_SUBGRAPH_URL`];
-    if (url) overrides[name] = url;
+  const urls = z.record(z.string(), z.url({ protocol: /^https?$/ }));
+  const named = Object.entries(env).flatMap(([name, value]) => {
+    const subgraph = SUBGRAPH_URL_VARIABLE.exec(name)?.[1];
+    return subgraph && value ? [[subgraph.toLowerCase(), value] as const] : [];
+  });
+  const config = loadConfig('gateway', GatewayConfigSchema, env);
+  const subgraphUrls = urls.safeParse(Object.fromEntries(named));
+  if (!subgraphUrls.success) {
+    throw new ConfigError(
+      subgraphUrls.error.issues
+        .map(
+          (issue) =>
+            `gateway: invalid configuration: ${String(issue.path[0]).toUpperCase()}_SUBGRAPH_URL: ${issue.message}`,
+        )
+        .join('\n'),
+    );
   }
-  return overrides;
+  return { ...config, subgraphUrls: subgraphUrls.data };
 }

@@ -1,32 +1,53 @@
 import { readFileSync } from 'node:fs';
 import { composeServices } from '@apollo/composition';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
 import type { ASTNode, GraphQLError } from 'graphql';
 // Composition's schema objects come from the graphql instance @apollo/composition loads.
 import { parse, printSchema, Source } from '../graphql-js.js';
 import { liveDeclarationProblems } from '../subscriptions/checks.js';
 
 /**
- * The subgraphs of the supergraph, with the URLs the committed supergraph names (local development).
+ * The subgraphs to compose, in Rover's supergraph config format (supergraph.yaml at the repository's
+ * root): each one's SDL file and the URL the committed supergraph names for local development.
  * Deployments override each URL with `<NAME>_SUBGRAPH_URL` at run time; the schema stays the same.
  */
-export const subgraphNames = ['users', 'meals', 'orders', 'payments'] as const;
-export type SubgraphName = (typeof subgraphNames)[number];
+export const supergraphConfigPath = new URL('../../../supergraph.yaml', import.meta.url);
 
-export const defaultSubgraphPorts: Record<SubgraphName, number> = {
-  users: 4001,
-  meals: 4002,
-  orders: 4003,
-  payments: 4004,
-};
+const ZSupergraphConfig = z.object({
+  federation_version: z.string().optional(),
+  subgraphs: z.record(
+    z.string().regex(/^[a-z][a-z0-9_]*$/, 'a subgraph name is lower case letters, digits and _'),
+    z.object({ routing_url: z.url(), schema: z.object({ file: z.string().min(1) }) }),
+  ),
+});
+
+export interface SubgraphSource {
+  name: string;
+  url: string;
+  /** The SDL file, relative to the repository's root. */
+  file: string;
+}
+
+/** The subgraphs supergraph.yaml lists, in its order. */
+export function readSupergraphConfig(path: URL = supergraphConfigPath): SubgraphSource[] {
+  const config = ZSupergraphConfig.parse(parseYaml(readFileSync(path, 'utf8')));
+  return Object.entries(config.subgraphs).map(([name, subgraph]) => ({
+    name,
+    url: subgraph.routing_url,
+    file: subgraph.schema.file.replace(/^\.\//, ''),
+  }));
+}
 
 /** The composed supergraph (what the gateway runs) and the public API schema (what clients see). */
 export const supergraphPath = new URL('../../supergraph.graphql', import.meta.url);
 export const apiSchemaPath = new URL('../../api-schema.graphql', import.meta.url);
-const schemaPathOf = (name: SubgraphName) => new URL(`../../../subgraphs/${name}/schema.graphql`, import.meta.url);
 
 export interface SubgraphSdl {
   name: string;
   sdl: string;
+  /** Where the committed supergraph says it is served (local development). */
+  url?: string;
 }
 
 /** A composition error or hint, with where it comes from: `subgraph:line` for each node involved. */
@@ -53,17 +74,21 @@ export class CompositionError extends Error {
 export const describeProblem = (problem: CompositionProblem) =>
   `[${problem.code}] ${problem.message}${problem.locations.length ? ` (${problem.locations.join(', ')})` : ''}`;
 
-/** The four SDL files, the source of truth. */
+/** Every subgraph's SDL file, the source of truth, as supergraph.yaml lists them. */
 export function readSubgraphSdls(): SubgraphSdl[] {
-  return subgraphNames.map((name) => ({ name, sdl: readFileSync(schemaPathOf(name), 'utf8') }));
+  return readSupergraphConfig().map(({ name, url, file }) => ({
+    name,
+    url,
+    sdl: readFileSync(new URL(file, supergraphConfigPath), 'utf8'),
+  }));
 }
 
 /** Composes subgraph SDLs into the supergraph, or throws every error with its subgraph and line. */
 export function composeSubgraphs(subgraphs: SubgraphSdl[]): Composition {
   const result = composeServices(
-    subgraphs.map(({ name, sdl }) => ({
+    subgraphs.map(({ name, sdl, url }) => ({
       name,
-      url: `http://127.0.0.1:${defaultSubgraphPorts[name as SubgraphName] ?? 4000}/graphql`,
+      url: url ?? `http://${name}.invalid/graphql`,
       // Named sources, so every error and hint can say which subgraph file it is about.
       typeDefs: parse(new Source(sdl, name)),
     })),

@@ -3,7 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { subgraphNames } from '../compose/compose.js';
+import { readSupergraphConfig } from '../compose/compose.js';
 import { readAllowList } from './changes.js';
 import { formatReport, runSchemaCheck } from './check.js';
 
@@ -41,10 +41,11 @@ function baseSchema(): { source: string; sdl: string } | undefined {
 }
 
 const report = await runSchemaCheck({
-  subgraphs: subgraphNames.map((name) => {
-    const path = `subgraphs/${name}/schema.graphql`;
-    return { name, path, sdl: readFileSync(`${root}${path}`, 'utf8') };
-  }),
+  subgraphs: readSupergraphConfig().map(({ name, file }) => ({
+    name,
+    path: file,
+    sdl: readFileSync(`${root}${file}`, 'utf8'),
+  })),
   base: baseSchema(),
   operationsDirectory: `${root}operations/src`,
   allowList: readAllowList(`${root}gateway/allowed-breaking-changes.json`),

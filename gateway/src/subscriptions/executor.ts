@@ -49,7 +49,6 @@ const REPRESENTATIONS = '__liveRepresentations';
  * Every other fetch, and the shaping of the result, is the gateway's ordinary executor's.
  */
 export class LiveExecutor {
-  private readonly supergraph: Supergraph;
   private readonly apiSchema: Schema;
   private readonly apiGraphQLSchema: GraphQLSchema;
   private readonly supergraphSchema: GraphQLSchema;
@@ -60,11 +59,10 @@ export class LiveExecutor {
   private readonly prepared = new WeakMap<OperationDefinitionNode, PreparedSubscription>();
 
   constructor(
-    supergraphSdl: string,
+    private readonly supergraph: Supergraph,
     private readonly dataSources: ReadonlyMap<string, GraphQLDataSource<GatewayContext>>,
     private readonly logger: Logger,
   ) {
-    this.supergraph = Supergraph.build(supergraphSdl);
     this.apiSchema = this.supergraph.apiSchema();
     this.apiGraphQLSchema = this.apiSchema.toGraphQLJSSchema();
     this.supergraphSchema = this.supergraph.schema.toGraphQLJSSchema();

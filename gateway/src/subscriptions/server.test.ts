@@ -1,3 +1,4 @@
+import { Supergraph } from '@apollo/federation-internals';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
@@ -47,7 +48,7 @@ const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
 // No data sources: nothing here reaches execution.
 const live = {
   fields: readLiveFields(supergraphSdl),
-  executor: new LiveExecutor(supergraphSdl, new Map(), createLogger('test', 'silent')),
+  executor: new LiveExecutor(Supergraph.build(supergraphSdl), new Map(), createLogger('test', 'silent')),
 };
 const running: { httpServer: Server; subscriptions: SubscriptionServer; engine: SubscriptionEngine }[] = [];
 

@@ -1,3 +1,4 @@
+import { Supergraph } from '@apollo/federation-internals';
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -20,7 +21,7 @@ import { entitiesFromArguments, LiveSubscription, LiveTopic, type EntityResolver
 const logger = createLogger('test', 'silent');
 const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
 const liveFields = readLiveFields(supergraphSdl);
-const executor = new LiveExecutor(supergraphSdl, new Map(), logger);
+const executor = new LiveExecutor(Supergraph.build(supergraphSdl), new Map(), logger);
 const fastRetry: RetryPolicy = { initialDelayMs: 5, maxDelayMs: 20, giveUpAfterMs: 300 };
 
 /** A minimal event bus: `tail` listens on an EventEmitter; `publish` emits synchronously. */
