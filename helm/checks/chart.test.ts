@@ -10,7 +10,8 @@ import { loadPaymentsConfig, PaymentsConfigSchema } from '@food/payments-subgrap
 import { OPERATIONS_PATHS } from '@food/platform';
 import { databaseServices } from '@food/prisma';
 import { loadUsersConfig, UsersConfigSchema } from '@food/users-subgraph';
-import { buildRenderer, removeScratch, chartDir, readBake, render, repoRoot, valuesFile } from './render.js';
+import { readBake } from './bake.js';
+import { buildRenderer, removeScratch, chartDir, render, repoRoot, valuesFile } from './render.js';
 
 // The chart's checks: it renders (with the Go renderer, as `helm template` would) for the defaults
 // and for production, and every manifest is checked against the kinds' rules and against the code
