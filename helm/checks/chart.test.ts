@@ -11,22 +11,21 @@ import { OPERATIONS_PATHS } from '@food/platform';
 import { databaseServices } from '@food/prisma';
 import { loadUsersConfig, UsersConfigSchema } from '@food/users-subgraph';
 import { readBake } from './bake.js';
-import { buildRenderer, removeScratch, chartDir, render, repoRoot, valuesFile } from './render.js';
+import { chartDir, fixturesDir, NAMESPACE, removeScratch, render, repoRoot, valuesFile } from './render.js';
 
-// The chart's checks: it renders (with the Go renderer, as `helm template` would) for the defaults
-// and for production, and every manifest is checked against the kinds' rules and against the code
-// it deploys: the services' own config schemas, their probe paths, the images docker-bake.hcl builds
-// from the Dockerfile, and the metrics.
+// The chart's checks: the real helm renders it (`helm template`) for the defaults, everything
+// switched on and production, and every manifest is checked against the kinds' rules and against
+// the code it deploys: the services' own config schemas, their probe paths, the images
+// docker-bake.hcl builds from the Dockerfile, and the metrics.
 
 type Manifest = any;
 type Env = Record<string, string>;
 
-const NAMESPACE = 'food';
 const chartValues = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8'));
 const productionValues = parse(readFileSync(join(chartDir, 'values-production.yaml'), 'utf8'));
 
 /** The least a default install needs: every secret, database and Redis, inline. */
-const minimalValuesFile = join(repoRoot, 'helm', 'checks', 'fixtures', 'minimal-values.yaml');
+const minimalValuesFile = join(fixturesDir, 'minimal-values.yaml');
 const minimalValues = parse(readFileSync(minimalValuesFile, 'utf8'));
 
 /** Everything switched on, secrets inline (production uses existingSecret references). */
@@ -419,7 +418,6 @@ describe('the food-supergraph chart', () => {
   const releases = {} as Record<keyof typeof scenarios, Release>;
 
   beforeAll(() => {
-    buildRenderer();
     for (const name of Object.keys(scenarios) as (keyof typeof scenarios)[]) {
       const result = render(chartDir, scenarios[name]());
       if (result.status !== 0) throw new Error(`rendering ${name} failed: ${result.stderr}`);
@@ -467,8 +465,15 @@ describe('the food-supergraph chart', () => {
         expect(result.status, key).toBe(1);
         expect(result.stderr, key).toContain(message);
       }
-      const short = render(chartDir, ['-f', valuesFile(minimalValues), '--set-string', 'secrets.jwtSecret=short']);
-      expect(short.stderr).toContain('secrets.jwtSecret must be at least 32 characters');
+      // helm checks values.schema.json before it renders; the template's own check stands behind it
+      // for an install that skips the schema.
+      const short = ['-f', valuesFile(minimalValues), '--set-string', 'secrets.jwtSecret=short'];
+      const refusedBySchema = render(chartDir, short);
+      expect(refusedBySchema.status).toBe(1);
+      expect(refusedBySchema.stderr).toContain("at '/secrets/jwtSecret': minLength: got 5, want 32");
+      const refusedByTemplate = render(chartDir, [...short, '--skip-schema-validation']);
+      expect(refusedByTemplate.status).toBe(1);
+      expect(refusedByTemplate.stderr).toContain('secrets.jwtSecret must be at least 32 characters');
       const ingress = render(chartDir, ['-f', valuesFile(minimalValues), '--set', 'ingress.enabled=true']);
       expect(ingress.stderr).toContain('ingress.host is required');
     });

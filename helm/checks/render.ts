@@ -4,38 +4,22 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
+import { helmBinary } from './helm-binary.js';
 
 export const helmDir = fileURLToPath(new URL('../', import.meta.url));
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
 export const chartDir = join(helmDir, 'food-supergraph');
+export const fixturesDir = join(helmDir, 'checks', 'fixtures');
+
+/** The release the checks install, as the chart's README does: `helm install food ... --namespace food`. */
+export const RELEASE = 'food';
+export const NAMESPACE = 'food';
 
 const scratch = mkdtempSync(join(tmpdir(), 'food-helm-checks-'));
-let binary: string | undefined;
 
-/** Removes the renderer and the values files written for this test file. */
+/** Removes the values files written for this test file. */
 export function removeScratch(): void {
   rmSync(scratch, { recursive: true, force: true });
-}
-
-/** Builds the Go renderer (helm/render) into a temporary directory, once per test file. */
-export function buildRenderer(): string {
-  if (binary) return binary;
-  const out = join(scratch, 'render');
-  const result = spawnSync('sh', [join(helmDir, 'render', 'build.sh'), out], { encoding: 'utf8' });
-  if (result.error || result.status !== 0) {
-    throw new Error(
-      `could not build the chart renderer (helm/render/build.sh): ${result.stderr || result.error?.message}\n` +
-        'It needs Go and sprig from Debian: apt-get install -y golang-go golang-github-masterminds-sprig-dev golang-gopkg-yaml.v3-dev',
-    );
-  }
-  binary = out;
-  return out;
-}
-
-export interface Rendered {
-  status: number | null;
-  stdout: string;
-  stderr: string;
 }
 
 let files = 0;
@@ -46,11 +30,23 @@ export function valuesFile(values: unknown): string {
   return file;
 }
 
-/** `helm template`-like rendering: release "food" in namespace "food" unless args say otherwise. */
-export function render(chart: string, args: string[] = []): Rendered {
-  const result = spawnSync(buildRenderer(), ['--name', 'food', '--namespace', 'food', ...args, chart], {
-    encoding: 'utf8',
-  });
+export interface HelmResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs helm (see helm-binary.ts for which one). */
+export function helm(args: string[]): HelmResult {
+  const result = spawnSync(helmBinary(), args, { encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
   if (result.error) throw result.error;
   return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/**
+ * `helm template` of release "food" in namespace "food" (a later `--namespace` in `args` wins).
+ * `args` are helm's own flags: `-f`, `--set`, `--set-string`, `--is-upgrade`, ...
+ */
+export function render(chart: string, args: string[] = []): HelmResult {
+  return helm(['template', RELEASE, chart, '--namespace', NAMESPACE, ...args]);
 }
