@@ -11,12 +11,12 @@ import { OPERATIONS_PATHS } from '@food/platform';
 import { databaseServices } from '@food/prisma';
 import { loadUsersConfig, UsersConfigSchema } from '@food/users-subgraph';
 import { readBake } from './bake.js';
-import { chartDir, fixturesDir, NAMESPACE, removeScratch, render, repoRoot, valuesFile } from './render.js';
+import { chartDir, fixturesDir, lint, NAMESPACE, removeScratch, render, repoRoot, valuesFile } from './render.js';
 
-// The chart's checks: the real helm renders it (`helm template`) for the defaults, everything
-// switched on and production, and every manifest is checked against the kinds' rules and against
-// the code it deploys: the services' own config schemas, their probe paths, the images
-// docker-bake.hcl builds from the Dockerfile, and the metrics.
+// The chart's checks: the real helm lints it (--strict) and renders it (`helm template`) for the
+// defaults, everything switched on and production, and every manifest is checked against the
+// kinds' rules and against the code it deploys: the services' own config schemas, their probe
+// paths, the images docker-bake.hcl builds from the Dockerfile, and the metrics.
 
 type Manifest = any;
 type Env = Record<string, string>;
@@ -425,6 +425,28 @@ describe('the food-supergraph chart', () => {
     }
   }, 60_000);
   afterAll(removeScratch);
+
+  describe('helm lint', () => {
+    it.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('helm lint --strict passes for %s', (scenario) => {
+      const result = lint(chartDir, scenarios[scenario]());
+      expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
+      expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    });
+
+    it('every values file the repository ships is one of the scenarios (so it is linted, rendered and checked)', () => {
+      const shipped = [
+        ...readdirSync(fixturesDir)
+          .filter((f) => /\.ya?ml$/.test(f))
+          .map((f) => join(fixturesDir, f)),
+        ...readdirSync(chartDir)
+          .filter((f) => /^values-.+\.ya?ml$/.test(f))
+          .map((f) => join(chartDir, f)),
+      ];
+      expect(shipped.length).toBeGreaterThanOrEqual(2);
+      const used = Object.values(scenarios).flatMap((args) => args());
+      for (const file of shipped) expect(used, file).toContain(file);
+    });
+  });
 
   describe('values', () => {
     const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8'));

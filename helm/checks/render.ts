@@ -50,3 +50,8 @@ export function helm(args: string[]): HelmResult {
 export function render(chart: string, args: string[] = []): HelmResult {
   return helm(['template', RELEASE, chart, '--namespace', NAMESPACE, ...args]);
 }
+
+/** `helm lint --strict` (warnings fail too), with the same release settings as `render`. */
+export function lint(chart: string, args: string[] = []): HelmResult {
+  return helm(['lint', '--strict', chart, '--namespace', NAMESPACE, ...args]);
+}
