@@ -11,12 +11,14 @@ import { OPERATIONS_PATHS } from '@food/platform';
 import { databaseServices } from '@food/prisma';
 import { loadUsersConfig, UsersConfigSchema } from '@food/users-subgraph';
 import { readBake } from './bake.js';
+import { MODELLED_KUBE_VERSION, schemaProblems } from './kubernetes-schemas.js';
 import { chartDir, fixturesDir, lint, NAMESPACE, removeScratch, render, repoRoot, valuesFile } from './render.js';
 
 // The chart's checks: the real helm lints it (--strict) and renders it (`helm template`) for the
-// defaults, everything switched on and production, and every manifest is checked against the
-// kinds' rules and against the code it deploys: the services' own config schemas, their probe
-// paths, the images docker-bake.hcl builds from the Dockerfile, and the metrics.
+// defaults, everything switched on and production; every manifest is validated against the
+// Kubernetes API schemas, and checked against the kinds' rules and against the code it deploys: the
+// services' own config schemas, their probe paths, the images docker-bake.hcl builds from the
+// Dockerfile, and the metrics.
 
 type Manifest = any;
 type Env = Record<string, string>;
@@ -426,7 +428,7 @@ describe('the food-supergraph chart', () => {
   }, 60_000);
   afterAll(removeScratch);
 
-  describe('helm lint', () => {
+  describe('helm lint and kubeVersion', () => {
     it.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('helm lint --strict passes for %s', (scenario) => {
       const result = lint(chartDir, scenarios[scenario]());
       expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
@@ -445,6 +447,16 @@ describe('the food-supergraph chart', () => {
       expect(shipped.length).toBeGreaterThanOrEqual(2);
       const used = Object.values(scenarios).flatMap((args) => args());
       for (const file of shipped) expect(used, file).toContain(file);
+    });
+
+    it(`Chart.yaml's kubeVersion admits the ${MODELLED_KUBE_VERSION} the schemas model, and helm refuses an older cluster`, () => {
+      const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8'));
+      expect(chart.kubeVersion).toBe('>=1.29.0-0');
+      // Every scenario rendered for MODELLED_KUBE_VERSION (beforeAll); the minimum is the floor.
+      expect(render(chartDir, ['-f', minimalValuesFile, '--kube-version', '1.29.0']).status).toBe(0);
+      const old = render(chartDir, ['-f', minimalValuesFile, '--kube-version', '1.28.15']);
+      expect(old.status).toBe(1);
+      expect(old.stderr).toContain('chart requires kubeVersion: >=1.29.0-0');
     });
   });
 
@@ -527,6 +539,10 @@ describe('the food-supergraph chart', () => {
 
   describe.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('rendered for %s', (scenario) => {
     const release = () => releases[scenario];
+
+    it(`every manifest is valid for the Kubernetes ${MODELLED_KUBE_VERSION} API, with no field it does not define`, async () => {
+      expect(await schemaProblems(release().manifests)).toEqual([]);
+    });
 
     it('every manifest has apiVersion, kind and a valid unique name, with the expected API versions', () => {
       const apiVersions: Record<string, string> = {
@@ -923,5 +939,21 @@ describe('the food-supergraph chart', () => {
       expect(defined.get(name), `${name} is defined in the source`).toEqual(Object.keys(labels).sort());
     }
     expect(text).toContain('collectDefaultMetrics(');
+  });
+});
+
+describe('the Kubernetes schema check', () => {
+  it('fails a manifest with a misspelt field and a wrong type, naming the manifest and each path', async () => {
+    const result = render(join(fixturesDir, 'broken-chart'));
+    expect(result.status, result.stderr).toBe(0);
+    expect(await schemaProblems(parseManifests(result.stdout))).toEqual([
+      'Deployment/food-web: spec.replicas: must be integer',
+      "Deployment/food-web: spec.template.spec.containers[0].resource: unknown field (not in IContainer; did you mean 'resources'?)",
+    ]);
+  });
+
+  it('fails a kind no schema package models, rather than letting it through unchecked', async () => {
+    const widget = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' }, spec: {} };
+    expect(await schemaProblems([widget])).toEqual(['Widget/w: no schema for example.com/v1 Widget']);
   });
 });

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
 import { helmBinary } from './helm-binary.js';
+import { MODELLED_KUBE_VERSION } from './kubernetes-schemas.js';
 
 export const helmDir = fileURLToPath(new URL('../', import.meta.url));
 export const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
@@ -44,14 +45,15 @@ export function helm(args: string[]): HelmResult {
 }
 
 /**
- * `helm template` of release "food" in namespace "food" (a later `--namespace` in `args` wins).
- * `args` are helm's own flags: `-f`, `--set`, `--set-string`, `--is-upgrade`, ...
+ * `helm template` of release "food" in namespace "food" (a later `--namespace` in `args` wins), for
+ * the Kubernetes version whose API the manifests are validated against. `args` are helm's own flags:
+ * `-f`, `--set`, `--set-string`, `--is-upgrade`, ...
  */
 export function render(chart: string, args: string[] = []): HelmResult {
-  return helm(['template', RELEASE, chart, '--namespace', NAMESPACE, ...args]);
+  return helm(['template', RELEASE, chart, '--namespace', NAMESPACE, '--kube-version', MODELLED_KUBE_VERSION, ...args]);
 }
 
 /** `helm lint --strict` (warnings fail too), with the same release settings as `render`. */
 export function lint(chart: string, args: string[] = []): HelmResult {
-  return helm(['lint', '--strict', chart, '--namespace', NAMESPACE, ...args]);
+  return helm(['lint', '--strict', chart, '--namespace', NAMESPACE, '--kube-version', MODELLED_KUBE_VERSION, ...args]);
 }
