@@ -1,20 +1,8 @@
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { launchChromium } from './browser.js';
 import { startTestSupergraph } from './harness.js';
 import { Shop } from './shop.js';
-
-/** Debian's chromium (CI installs it); the flags keep it off the network this machine does not have. */
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const flags = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let t: Awaited<ReturnType<typeof startTestSupergraph>>;
 let shop: Shop;
@@ -23,7 +11,7 @@ let browser: Browser;
 beforeAll(async () => {
   t = await startTestSupergraph();
   shop = await new Shop(t.post, t.supergraph.gatewayUrl).open();
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: flags });
+  browser = await launchChromium();
 });
 afterAll(async () => {
   await browser?.close();

@@ -10,22 +10,24 @@ import { loadPaymentsConfig, PaymentsConfigSchema } from '@food/payments-subgrap
 import { OPERATIONS_PATHS } from '@food/platform';
 import { databaseServices } from '@food/prisma';
 import { loadUsersConfig, UsersConfigSchema } from '@food/users-subgraph';
-import { buildRenderer, removeScratch, chartDir, readBake, render, repoRoot, valuesFile } from './render.js';
+import { readBake } from './bake.js';
+import { MODELLED_KUBE_VERSION, schemaProblems } from './kubernetes-schemas.js';
+import { chartDir, fixturesDir, lint, NAMESPACE, removeScratch, render, repoRoot, valuesFile } from './render.js';
 
-// The chart's checks: it renders (with the Go renderer, as `helm template` would) for the defaults
-// and for production, and every manifest is checked against the kinds' rules and against the code
-// it deploys: the services' own config schemas, their probe paths, the images docker-bake.hcl builds
-// from the Dockerfile, and the metrics.
+// The chart's checks: the real helm lints it (--strict) and renders it (`helm template`) for the
+// defaults, everything switched on and production; every manifest is validated against the
+// Kubernetes API schemas, and checked against the kinds' rules and against the code it deploys: the
+// services' own config schemas, their probe paths, the images docker-bake.hcl builds from the
+// Dockerfile, and the metrics.
 
 type Manifest = any;
 type Env = Record<string, string>;
 
-const NAMESPACE = 'food';
 const chartValues = parse(readFileSync(join(chartDir, 'values.yaml'), 'utf8'));
 const productionValues = parse(readFileSync(join(chartDir, 'values-production.yaml'), 'utf8'));
 
 /** The least a default install needs: every secret, database and Redis, inline. */
-const minimalValuesFile = join(repoRoot, 'helm', 'checks', 'fixtures', 'minimal-values.yaml');
+const minimalValuesFile = join(fixturesDir, 'minimal-values.yaml');
 const minimalValues = parse(readFileSync(minimalValuesFile, 'utf8'));
 
 /** Everything switched on, secrets inline (production uses existingSecret references). */
@@ -418,7 +420,6 @@ describe('the food-supergraph chart', () => {
   const releases = {} as Record<keyof typeof scenarios, Release>;
 
   beforeAll(() => {
-    buildRenderer();
     for (const name of Object.keys(scenarios) as (keyof typeof scenarios)[]) {
       const result = render(chartDir, scenarios[name]());
       if (result.status !== 0) throw new Error(`rendering ${name} failed: ${result.stderr}`);
@@ -426,6 +427,38 @@ describe('the food-supergraph chart', () => {
     }
   }, 60_000);
   afterAll(removeScratch);
+
+  describe('helm lint and kubeVersion', () => {
+    it.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('helm lint --strict passes for %s', (scenario) => {
+      const result = lint(chartDir, scenarios[scenario]());
+      expect(result.status, `${result.stdout}${result.stderr}`).toBe(0);
+      expect(result.stdout).toContain('1 chart(s) linted, 0 chart(s) failed');
+    });
+
+    it('every values file the repository ships is one of the scenarios (so it is linted, rendered and checked)', () => {
+      const shipped = [
+        ...readdirSync(fixturesDir)
+          .filter((f) => /\.ya?ml$/.test(f))
+          .map((f) => join(fixturesDir, f)),
+        ...readdirSync(chartDir)
+          .filter((f) => /^values-.+\.ya?ml$/.test(f))
+          .map((f) => join(chartDir, f)),
+      ];
+      expect(shipped.length).toBeGreaterThanOrEqual(2);
+      const used = Object.values(scenarios).flatMap((args) => args());
+      for (const file of shipped) expect(used, file).toContain(file);
+    });
+
+    it(`Chart.yaml's kubeVersion admits the ${MODELLED_KUBE_VERSION} the schemas model, and helm refuses an older cluster`, () => {
+      const chart = parse(readFileSync(join(chartDir, 'Chart.yaml'), 'utf8'));
+      expect(chart.kubeVersion).toBe('>=1.29.0-0');
+      // Every scenario rendered for MODELLED_KUBE_VERSION (beforeAll); the minimum is the floor.
+      expect(render(chartDir, ['-f', minimalValuesFile, '--kube-version', '1.29.0']).status).toBe(0);
+      const old = render(chartDir, ['-f', minimalValuesFile, '--kube-version', '1.28.15']);
+      expect(old.status).toBe(1);
+      expect(old.stderr).toContain('chart requires kubeVersion: >=1.29.0-0');
+    });
+  });
 
   describe('values', () => {
     const schema = JSON.parse(readFileSync(join(chartDir, 'values.schema.json'), 'utf8'));
@@ -466,8 +499,15 @@ describe('the food-supergraph chart', () => {
         expect(result.status, key).toBe(1);
         expect(result.stderr, key).toContain(message);
       }
-      const short = render(chartDir, ['-f', valuesFile(minimalValues), '--set-string', 'secrets.jwtSecret=short']);
-      expect(short.stderr).toContain('secrets.jwtSecret must be at least 32 characters');
+      // helm checks values.schema.json before it renders; the template's own check stands behind it
+      // for an install that skips the schema.
+      const short = ['-f', valuesFile(minimalValues), '--set-string', 'secrets.jwtSecret=short'];
+      const refusedBySchema = render(chartDir, short);
+      expect(refusedBySchema.status).toBe(1);
+      expect(refusedBySchema.stderr).toContain("at '/secrets/jwtSecret': minLength: got 5, want 32");
+      const refusedByTemplate = render(chartDir, [...short, '--skip-schema-validation']);
+      expect(refusedByTemplate.status).toBe(1);
+      expect(refusedByTemplate.stderr).toContain('secrets.jwtSecret must be at least 32 characters');
       const ingress = render(chartDir, ['-f', valuesFile(minimalValues), '--set', 'ingress.enabled=true']);
       expect(ingress.stderr).toContain('ingress.host is required');
     });
@@ -499,6 +539,10 @@ describe('the food-supergraph chart', () => {
 
   describe.each(Object.keys(scenarios) as (keyof typeof scenarios)[])('rendered for %s', (scenario) => {
     const release = () => releases[scenario];
+
+    it(`every manifest is valid for the Kubernetes ${MODELLED_KUBE_VERSION} API, with no field it does not define`, async () => {
+      expect(await schemaProblems(release().manifests)).toEqual([]);
+    });
 
     it('every manifest has apiVersion, kind and a valid unique name, with the expected API versions', () => {
       const apiVersions: Record<string, string> = {
@@ -895,5 +939,21 @@ describe('the food-supergraph chart', () => {
       expect(defined.get(name), `${name} is defined in the source`).toEqual(Object.keys(labels).sort());
     }
     expect(text).toContain('collectDefaultMetrics(');
+  });
+});
+
+describe('the Kubernetes schema check', () => {
+  it('fails a manifest with a misspelt field and a wrong type, naming the manifest and each path', async () => {
+    const result = render(join(fixturesDir, 'broken-chart'));
+    expect(result.status, result.stderr).toBe(0);
+    expect(await schemaProblems(parseManifests(result.stdout))).toEqual([
+      'Deployment/food-web: spec.replicas: must be integer',
+      "Deployment/food-web: spec.template.spec.containers[0].resource: unknown field (not in IContainer; did you mean 'resources'?)",
+    ]);
+  });
+
+  it('fails a kind no schema package models, rather than letting it through unchecked', async () => {
+    const widget = { apiVersion: 'example.com/v1', kind: 'Widget', metadata: { name: 'w' }, spec: {} };
+    expect(await schemaProblems([widget])).toEqual(['Widget/w: no schema for example.com/v1 Widget']);
   });
 });
