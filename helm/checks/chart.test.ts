@@ -3,7 +3,7 @@ import { join, posix } from 'node:path';
 import { Ajv } from 'ajv';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, parseAllDocuments } from 'yaml';
-import { GatewayConfigSchema, loadGatewayConfig } from '@food/gateway';
+import { GatewayConfigSchema, loadGatewayConfig, readSupergraphConfig } from '@food/gateway';
 import { loadMealsConfig, MealsConfigSchema } from '@food/meals-subgraph';
 import { loadOrdersConfig, OrdersConfigSchema } from '@food/orders-subgraph';
 import { loadPaymentsConfig, PaymentsConfigSchema } from '@food/payments-subgraph';
@@ -646,6 +646,9 @@ describe('the food-supergraph chart', () => {
         // Nothing the service would ignore (a misspelt variable is a silent misconfiguration).
         const known = Object.keys((spec.schema as unknown as { shape: Record<string, unknown> }).shape);
         expect(known.length, `${component}: schema keys`).toBeGreaterThan(3);
+        // The gateway also reads <NAME>_SUBGRAPH_URL for each subgraph of its supergraph (supergraph.yaml's).
+        if (component === 'gateway')
+          known.push(...readSupergraphConfig().map(({ name }) => `${name.toUpperCase()}_SUBGRAPH_URL`));
         for (const name of Object.keys(env)) expect(known, `${component} reads ${name}`).toContain(name);
         expect(config.HOST, component).toBe('0.0.0.0');
         expect(config.NODE_ENV, component).toBe('production');
