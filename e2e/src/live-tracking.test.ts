@@ -136,6 +136,63 @@ describe('a client that reconnects (graphql-ws retry)', () => {
   });
 });
 
+describe('a rolling restart of the gateway replicas', () => {
+  it('loses no status: every subscriber ends with every status of its order, each once by version', async () => {
+    const orderIds: string[] = [];
+    for (let i = 0; i < 8; i++) orderIds.push(await shop.placeOrder());
+    // As behind a load balancer: each (re)connect goes to a replica that is up, round robin.
+    const up = new Set(replicas);
+    let turn = 0;
+    const nextReplica = () => {
+      const live = replicas.filter((replica) => up.has(replica));
+      return webSocketUrl(live[turn++ % live.length]!.url);
+    };
+    const connects = orderIds.map(() => 0);
+    const trackers = orderIds.map((id, i) =>
+      record(
+        client(replicas[0]!.url, shop.tokens.ada, {
+          url: nextReplica,
+          retryAttempts: 100,
+          retryWait: () => new Promise((resolve) => setTimeout(resolve, 50)),
+          shouldRetry: () => true,
+          on: { connected: () => void connects[i]!++ },
+        }),
+        TRACK,
+        { id },
+      ),
+    );
+    await Promise.all(trackers.map((tracker) => tracker.received(1)));
+
+    const journey = (async () => {
+      await Promise.all(orderIds.map((id) => shop.pay(id)));
+      for (const id of orderIds) await shop.orderOnceItIs(id, 'PAID');
+      for (const status of KITCHEN_FLOW) {
+        await new Promise((resolve) => setTimeout(resolve, 400));
+        for (const id of orderIds) await shop.changeStatus(id, status);
+      }
+    })();
+    // One replica after the other: drained (SIGTERM: its clients get 1001 and reconnect), then back.
+    for (const replica of replicas) {
+      const port = Number(new URL(replica.url).port);
+      up.delete(replica);
+      expect(await replica.stop()).toBe(0);
+      await replica.start({ GATEWAY_PORT: String(port) });
+      up.add(replica);
+    }
+    await journey;
+    await Promise.all(trackers.map((tracker) => tracker.ended(30_000)));
+    // Every client was on a replica that restarted, and came back through a reconnect.
+    for (const count of connects) expect(count).toBeGreaterThanOrEqual(2);
+    for (const tracker of trackers) {
+      expect(tracker.state).toEqual({ completed: true });
+      // A reconnect sends the current state first, which may repeat the last one seen: one per version.
+      expect([...new Set(statusesOf(tracker.results))]).toEqual(WHOLE_JOURNEY);
+      const versions = tracker.results.map((result) => result.data.orderStatusChanged.version);
+      expect(versions).toEqual([...versions].sort((a, b) => a - b));
+    }
+  }, 120_000);
+});
+
 describe('Apollo Client as a frontend', () => {
   it('places and pays over HTTP and follows the order to DELIVERED over GraphQLWsLink, with joined fields', async () => {
     const replica = replicas[0]!;
