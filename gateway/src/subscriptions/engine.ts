@@ -125,7 +125,8 @@ export class SubscriptionEngine {
         audience.anonymous ? { ...context, caller: anonymous } : context,
       ),
       retry: this.retry,
-      logger: this.logger.child({ requestId: context.requestId, field: plan.live.field }),
+      logger: this.logger,
+      logBindings: { requestId: context.requestId, field: plan.live.field },
       onEnd: () => this.streams.delete(stream),
       onRetryableEnd: startOptions.onRetryableEnd,
     });

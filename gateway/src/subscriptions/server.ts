@@ -147,6 +147,9 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
         logger.debug({ reason: error instanceof Error ? error.message : String(error) }, 'connection refused');
         return false;
       }
+      // The socket may have closed while the token was checked (a second connection_init closes it
+      // with 4429): onClose has run already, so a connection remembered now would never be forgotten.
+      if (ctx.extra.socket.readyState !== ctx.extra.socket.OPEN) return false;
       // Checked: the token is not needed again (expiry is timed below), so it is not kept per connection.
       delete (ctx as { connectionParams?: unknown }).connectionParams;
       const connection: Connection = { caller };

@@ -309,7 +309,9 @@ export interface LiveSubscriptionOptions {
   /** Resolves the current state, as the subscriber (or anonymously, for public data). */
   resolveCurrent: EntityResolver;
   retry: RetryPolicy;
+  /** The subscription logs through a child of it with `logBindings`, made only when it has something to log. */
   logger: Logger;
+  logBindings?: Record<string, unknown>;
   /** Results waiting for the client before it is considered too slow. Default 1000. */
   maxPending?: number;
   /** Called once, when the subscription has ended for whatever reason. */
@@ -326,24 +328,40 @@ export interface LiveSubscriptionOptions {
  * entities first, then each change its topic resolves, once and in order (a change the current state
  * already shows is dropped), until a result meets the declaration's `until`.
  *
- * Not an async generator on purpose: `return()` (unsubscribe, socket closed) takes effect at once,
- * and an idle subscription keeps no suspended function.
+ * Not an async generator on purpose: `return()` (unsubscribe, socket closed) takes effect at once.
+ * And an idle subscription keeps little: no suspended function, no buffers until something arrives,
+ * and of its options only what it still needs once it has started (thousands wait on one topic).
  */
 export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> {
-  private readonly outputs: Output[] = [];
+  private outputs: Output[] | undefined;
   private reader:
     { resolve: (result: IteratorResult<ExecutionResult>) => void; reject: (error: unknown) => void } | undefined;
+  /** The current state is out (or there is none): changes go straight to the client. */
+  private ready = false;
   /** Changes that arrived while the current state was being resolved. */
-  private early: Delivery[] | undefined = [];
-  /** The last version delivered, by entity (from the current state and the changes since). */
-  private readonly delivered = new Map<string, number>();
+  private early: Delivery[] | undefined;
+  /** The last version delivered, by entity, for subscriptions with a current state. */
+  private delivered: Map<string, number> | undefined;
+  /** Entities followed from the arguments that have not reached their end yet. */
   private remaining: number;
   private stopped = false;
   private ended = false;
+  private readonly topic: LiveTopic;
+  private readonly maxPending: number;
+  private readonly logger: Logger;
+  private readonly logBindings: Record<string, unknown> | undefined;
+  private readonly onEnd: (() => void) | undefined;
+  private readonly onRetryableEnd: (() => void) | undefined;
 
-  constructor(private readonly options: LiveSubscriptionOptions) {
+  constructor(options: LiveSubscriptionOptions) {
+    this.topic = options.topic;
     this.remaining = options.current.length;
-    void this.start();
+    this.maxPending = options.maxPending ?? 1_000;
+    this.logger = options.logger;
+    this.logBindings = options.logBindings;
+    this.onEnd = options.onEnd;
+    this.onRetryableEnd = options.onRetryableEnd;
+    void this.start(options);
   }
 
   [Symbol.asyncIterator](): this {
@@ -351,7 +369,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
   }
 
   next(): Promise<IteratorResult<ExecutionResult>> {
-    const output = this.outputs.shift();
+    const output = this.outputs?.shift();
     if (output) return this.settle(output);
     if (this.ended) return Promise.resolve({ done: true, value: undefined });
     if (this.reader) return Promise.reject(new Error('one reader at a time'));
@@ -363,7 +381,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
   /** The subscriber left: stop at once, drop what was not delivered, leave the topic. */
   async return(): Promise<IteratorResult<ExecutionResult>> {
     this.stop();
-    this.outputs.length = 0;
+    this.outputs = undefined;
     const reader = this.reader;
     this.reader = undefined;
     this.end();
@@ -374,19 +392,17 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
   /** A change resolved by the topic. */
   offer(delivery: Delivery): void {
     if (this.stopped) return;
-    if (this.early) {
-      if (this.early.length >= (this.options.maxPending ?? 1_000)) return this.overflow();
-      this.early.push(delivery);
-      return;
-    }
-    this.deliver(delivery);
+    if (this.ready) return this.deliver(delivery);
+    const early = (this.early ??= []);
+    if (early.length >= this.maxPending) return this.overflow();
+    early.push(delivery);
   }
 
   /** The topic failed: end with its error. */
   fail(error: unknown): void {
     if (this.stopped) return;
-    if (error instanceof RetryableEnd && this.options.onRetryableEnd) {
-      this.options.onRetryableEnd();
+    if (error instanceof RetryableEnd && this.onRetryableEnd) {
+      this.onRetryableEnd();
       this.push({ kind: 'done' });
     } else if (error instanceof RetryableEnd) {
       this.push({
@@ -396,7 +412,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     } else if (error instanceof GraphQLError) {
       this.push({ kind: 'error', error });
     } else {
-      this.options.logger.error({ err: error }, 'a subscription failed');
+      this.log().error({ err: error }, 'a subscription failed');
       this.push({
         kind: 'error',
         error: subscriptionError(SubscriptionErrorCode.INTERNAL_SERVER_ERROR, 'Internal server error'),
@@ -405,18 +421,20 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     this.stop();
   }
 
-  private async start(): Promise<void> {
-    const { topic, prepared, current, resolveCurrent, retry, logger } = this.options;
+  private async start({ prepared, current, resolveCurrent, retry }: LiveSubscriptionOptions): Promise<void> {
     try {
       // Listen first, so nothing published while the current state is read is missed.
-      await topic.join(this);
+      await this.topic.join(this);
       for (const entity of current) {
         if (this.stopped) return;
-        const resolution = await resolveWithRetry(resolveCurrent, entity, retry, () => this.stopped, logger);
+        const resolution = await resolveWithRetry(resolveCurrent, entity, retry, () => this.stopped, this.log());
         if (!resolution || this.stopped) return;
         if (resolution.hidden === null) throw refusalOf(resolution, entity);
-        this.deliver(deliveryOf(prepared, resolution, entity));
+        const delivery = deliveryOf(prepared, resolution, entity);
+        if (delivery.version !== undefined) (this.delivered ??= new Map()).set(delivery.entityKey, delivery.version);
+        this.deliver(delivery);
       }
+      this.ready = true;
       const early = this.early ?? [];
       this.early = undefined;
       for (const delivery of early) this.deliver(delivery);
@@ -427,21 +445,22 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
 
   private deliver(delivery: Delivery) {
     if (this.stopped) return;
-    if (delivery.version !== undefined) {
+    if (this.delivered && delivery.version !== undefined) {
       const last = this.delivered.get(delivery.entityKey);
-      if (last !== undefined && delivery.version <= last) return;
-      if (this.options.current.length > 0) this.delivered.set(delivery.entityKey, delivery.version);
+      if (last !== undefined && delivery.version < last) return;
+      if (last !== undefined && delivery.version === last && this.ready) return;
+      this.delivered.set(delivery.entityKey, delivery.version);
     }
     this.push({ kind: 'next', value: delivery.value });
     // Complete once every entity followed from the arguments has reached its end.
-    if (delivery.final && this.options.current.length > 0 && --this.remaining <= 0) {
+    if (delivery.final && this.remaining > 0 && --this.remaining === 0) {
       this.push({ kind: 'done' });
       this.stop();
     }
   }
 
   private overflow() {
-    this.options.logger.warn('a subscriber fell behind; ending its subscription');
+    this.log().warn('a subscriber fell behind; ending its subscription');
     this.push({
       kind: 'error',
       error: subscriptionError(
@@ -452,12 +471,17 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     this.stop();
   }
 
+  private log(): Logger {
+    return this.logBindings ? this.logger.child(this.logBindings) : this.logger;
+  }
+
   private push(output: Output) {
     if (this.ended) return;
-    if (output.kind === 'next' && this.outputs.length >= (this.options.maxPending ?? 1_000)) return this.overflow();
     const reader = this.reader;
     if (!reader) {
-      this.outputs.push(output);
+      const outputs = (this.outputs ??= []);
+      if (output.kind === 'next' && outputs.length >= this.maxPending) return this.overflow();
+      outputs.push(output);
       return;
     }
     this.reader = undefined;
@@ -475,13 +499,13 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     if (this.stopped) return;
     this.stopped = true;
     this.early = undefined;
-    this.options.topic.leave(this);
+    this.topic.leave(this);
   }
 
   private end() {
     if (this.ended) return;
     this.ended = true;
-    this.options.onEnd?.();
+    this.onEnd?.();
   }
 }
 
