@@ -33,10 +33,10 @@ import { attachSubscriptionServer, type SubscriptionServer } from './subscriptio
 
 export interface GatewayOptions {
   /**
-   * Where order events come from, for GraphQL subscriptions over WebSockets (e.g. `messaging.bus`).
-   * The gateway tails its `orders` stream once per process, from the first subscriber until `close`;
-   * the bus itself stays the caller's (never closed here). Without it, WebSocket connections are
-   * accepted but every subscribe is refused with SUBSCRIPTIONS_UNAVAILABLE.
+   * Where events come from, for the subscriptions the subgraphs declare (e.g. `messaging.bus`). The
+   * gateway tails each stream they follow once per process, from its first subscriber until `close`;
+   * the bus itself stays the caller's (never closed here). Without it, every subscribe is refused
+   * with SUBSCRIPTIONS_UNAVAILABLE.
    */
   eventBus?: EventBus;
 }

@@ -37,7 +37,7 @@ export const GatewayConfigSchema = z
     /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */
     GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1_000).default(20),
     /**
-     * Order events for subscriptions, from every replica's point of view the same Redis streams.
+     * Events for subscriptions, from every replica's point of view the same Redis streams.
      * Required in production; in development without it, subscribe is refused (SUBSCRIPTIONS_UNAVAILABLE).
      */
     ...messagingEnv,

@@ -154,10 +154,10 @@ export interface EntitiesResponse {
 
 export interface EntityCacheOptions {
   store: EntityCacheStore;
-  /** Types whose fields are the same for every caller and keyed by `id` (e.g. Meal). */
+  /** Types whose fields are the same for every caller and keyed by `id`. */
   types: ReadonlySet<string>;
   /**
-   * Types keyed by `id` whose fields depend on who asks (a User's email, an Order's payment): cached
+   * Types keyed by `id` whose fields depend on who asks (a user's own email, say): cached
    * per caller, for queries only, and dropped for every caller when the entity changes. Only with a
    * source of changes that do not pass through the gateway (the event streams).
    */

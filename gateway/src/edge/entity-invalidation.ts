@@ -17,8 +17,8 @@ export const streamsWithChanges = (): EventStream[] => [
 ];
 
 /**
- * Keeps the entity cache true to changes that never pass through the gateway (a worker settling a
- * payment, an unpaid order timing out): every gateway process tails each stream whose events declare
+ * Keeps the entity cache true to changes that never pass through the gateway (a background job's
+ * own writes): every gateway process tails each stream whose events declare
  * changed entities, and drops those entities in the Redis every replica reads. A change made through
  * the gateway is dropped earlier, before its mutation is answered (`changedEntities`); this covers
  * the rest, within the time an event takes to arrive. While no gateway is tailing (all stopped),

@@ -24,7 +24,7 @@ import { ErrorCode } from '@food/platform';
 export interface QueryBounds {
   /** Nesting of fields: `{ a { b } }` has depth 2. */
   maxDepth: number;
-  /** Fields asked for under another name (`x: meal(id: 1)`), counted everywhere in the operation. */
+  /** Fields asked for under another name (`x: item(id: 1)`), counted everywhere in the operation. */
   maxAliases: number;
   /** Fields at the top of the operation (each a separate entry point, often a separate subgraph call). */
   maxRootFields: number;
@@ -47,7 +47,7 @@ export interface OperationMeasure {
  * Measures an operation (already validated against `schema`), with fragments expanded.
  * Cost: every field that returns an object costs one, times the list sizes above it; a field's list
  * size is its `first` or `last` argument (a variable's value, else the argument's default), or 1.
- * So `meals(first: 20) { edges { node { category { name } } } }` costs 1 + 20 x 3 = 61.
+ * So `items(first: 20) { edges { node { owner { name } } } }` costs 1 + 20 x 3 = 61.
  * Introspection (`__schema`, `__type`) is not counted: its shape is fixed by the schema.
  */
 export function measureOperation(

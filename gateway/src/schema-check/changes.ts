@@ -11,7 +11,7 @@ export interface SchemaChange {
   type: string;
   criticality: Criticality;
   message: string;
-  /** Schema coordinate, e.g. `Meal.name` or `Query.meals.first`. */
+  /** Schema coordinate, e.g. `Type.field` or `Query.field.argument`. */
   path?: string;
   /** Why a breaking change is acceptable, from the allow-list; absent when it is not allowed. */
   allowedBecause?: string;

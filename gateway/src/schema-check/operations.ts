@@ -134,8 +134,8 @@ const print = (type: TypeNode): string =>
       : `${print(type.type)}!`;
 
 /**
- * Which operations a change reaches: those that use its coordinate or anything under it (`Meal`
- * reaches every operation that selects a Meal), those that call the field whose argument changed
+ * Which operations a change reaches: those that use its coordinate or anything under it (`T`
+ * reaches every operation that selects a T), those that call the field whose argument changed
  * (`Query.meals.first`), and those that use the enum or input type whose value or field changed.
  */
 export function operationsAffectedBy(

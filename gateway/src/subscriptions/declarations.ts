@@ -124,7 +124,7 @@ function names(where: string, argumentName: string, text: string | undefined): M
   const map = new Map<string, string>();
   if (text === undefined) return map;
   const value = literal(where, argumentName, text);
-  if (value.kind !== Kind.OBJECT) fail(where, `${argumentName} must be an object, e.g. { id: orderId }`);
+  if (value.kind !== Kind.OBJECT) fail(where, `${argumentName} must be an object, e.g. { id: thingId }`);
   for (const entry of value.fields) {
     if (entry.value.kind !== Kind.ENUM)
       fail(where, `${argumentName}.${entry.name.value} must name an event data field`);
@@ -152,7 +152,7 @@ function conditionsOf(where: string, text: string | undefined): Condition[] {
 
 function untilOf(where: string, text: string): Map<string, unknown[]> {
   const value = literal(where, 'until', text);
-  if (value.kind !== Kind.OBJECT) fail(where, 'until must be an object, e.g. { status: [DELIVERED] }');
+  if (value.kind !== Kind.OBJECT) fail(where, 'until must be an object, e.g. { state: [DONE] }');
   return new Map(
     value.fields.map((entry) => {
       const values = valueFromASTUntyped(entry.value);
