@@ -11,6 +11,7 @@ export const entries = {
   meals: { dir: 'subgraphs/meals', file: 'src/main.ts', ready: 'meals subgraph ready' },
   orders: { dir: 'subgraphs/orders', file: 'src/main.ts', ready: 'orders subgraph ready' },
   payments: { dir: 'subgraphs/payments', file: 'src/main.ts', ready: 'payments subgraph ready' },
+  'meals-worker': { dir: 'subgraphs/meals', file: 'src/worker-main.ts', ready: 'meals worker ready' },
   'orders-worker': { dir: 'subgraphs/orders', file: 'src/worker-main.ts', ready: 'orders worker ready' },
   'payments-worker': { dir: 'subgraphs/payments', file: 'src/worker-main.ts', ready: 'payments worker ready' },
 } as const;

@@ -21,7 +21,8 @@ import { record, statusesOf, webSocketUrl, WHOLE_JOURNEY } from './tracking-clie
 /**
  * GraphQL subscriptions through the gateway over WebSockets (graphql-ws), on the real subgraphs.
  * Order changes are published to an in-test event bus, so each case controls exactly what happens;
- * the last case runs the real chain instead (mutations, outbox, relay, Redis).
+ * the last cases run the real chain instead (mutations, outbox, relay, Redis): an order's tracking
+ * and the menu's live availability.
  */
 
 /** A minimal event bus: `tail` listens on an EventEmitter; `publish` emits. */
@@ -538,5 +539,69 @@ describe('subscriptions elsewhere', () => {
     expect(statusesOf(tracking.results)).toEqual(WHOLE_JOURNEY.slice(1));
     expect(tracking.results.at(-1).data.orderStatusChanged.payment).toEqual({ status: 'SUCCEEDED' });
     await vi.waitFor(() => expect(redisGateway.subscriptions.activeSubscriptions()).toBe(0));
+  });
+});
+
+describe("the menu's live availability (mealAvailabilityChanged), through the real chain", () => {
+  const LIVE_MENU = `subscription Menu($ids: [ID!]) {
+    mealAvailabilityChanged(mealIds: $ids) { id name available price { amount currency } version category { name } }
+  }`;
+  const UPDATE_MEAL = `mutation ($id: ID!, $input: UpdateMealInput!) { updateMeal(id: $id, input: $input) { id } }`;
+  type LiveMeal = { id: string; name: string; available: boolean; price: { amount: number }; version: number };
+
+  async function updateMeal(id: string, input: Record<string, unknown>) {
+    const updated = await t.gateway(UPDATE_MEAL, { id, input }, bearer(tokens.chef));
+    expect(updated.errors).toBeUndefined();
+  }
+
+  it('sends anyone the current state of the meals asked for, then each availability or price change of them only', async () => {
+    // The supergraph's own gateway on Redis: staff's mutations, the meals outbox, its relay, the tail.
+    const redisGateway = t.supergraph.gateway;
+    const menu = await t.gateway(
+      `{ meals(first: 3, filter: { available: true }) { edges { node { id name available price { amount currency } version category { name } } } } }`,
+    );
+    const [a, b, c] = menu.data.meals.edges.map((edge: { node: LiveMeal }) => edge.node) as LiveMeal[];
+    const url = webSocketUrl(redisGateway.url);
+    const tracking = record(connect(undefined, url), LIVE_MENU, { ids: [a!.id, b!.id] });
+    // The current state of both first, for an anonymous subscriber.
+    expect((await tracking.received(2)).map((result) => result.data.mealAvailabilityChanged)).toEqual([a, b]);
+    const everyMeal = record(connect(undefined, url), LIVE_MENU);
+    await vi.waitFor(() => expect(redisGateway.subscriptions.listenerCounts().typeListeners).toBe(1));
+
+    await updateMeal(a!.id, { available: false });
+    await updateMeal(c!.id, { priceAmount: c!.price.amount + 50 });
+    await updateMeal(b!.id, { priceAmount: b!.price.amount + 100 });
+    await updateMeal(a!.id, { name: `${a!.name} (new)` }); // neither availability nor price
+    await updateMeal(b!.id, { priceAmount: b!.price.amount + 100, available: true }); // as they are
+    await updateMeal(a!.id, { available: true, priceAmount: a!.price.amount + 25 });
+    await updateMeal(b!.id, { priceAmount: b!.price.amount });
+
+    const change = (meal: LiveMeal, changes: Partial<LiveMeal>, versions: number, amount = meal.price.amount) => ({
+      ...meal,
+      ...changes,
+      price: { ...meal.price, amount },
+      version: meal.version + versions,
+    });
+    const expected = [
+      change(a!, { available: false }, 1),
+      change(b!, {}, 1, b!.price.amount + 100),
+      change(a!, { name: `${a!.name} (new)`, available: true }, 3, a!.price.amount + 25),
+      change(b!, {}, 3),
+    ];
+    // The last change of B comes last: once it is here, everything before it has been handled.
+    const results = await tracking.received(2 + expected.length, 15_000);
+    expect(results.slice(2).map((result) => result.data.mealAvailabilityChanged)).toEqual(expected);
+    const all = await everyMeal.received(5, 15_000);
+    expect(all.map((result) => result.data.mealAvailabilityChanged)).toEqual([
+      expected[0],
+      change(c!, {}, 1, c!.price.amount + 50),
+      ...expected.slice(1),
+    ]);
+    expect(tracking.state).toEqual({ completed: false });
+    tracking.unsubscribe();
+    everyMeal.unsubscribe();
+    await vi.waitFor(() => expect(redisGateway.subscriptions.activeSubscriptions()).toBe(0));
+    expect(tracking.results).toHaveLength(2 + expected.length);
+    expect(everyMeal.results).toHaveLength(5);
   });
 });

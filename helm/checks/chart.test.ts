@@ -65,6 +65,12 @@ const components = {
   meals: { load: loadMealsConfig, schema: MealsConfigSchema, portVar: 'MEALS_PORT', kind: 'graphql' },
   orders: { load: loadOrdersConfig, schema: OrdersConfigSchema, portVar: 'ORDERS_PORT', kind: 'graphql' },
   payments: { load: loadPaymentsConfig, schema: PaymentsConfigSchema, portVar: 'PAYMENTS_PORT', kind: 'graphql' },
+  'meals-worker': {
+    load: loadMealsConfig,
+    schema: MealsConfigSchema,
+    portVar: 'MEALS_WORKER_PORT',
+    kind: 'worker',
+  },
   'orders-worker': {
     load: loadOrdersConfig,
     schema: OrdersConfigSchema,
@@ -87,6 +93,7 @@ const imageOf: Record<Component | 'migrations', { image: string; packageDir: str
   meals: { image: 'meals', packageDir: 'subgraphs/meals' },
   orders: { image: 'orders', packageDir: 'subgraphs/orders' },
   payments: { image: 'payments', packageDir: 'subgraphs/payments' },
+  'meals-worker': { image: 'meals', packageDir: 'subgraphs/meals' },
   'orders-worker': { image: 'orders', packageDir: 'subgraphs/orders' },
   'payments-worker': { image: 'payments', packageDir: 'subgraphs/payments' },
   migrations: { image: 'migrations', packageDir: 'prisma' },
@@ -116,8 +123,8 @@ const METRICS: Record<string, Record<string, string[] | null>> = {
   gateway_operations_refused_total: { reason: null },
   events_published_total: { stream: null, type: null },
   events_consumed_total: { stream: null, group: null, outcome: ['ok', 'retry', 'dead_letter'] },
-  outbox_pending_events: { outbox: ['orders', 'payments'] },
-  outbox_lag_seconds: { outbox: ['orders', 'payments'] },
+  outbox_pending_events: { outbox: ['meals', 'orders', 'payments'] },
+  outbox_lag_seconds: { outbox: ['meals', 'orders', 'payments'] },
   job_queue_depth: { queue: null },
   job_queue_failed_jobs: { queue: null },
   jobs_processed_total: { queue: null, job: null, outcome: ['ok', 'failed'] },
@@ -515,7 +522,16 @@ describe('the food-supergraph chart', () => {
     it('README.md documents every value', () => {
       const readme = readFileSync(join(chartDir, 'README.md'), 'utf8');
       const documented = new Set([...readme.matchAll(/`([A-Za-z0-9_.<>-]+)`/g)].map(([, p]) => p!));
-      const perComponent = ['gateway', 'users', 'meals', 'orders', 'payments', 'ordersWorker', 'paymentsWorker'];
+      const perComponent = [
+        'gateway',
+        'users',
+        'meals',
+        'orders',
+        'payments',
+        'mealsWorker',
+        'ordersWorker',
+        'paymentsWorker',
+      ];
       const paths: string[] = [];
       const walk = (value: any, path: string) => {
         if (value && typeof value === 'object' && !Array.isArray(value) && Object.keys(value).length > 0) {
@@ -573,7 +589,7 @@ describe('the food-supergraph chart', () => {
       }
     });
 
-    it('deploys the gateway, the four subgraphs and both workers, each with a Service', () => {
+    it('deploys the gateway, the four subgraphs and the three workers, each with a Service', () => {
       for (const component of Object.keys(components)) {
         const deployment = release().deployment(component);
         const services = release()

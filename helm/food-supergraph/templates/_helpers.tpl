@@ -80,6 +80,15 @@ payments:
   configMaps: [payments]
   secrets: [INTERNAL_TOKEN_SECRET, PAYMENTS_DATABASE_URL]
   subgraph: true
+meals-worker:
+  values: mealsWorker
+  kind: worker
+  image: meals
+  portEnv: MEALS_WORKER_PORT
+  configMaps: [meals, meals-worker]
+  secrets: [INTERNAL_TOKEN_SECRET, MEALS_DATABASE_URL, REDIS_URL]
+  command: [node, dist/worker-main.js]
+  subgraph: false
 orders-worker:
   values: ordersWorker
   kind: worker
@@ -233,6 +242,8 @@ ConfigMap first, so theirs holds only what differs. `<component>.env` entries co
   {{- $_ := set $data "USERS_ENCRYPTION_ACTIVE_KEY_ID" (required "users.encryptionActiveKeyId is required: the id (in USERS_ENCRYPTION_KEYS) of the key new values are encrypted with" $v.users.encryptionActiveKeyId) -}}
 {{- else if eq $name "meals" -}}
   {{- $_ := set $data "MEALS_PORT" (include "food.envValue" $v.meals.port) -}}
+  {{- $_ := set $data "REDIS_KEY_PREFIX" $v.redis.keyPrefix -}}
+  {{- $_ := set $data "REDIS_REDELIVER_AFTER_MS" (include "food.envValue" $v.redis.redeliverAfterMs) -}}
 {{- else if eq $name "orders" -}}
   {{- $_ := set $data "ORDERS_PORT" (include "food.envValue" $v.orders.port) -}}
   {{- $_ := set $data "MEALS_SUBGRAPH_URL" (include "food.subgraphUrl" (dict "root" $root "name" "meals")) -}}
@@ -243,6 +254,8 @@ ConfigMap first, so theirs holds only what differs. `<component>.env` entries co
   {{- $_ := set $data "ORDERS_SUBGRAPH_URL" (include "food.subgraphUrl" (dict "root" $root "name" "orders")) -}}
   {{- $_ := set $data "REDIS_KEY_PREFIX" $v.redis.keyPrefix -}}
   {{- $_ := set $data "REDIS_REDELIVER_AFTER_MS" (include "food.envValue" $v.redis.redeliverAfterMs) -}}
+{{- else if eq $name "meals-worker" -}}
+  {{- $_ := set $data "MEALS_WORKER_PORT" (include "food.envValue" $v.mealsWorker.port) -}}
 {{- else if eq $name "orders-worker" -}}
   {{- $_ := set $data "ORDERS_WORKER_PORT" (include "food.envValue" $v.ordersWorker.port) -}}
 {{- else if eq $name "payments-worker" -}}

@@ -1,5 +1,5 @@
 import { startGateway, loadGatewayConfig, type RunningGateway } from '@food/gateway';
-import { loadMealsConfig, seedMeals, startMealsSubgraph } from '@food/meals-subgraph';
+import { loadMealsConfig, seedMeals, startMealsSubgraph, startMealsWorker } from '@food/meals-subgraph';
 import { loadOrdersConfig, startOrdersSubgraph, startOrdersWorker } from '@food/orders-subgraph';
 import { loadPaymentsConfig, startPaymentsSubgraph, startPaymentsWorker } from '@food/payments-subgraph';
 import { createLogger, createMessaging, type Messaging } from '@food/platform';
@@ -18,8 +18,8 @@ export interface SupergraphOptions {
   /** Load the demo menu and demo users. */
   seed: boolean;
   /**
-   * Run the orders and payments workers in this process (default true). Tests that kill and restart
-   * workers run them as their own processes instead, as production does.
+   * Run the meals, orders and payments workers in this process (default true). Tests that kill and
+   * restart workers run them as their own processes instead, as production does.
    */
   workers?: boolean;
 }
@@ -89,6 +89,7 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
     stack.push(payments);
     // The workers run here too, so the start command is the whole system in one process.
     if (options.workers ?? true) {
+      stack.push(await startMealsWorker(mealsConfig, messaging));
       stack.push(await startOrdersWorker(ordersConfig, messaging));
       stack.push(await startPaymentsWorker(paymentsConfig, messaging));
     }

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret, tracingEnv } from '@food/platform';
+import { loadConfig, logLevel, messagingEnv, nodeEnv, port, postgresUrl, secret, tracingEnv } from '@food/platform';
 
 /** Every variable the meals subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
 export const MealsConfigSchema = z.object({
@@ -14,6 +14,10 @@ export const MealsConfigSchema = z.object({
     .string()
     .regex(/^[A-Z]{3}$/, 'must be an ISO-4217 code of 3 uppercase letters')
     .default('EUR'),
+  /** Events (the worker's outbox relay). REDIS_URL is required by the worker process; see worker-main.ts. */
+  ...messagingEnv,
+  /** The worker process's /healthz, /readyz and /metrics (worker-main.ts). */
+  MEALS_WORKER_PORT: port(9466),
   ...tracingEnv,
 });
 

@@ -1,12 +1,12 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { InternalTokens, type Caller } from '@food/platform';
+import { DomainError, InternalTokens, newEvent, parseEvent, type Caller } from '@food/platform';
 import { errorCodes, execute, startTestSubgraphServer, testSecrets } from '@food/platform/testing';
-import { createTestDatabaseClient, type TestDatabaseClient } from '@food/prisma/testing';
+import { createTestDatabaseClient, withPostgres, type TestDatabaseClient } from '@food/prisma/testing';
 import { loadMealsConfig, type MealsConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
-import { MealsService } from './domain/meals.js';
+import { MealsService, type Meal } from './domain/meals.js';
 import { PrismaMealsStore } from './data/meals-store.js';
 import { PrismaClient } from './data/generated/prisma/client.js';
 import { mealsTypeDefs, startMealsSubgraph } from './app.js';
@@ -536,6 +536,199 @@ describe('meals subgraph', () => {
       const before = await prisma.meal.findMany({ orderBy: { id: 'asc' } });
       expect(errorCodes(await run(staff, UPDATE_MEAL, variables()))).toEqual([code]);
       expect(await prisma.meal.findMany({ orderBy: { id: 'asc' } })).toEqual(before);
+    });
+  });
+
+  describe('availability and price events', () => {
+    let margherita = '';
+    let diavola = '';
+    let falafel = '';
+    beforeAll(() => {
+      [margherita, diavola, falafel] = [ids.margherita!, ids.diavola!, ids.falafel!];
+    });
+    /** The outbox, as the relay will publish it, for one meal: each event's stream and data. */
+    const eventsOf = async (mealId: string) =>
+      (await prisma.outboxEvent.findMany({ where: { aggregateId: mealId }, orderBy: { sequence: 'asc' } })).map(
+        (row) => {
+          const event = parseEvent(row.payload);
+          expect(event).toMatchObject({ id: row.id, type: row.type, aggregateId: mealId });
+          return { stream: row.stream, type: event.type, data: event.data };
+        },
+      );
+    const mealRow = (id: string) => prisma.meal.findUniqueOrThrow({ where: { id } });
+    const update = async (id: string, input: Record<string, unknown>) => {
+      const result = await run(staff, UPDATE_MEAL, { id, input });
+      expect(result.errors).toBeUndefined();
+      return result.data!.updateMeal;
+    };
+    const changed = (mealId: string, available: boolean, amount: number, version: number) => ({
+      stream: 'meals',
+      type: 'meal.availability_changed',
+      data: { mealId, available, price: { amount, currency: 'EUR' }, version },
+    });
+
+    it("writes one event per change of a meal's availability or price, with both as they now are", async () => {
+      const before = await mealRow(margherita);
+      expect(before).toMatchObject({ available: true, priceAmount: 950 });
+      expect(await eventsOf(margherita)).toEqual([]);
+      const v = before.version;
+
+      await update(margherita, { available: false });
+      await update(margherita, { priceAmount: 990 });
+      expect(await update(margherita, { available: true, priceAmount: 1000, name: 'Margherita' })).toMatchObject({
+        available: true,
+        price: { amount: 1000, currency: 'EUR' },
+      });
+      expect(await eventsOf(margherita)).toEqual([
+        changed(margherita, false, 950, v + 1),
+        changed(margherita, false, 990, v + 2),
+        changed(margherita, true, 1000, v + 3),
+      ]);
+      // The event's version is the one the change gave the meal.
+      expect((await mealRow(margherita)).version).toBe(v + 3);
+    });
+
+    it('writes none when availability and price stay as they are, though the meal changes', async () => {
+      const before = await mealRow(margherita);
+      const events = await eventsOf(margherita);
+      await update(margherita, { available: before.available, priceAmount: before.priceAmount });
+      await update(margherita, { name: 'Margherita Classica', description: 'Tomato, mozzarella, basil' });
+      await update(margherita, { categoryId: ids.bowls, available: null, priceAmount: null });
+      await update(margherita, { categoryId: ids.pizzas, name: 'Margherita' });
+      expect(await eventsOf(margherita)).toEqual(events);
+      expect(await mealRow(margherita)).toMatchObject({
+        available: before.available,
+        priceAmount: before.priceAmount,
+        version: before.version + 4,
+      });
+    });
+
+    it('writes none for an update that is refused', async () => {
+      const count = await prisma.outboxEvent.count();
+      const refused = [
+        await run(customer, UPDATE_MEAL, { id: diavola, input: { available: false } }),
+        await run(staff, UPDATE_MEAL, { id: diavola, input: { available: false, categoryId: UNKNOWN_ID } }),
+        await run(staff, UPDATE_MEAL, { id: diavola, input: { priceAmount: 1_000_001 } }),
+        await run(staff, UPDATE_MEAL, { id: UNKNOWN_ID, input: { available: false } }),
+      ];
+      expect(refused.map(errorCodes)).toEqual([['FORBIDDEN'], ['NOT_FOUND'], ['BAD_USER_INPUT'], ['NOT_FOUND']]);
+      expect(await prisma.outboxEvent.count()).toBe(count);
+      expect(await mealRow(diavola)).toMatchObject({ available: true, priceAmount: 1150 });
+    });
+
+    it('writes the change and its event in one transaction: neither is seen without the other', async () => {
+      const before = await mealRow(falafel);
+      // The change's commit waits for a lock the test holds, so the test can look while it waits.
+      await prisma.$executeRawUnsafe(
+        `CREATE FUNCTION wait_for_test() RETURNS trigger LANGUAGE plpgsql
+           AS $$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NULL; END $$`,
+      );
+      await prisma.$executeRawUnsafe(
+        `CREATE CONSTRAINT TRIGGER wait_for_test AFTER UPDATE ON meals DEFERRABLE INITIALLY DEFERRED
+           FOR EACH ROW EXECUTE FUNCTION wait_for_test()`,
+      );
+      try {
+        await withPostgres(database.url, async (observer) => {
+          await observer.query('SELECT pg_advisory_lock(4242)');
+          const updating = run(staff, UPDATE_MEAL, { id: falafel, input: { available: false } });
+          await vi.waitFor(async () => {
+            const waiting = await observer.query(
+              `SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted
+                  AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
+            );
+            expect(waiting.rows).toHaveLength(1);
+          });
+          const seen = await observer.query(
+            `SELECT (SELECT available FROM meals WHERE id = $1) AS available,
+                    (SELECT count(*)::int FROM outbox_events WHERE aggregate_id = $1) AS events`,
+            [falafel],
+          );
+          expect(seen.rows).toEqual([{ available: true, events: 0 }]);
+          await observer.query('SELECT pg_advisory_unlock(4242)');
+          expect((await updating).errors).toBeUndefined();
+        });
+      } finally {
+        await prisma.$executeRawUnsafe('DROP TRIGGER wait_for_test ON meals');
+        await prisma.$executeRawUnsafe('DROP FUNCTION wait_for_test()');
+      }
+      expect(await mealRow(falafel)).toMatchObject({ available: false, version: before.version + 1 });
+      expect(await eventsOf(falafel)).toEqual([changed(falafel, false, 1090, before.version + 1)]);
+    });
+
+    it('writes neither the change nor its event when the event cannot be written', async () => {
+      const before = await mealRow(diavola);
+      const [written] = await prisma.outboxEvent.findMany({ where: { aggregateId: margherita }, take: 1 });
+      // An event whose id is already in the outbox: its insert fails after the meal's update ran.
+      const clashing = {
+        ...newEvent('meal.availability_changed', diavola, {
+          mealId: diavola,
+          available: false,
+          price: { amount: 1150, currency: 'EUR' },
+          version: before.version + 1,
+        }),
+        id: written!.id,
+      };
+      const update = { id: diavola, expectedVersion: before.version, changes: { available: false } };
+      await expect(new PrismaMealsStore(prisma).updateMeal({ ...update, events: [clashing] })).rejects.toThrow();
+      expect(await mealRow(diavola)).toEqual(before);
+      expect(await eventsOf(diavola)).toEqual([]);
+    });
+
+    it('writes nothing when the meal is no longer at the version the change was decided on', async () => {
+      const before = await mealRow(diavola);
+      const event = newEvent('meal.availability_changed', diavola, {
+        mealId: diavola,
+        available: false,
+        price: { amount: 1150, currency: 'EUR' },
+        version: before.version,
+      });
+      const stale = { id: diavola, expectedVersion: before.version - 1, changes: { available: false } };
+      expect(await new PrismaMealsStore(prisma).updateMeal({ ...stale, events: [event] })).toBeNull();
+      expect(await mealRow(diavola)).toEqual(before);
+      expect(await eventsOf(diavola)).toEqual([]);
+    });
+
+    /** A store where another change of the meal lands between the domain's read and its write. */
+    class RacingStore extends PrismaMealsStore {
+      races: (() => Promise<unknown>)[] = [];
+      override async findMealsByIds(mealIds: readonly string[]): Promise<Meal[]> {
+        const found = await super.findMealsByIds(mealIds);
+        await this.races.shift()?.();
+        return found;
+      }
+    }
+
+    it('decides on the state a concurrent change left, so no change is missed or told twice', async () => {
+      const racing = new RacingStore(prisma);
+      const racingMeals = new MealsService(racing, { currency: config.MEALS_CURRENCY });
+      const { version: v } = await mealRow(diavola);
+      // Staff asks for "available" on a meal that is available; meanwhile someone makes it unavailable.
+      racing.races.push(() => meals.updateMeal(staff, diavola, { available: false }));
+      expect(await racingMeals.updateMeal(staff, diavola, { available: true })).toMatchObject({ available: true });
+      // The second write was decided again on the unavailable meal: a change, told after the other.
+      expect(await eventsOf(diavola)).toEqual([
+        changed(diavola, false, 1150, v + 1),
+        changed(diavola, true, 1150, v + 2),
+      ]);
+      // The same change made twice at once is told once.
+      racing.races.push(() => meals.updateMeal(staff, diavola, { priceAmount: 1200 }));
+      await racingMeals.updateMeal(staff, diavola, { priceAmount: 1200 });
+      expect((await eventsOf(diavola)).slice(2)).toEqual([changed(diavola, true, 1200, v + 3)]);
+      expect(await mealRow(diavola)).toMatchObject({ priceAmount: 1200, version: v + 4 });
+    });
+
+    it('refuses with CONFLICT, writing nothing, a change whose meal keeps changing under it', async () => {
+      const racing = new RacingStore(prisma);
+      const racingMeals = new MealsService(racing, { currency: config.MEALS_CURRENCY });
+      const rename = (name: string) => () => meals.updateMeal(staff, diavola, { name });
+      racing.races.push(rename('Diavola 1'), rename('Diavola 2'), rename('Diavola'));
+      const events = await eventsOf(diavola);
+      const { version: v } = await mealRow(diavola);
+      const refused = await racingMeals.updateMeal(staff, diavola, { available: false }).catch((error) => error);
+      expect(refused).toBeInstanceOf(DomainError);
+      expect(refused.code).toBe('CONFLICT');
+      expect(await mealRow(diavola)).toMatchObject({ name: 'Diavola', available: true, version: v + 3 });
+      expect(await eventsOf(diavola)).toEqual(events);
     });
   });
 

@@ -13,7 +13,7 @@ import {
   type EventType,
 } from './events.js';
 
-const ids = { order: randomUUID(), customer: randomUUID(), payment: randomUUID() };
+const ids = { order: randomUUID(), customer: randomUUID(), payment: randomUUID(), meal: randomUUID() };
 const money = { amount: 1200, currency: 'EUR' };
 
 /** One event of every type (the compiler insists on all of them). */
@@ -55,6 +55,12 @@ const samples = {
     orderId: ids.order,
     amount: money,
   }),
+  'meal.availability_changed': newEvent('meal.availability_changed', ids.meal, {
+    mealId: ids.meal,
+    available: false,
+    price: money,
+    version: 3,
+  }),
 } satisfies Record<EventType, DomainEvent>;
 
 describe('event definitions', () => {
@@ -80,6 +86,7 @@ describe('event definitions', () => {
       'payment.succeeded': byPayments,
       'payment.failed': byPayments,
       'payment.refunded': byPayments,
+      'meal.availability_changed': [{ subgraph: 'meals', entities: [{ __typename: 'Meal', id: ids.meal }] }],
     } satisfies Record<EventType, unknown>;
     for (const type of eventTypes) expect(changedEntitiesOf(samples[type]), type).toEqual(expected[type]);
   });
@@ -92,6 +99,7 @@ describe('event definitions', () => {
       ['payment.succeeded', 'payments'],
       ['payment.failed', 'payments'],
       ['payment.refunded', 'payments'],
+      ['meal.availability_changed', 'meals'],
     ]);
   });
 

@@ -32,6 +32,7 @@ const ZActor = z.object({ kind: z.enum(['user', 'system']), id: z.string().min(1
 export const EventStreams = {
   orders: 'orders',
   payments: 'payments',
+  meals: 'meals',
 } as const;
 export type EventStream = (typeof EventStreams)[keyof typeof EventStreams];
 
@@ -144,6 +145,22 @@ export const eventDefinitions = {
     'payment.refunded',
     z.object({ paymentId: z.uuid(), orderId: z.uuid(), amount: ZMoney }),
     { stream: EventStreams.payments, changes: paymentChanges },
+  ),
+  /**
+   * A meal's availability or price changed (at least one of them): both as they are after the
+   * change, so a subscriber's result shows it without reading a later state.
+   */
+  'meal.availability_changed': defineEvent(
+    'meal.availability_changed',
+    z.object({
+      mealId: z.uuid(),
+      available: z.boolean(),
+      /** The price of one portion, as `Meal.price` has it. */
+      price: ZMoney,
+      /** The meal's version after the change: consumers use it to drop stale or repeated changes. */
+      version: z.number().int().positive(),
+    }),
+    { stream: EventStreams.meals, changes: [{ subgraph: 'meals', type: 'Meal', key: { id: 'mealId' } }] },
   ),
 };
 

@@ -1,3 +1,4 @@
+import { writeOutbox } from '@food/platform';
 import { Prisma } from './generated/prisma/client.js';
 import type { MealsPrisma } from './prisma.js';
 import {
@@ -6,10 +7,10 @@ import {
   type Category,
   type Meal,
   type MealAnchor,
-  type MealChanges,
   type MealComponent,
   type MealFilter,
   type MealsStore,
+  type MealUpdate,
   type NewMeal,
   type StoredAddon,
 } from '../domain/meals.js';
@@ -23,6 +24,7 @@ const mealColumns = {
   priceAmount: true,
   currency: true,
   available: true,
+  version: true,
   createdAt: true,
   updatedAt: true,
 } as const;
@@ -116,9 +118,18 @@ export class PrismaMealsStore implements MealsStore {
     });
   }
 
-  async updateMeal(id: string, changes: MealChanges): Promise<Meal | null> {
+  async updateMeal({ id, expectedVersion, changes, events }: MealUpdate): Promise<Meal | null> {
     try {
-      return await this.prisma.meal.update({ where: { id }, data: changes, select: mealColumns });
+      return await this.prisma.$transaction(async (tx) => {
+        // The conditional update is the lock: of two concurrent changes at one version, one matches.
+        const meal = await tx.meal.update({
+          where: { id, version: expectedVersion },
+          data: { ...changes, version: { increment: 1 } },
+          select: mealColumns,
+        });
+        await writeOutbox(tx, events);
+        return meal;
+      });
     } catch (error) {
       if (isKnownError(error, 'P2025')) return null;
       throw error;

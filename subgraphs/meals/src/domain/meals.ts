@@ -4,12 +4,14 @@ import {
   decodeCursor,
   DomainError,
   ErrorCode,
+  newEvent,
   notFound,
   pageSize,
   parseInput,
   requireStaff,
   toConnection,
   type Caller,
+  type DomainEvent,
 } from '@food/platform';
 
 /** The 14 allergens EU law requires a menu to declare. */
@@ -48,6 +50,8 @@ export interface Meal {
   priceAmount: number;
   currency: string;
   available: boolean;
+  /** Increases with every change of the meal's own fields (not of its add-ons). */
+  version: number;
   createdAt: Date;
   updatedAt: Date;
 }
@@ -97,6 +101,15 @@ export interface NewMeal {
 }
 
 export type MealChanges = Partial<Pick<Meal, 'categoryId' | 'name' | 'description' | 'priceAmount' | 'available'>>;
+
+/** A change of a meal, applied only while the meal is still at `expectedVersion`. */
+export interface MealUpdate {
+  id: string;
+  expectedVersion: number;
+  changes: MealChanges;
+  /** Written to the outbox in the same transaction as the change. */
+  events: DomainEvent[];
+}
 export type AddonChanges = Partial<Pick<StoredAddon, 'name' | 'priceAmount' | 'maxQuantity' | 'available'>>;
 
 /** The persistence the meals domain needs; implemented over Prisma in ../data. */
@@ -112,8 +125,11 @@ export interface MealsStore {
   createCategory(category: { name: string; description: string }): Promise<Category>;
   /** Writes the meal and its components atomically. */
   createMeal(meal: NewMeal): Promise<Meal>;
-  /** Null when there is no such meal. */
-  updateMeal(id: string, changes: MealChanges): Promise<Meal | null>;
+  /**
+   * Applies the changes, increments the version by one and writes the events, all in one
+   * transaction; null (nothing written) when the meal is not, or no longer, at `expectedVersion`.
+   */
+  updateMeal(update: MealUpdate): Promise<Meal | null>;
   createAddon(addon: Omit<StoredAddon, 'id' | 'available'>): Promise<StoredAddon>;
   /** Null when there is no such add-on. */
   updateAddon(id: string, changes: AddonChanges): Promise<StoredAddon | null>;
@@ -174,11 +190,32 @@ export const ZUpdateMealAddonInput = z.object({
 });
 
 const PAGE = { fallback: 20, max: 100 };
+/** Tries of an update whose meal keeps changing under it before it is refused with CONFLICT. */
+const UPDATE_ATTEMPTS = 3;
 const isUuid = (value: string) => id.safeParse(value).success;
 
 /** Every allergen of every component, once each, sorted. */
 export const allergensOf = (components: readonly MealComponent[]): Allergen[] =>
   [...new Set(components.flatMap((component) => component.allergens))].sort();
+
+/**
+ * What subscribers of a meal's availability hear of a change: one event when its availability or
+ * price changes (with both as they will be, and the version the change gives the meal), none when
+ * both stay as they are.
+ */
+export function availabilityEventsOf(meal: Meal, changes: MealChanges): DomainEvent[] {
+  const available = changes.available ?? meal.available;
+  const priceAmount = changes.priceAmount ?? meal.priceAmount;
+  if (available === meal.available && priceAmount === meal.priceAmount) return [];
+  return [
+    newEvent('meal.availability_changed', meal.id, {
+      mealId: meal.id,
+      available,
+      price: { amount: priceAmount, currency: meal.currency },
+      version: meal.version + 1,
+    }),
+  ];
+}
 
 /** Drops absent and null fields: in an update, both mean "leave it as it is". */
 function present<T extends Record<string, unknown>>(changes: T): { [K in keyof T]?: Exclude<T[K], null> } {
@@ -285,9 +322,20 @@ export class MealsService {
     const target = parseInput(id, mealId);
     const changes = present(parseInput(ZUpdateMealInput, input));
     if (changes.categoryId) await this.requireCategory(changes.categoryId);
-    const meal = await this.store.updateMeal(target, changes);
-    if (!meal) throw notFound('Meal', target);
-    return meal;
+    // The events are decided on the meal as it is, and written only if it still is when the change
+    // lands; a concurrent change makes the next attempt decide again on the newer state.
+    for (let attempt = 1; ; attempt += 1) {
+      const [meal] = await this.store.findMealsByIds([target]);
+      if (!meal) throw notFound('Meal', target);
+      const events = availabilityEventsOf(meal, changes);
+      const updated = await this.store.updateMeal({ id: target, expectedVersion: meal.version, changes, events });
+      if (updated) return updated;
+      if (attempt === UPDATE_ATTEMPTS) {
+        throw new DomainError(ErrorCode.CONFLICT, `Meal ${target} kept changing while it was updated; try again`, {
+          id: target,
+        });
+      }
+    }
   }
 
   async createMealAddon(caller: Caller, input: unknown): Promise<MealAddon> {
