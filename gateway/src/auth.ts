@@ -19,5 +19,20 @@ export async function authenticate(headers: IncomingHttpHeaders, tokens: UserTok
   }
 }
 
+/**
+ * Milliseconds until a verified "Bearer <jwt>" expires, from its `exp` claim: a long-lived
+ * subscription (a socket, an event stream) lives no longer than the token it was opened with.
+ */
+export function msUntilTokenExpiry(authorization: string): number | undefined {
+  const payload = authorization.slice('Bearer '.length).split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const { exp } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown };
+    return typeof exp === 'number' ? Math.max(0, exp * 1000 - Date.now()) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 const unauthenticated = (message: string) =>
   new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });
