@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { GraphQLError } from 'graphql';
+import { GraphQLError } from './graphql-js.js';
 import { anonymous, DomainError, type Caller, type UserTokens } from '@food/platform';
 
 /**
