@@ -428,7 +428,7 @@ describe('limits and clean-up', () => {
 });
 
 describe('subscriptions elsewhere', () => {
-  it('answers a subscription over HTTP POST or GET with a clear error, not a crash', async () => {
+  it('answers a subscription as a plain JSON POST or GET with a clear error naming the transports', async () => {
     const query = `subscription { orderUpdates { id } }`;
     for (const url of [gateway.url, t.supergraph.gatewayUrl]) {
       const posted = await t.post(url, { query }, bearer(tokens.chef));
@@ -436,7 +436,9 @@ describe('subscriptions elsewhere', () => {
       expect(posted.data).toBeUndefined();
       expect(posted.errors).toEqual([
         {
-          message: 'subscriptions are served over WebSockets (graphql-ws) on /graphql',
+          message:
+            'subscriptions are served on /graphql over WebSockets (graphql-ws), Server-Sent Events ' +
+            '(Accept: text/event-stream) or multipart HTTP (Accept: multipart/mixed;subscriptionSpec="1.0")',
           extensions: { code: 'BAD_REQUEST' },
         },
       ]);
