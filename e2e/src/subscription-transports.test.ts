@@ -323,6 +323,29 @@ describe('refusals, over SSE and multipart HTTP alike', () => {
 });
 
 describe('clean-up', () => {
+  it('at shutdown gives multipart clients a retryable error and the final boundary, and does not wait for them', async () => {
+    const own = await startGatewayOnBus(t.supergraph.subgraphUrls, new EmitterBus());
+    extraGateways.push(own);
+    const tracking = follow(apolloClient(own.url, shop.tokens.ada), TRACK, { id: await shop.placeOrder() });
+    await vi.waitFor(() => expect(tracking.data).toHaveLength(1));
+    const closing = Date.now();
+    await own.close();
+    // Well under the HTTP server's drain grace (10 s), which an open stream would have to run out.
+    expect(Date.now() - closing).toBeLessThan(5_000);
+    await vi.waitFor(() => expect(tracking.completed).toBe(true));
+    expect(tracking.errors).toEqual([
+      expect.objectContaining({
+        errors: [
+          {
+            message: 'the gateway is shutting down; subscribe again',
+            extensions: { code: 'SUBSCRIPTIONS_UNAVAILABLE', retryable: true },
+          },
+        ],
+      }),
+    ]);
+    expect(own.subscriptions.activeSubscriptions()).toBe(0);
+  });
+
   it('ends the subscription when the client goes away mid-stream, over either transport', async () => {
     const orderId = await shop.placeOrder();
     const client = sseClient(gateway.url, shop.tokens.ada);
