@@ -2,7 +2,7 @@ import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
 import { createClient, type Client as SseClient, type ClientOptions as SseClientOptions } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { newEvent, UserTokens, type EventOf } from '@food/platform';
-import { freePort, testSecrets } from '@food/platform/testing';
+import { freePort } from '@food/platform/testing';
 import type { RunningGateway } from '@food/gateway';
 import { startTestSupergraph } from './harness.js';
 import { EmitterBus, startGatewayOnBus } from './in-test-bus.js';
