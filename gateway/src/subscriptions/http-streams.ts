@@ -122,11 +122,11 @@ export function serveHttpSubscriptions(options: HttpSubscriptionsOptions): HttpS
         subscriptionError(SubscriptionErrorCode.FORBIDDEN, 'subscriptions are not allowed from this origin'),
       ]);
     }
-    if (closing) {
-      return respondWithErrors(request, response, 503, [
+    const gatewayClosing = () =>
+      respondWithErrors(request, response, 503, [
         subscriptionError(SubscriptionErrorCode.SUBSCRIPTIONS_UNAVAILABLE, 'the gateway is shutting down'),
       ]);
-    }
+    if (closing) return gatewayClosing();
     let caller: Caller;
     try {
       // The same rules as HTTP: a token that is present but bad or expired is refused (401).
@@ -148,8 +148,9 @@ export function serveHttpSubscriptions(options: HttpSubscriptionsOptions): HttpS
     }
     try {
       const checked = await engine.check(subscribe, { caller, clientAddress, transport: protocol.transport });
-      // The client left while its subscription was checked.
+      // The client left while its subscription was checked, or the gateway began to shut down.
       if (response.destroyed) return;
+      if (closing) return gatewayClosing();
       const framing = protocol.open(request);
       if (Array.isArray(checked)) {
         logger.debug(
