@@ -194,18 +194,12 @@ describe('a rolling restart of the gateway replicas', () => {
 });
 
 describe('Apollo Client as a frontend', () => {
-  it('places and pays over HTTP and follows the order to DELIVERED over GraphQLWsLink, with joined fields', async () => {
-    const replica = replicas[0]!;
-    const authorization = `Bearer ${shop.tokens.ada}`;
-    const ws = client(replica.url, shop.tokens.ada);
-    const apollo = new ApolloClient({
-      cache: new InMemoryCache(),
-      link: ApolloLink.split(
-        ({ operationType }) => operationType === 'subscription',
-        new GraphQLWsLink(ws),
-        new HttpLink({ uri: replica.url, headers: { authorization } }),
-      ),
-    });
+  /**
+   * Places and pays over HTTP and follows the order to DELIVERED through `apollo`'s link: each pushed
+   * message joins users (customer), meals (meal names) and payments (payment status).
+   * `whileSubscribed` runs once the first message is in.
+   */
+  async function placePayAndFollow(apollo: ApolloClient, whileSubscribed = async () => {}) {
     const placed = await apollo.mutate({
       mutation: gql`
         mutation Place($input: PlaceOrderInput!) {
@@ -256,7 +250,6 @@ describe('Apollo Client as a frontend', () => {
               payment: { status: string } | null;
             };
             const order = (data as { orderStatusChanged: Pushed }).orderStatusChanged;
-            // Each message joins users (customer), meals (meal names) and payments (payment status).
             seen.push(
               `${order.status}/${order.version}|${order.customer.name}|${order.items[0]!.meal.name}|${order.payment?.status ?? '-'}`,
             );
@@ -266,6 +259,7 @@ describe('Apollo Client as a frontend', () => {
         });
     });
     await vi.waitFor(() => expect(seen).toHaveLength(1), { timeout: 10_000 });
+    await whileSubscribed();
     const paid = await apollo.mutate({
       mutation: gql`
         mutation Pay($input: PayForOrderInput!) {
@@ -288,7 +282,38 @@ describe('Apollo Client as a frontend', () => {
     expect((apollo.cache.extract() as Record<string, unknown>)[`Order:${orderId}`]).toMatchObject({
       status: 'DELIVERED',
     });
+  }
+
+  it('places and pays over HTTP and follows the order to DELIVERED over GraphQLWsLink, with joined fields', async () => {
+    const replica = replicas[0]!;
+    const authorization = `Bearer ${shop.tokens.ada}`;
+    const ws = client(replica.url, shop.tokens.ada);
+    const apollo = new ApolloClient({
+      cache: new InMemoryCache(),
+      link: ApolloLink.split(
+        ({ operationType }) => operationType === 'subscription',
+        new GraphQLWsLink(ws),
+        new HttpLink({ uri: replica.url, headers: { authorization } }),
+      ),
+    });
+    await placePayAndFollow(apollo);
     apollo.stop();
+  });
+
+  it('does the same with nothing but its plain HttpLink: the subscription over multipart HTTP', async () => {
+    const replica = replicas[0]!;
+    const apollo = new ApolloClient({
+      cache: new InMemoryCache(),
+      link: new HttpLink({ uri: replica.url, headers: { authorization: `Bearer ${shop.tokens.ada}` } }),
+    });
+    const openStreams = async () => {
+      const metrics = await (await fetch(new URL('/metrics', replica.url))).text();
+      return Number(/^gateway_http_subscription_streams (\d+)$/m.exec(metrics)?.[1]);
+    };
+    // One multipart response while it follows the order, none once the order is delivered.
+    await placePayAndFollow(apollo, async () => expect(await openStreams()).toBe(1));
+    apollo.stop();
+    await vi.waitFor(async () => expect(await openStreams()).toBe(0));
   });
 });
 

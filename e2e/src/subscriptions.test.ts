@@ -1,21 +1,13 @@
-import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import {
-  createLogger,
-  newEvent,
-  UserTokens,
-  type DomainEvent,
-  type EventBus,
-  type EventOf,
-  type EventStream,
-} from '@food/platform';
+import { newEvent, UserTokens, type DomainEvent, type EventBus, type EventOf } from '@food/platform';
 import { testSecrets } from '@food/platform/testing';
-// These tests start their own gateways (with an in-test bus) beside the supergraph's, on the same subgraphs.
-import { loadGatewayConfig, startGateway, type RunningGateway } from '@food/gateway';
+import type { RunningGateway } from '@food/gateway';
 import { codes, startTestSupergraph } from './harness.js';
+// These tests start their own gateways (with an in-test bus) beside the supergraph's, on the same subgraphs.
+import { EmitterBus, startGatewayOnBus } from './in-test-bus.js';
 import { record, statusesOf, webSocketUrl, WHOLE_JOURNEY } from './tracking-clients.js';
 
 /**
@@ -24,24 +16,6 @@ import { record, statusesOf, webSocketUrl, WHOLE_JOURNEY } from './tracking-clie
  * the last cases run the real chain instead (mutations, outbox, relay, Redis): an order's tracking
  * and the menu's live availability.
  */
-
-/** A minimal event bus: `tail` listens on an EventEmitter; `publish` emits. */
-class EmitterBus implements EventBus {
-  readonly emitter = new EventEmitter();
-  tails = 0;
-  async publish(stream: EventStream, event: DomainEvent) {
-    this.emitter.emit(stream, event);
-  }
-  async consume(): Promise<never> {
-    throw new Error('not used by the gateway');
-  }
-  async tail(stream: EventStream, handler: (event: DomainEvent) => void) {
-    this.tails++;
-    this.emitter.on(stream, handler);
-    return { close: async () => void this.emitter.off(stream, handler) };
-  }
-  async close() {}
-}
 
 type Status = EventOf<'order.status_changed'>['data']['to'];
 
@@ -65,26 +39,8 @@ const TRACK = `subscription Track($id: ID!) {
 const FEED = `subscription { orderUpdates { id state: status version customer { name } } }`;
 const MAX_PER_CONNECTION = 3;
 
-function startSubscriptionGateway(eventBus: EventBus | undefined, env: Record<string, string> = {}) {
-  const { users, meals, orders, payments } = t.supergraph.subgraphUrls;
-  return startGateway(
-    loadGatewayConfig({
-      ...testSecrets,
-      LOG_LEVEL: 'silent',
-      GATEWAY_PORT: '0',
-      USERS_SUBGRAPH_URL: users,
-      MEALS_SUBGRAPH_URL: meals,
-      ORDERS_SUBGRAPH_URL: orders,
-      PAYMENTS_SUBGRAPH_URL: payments,
-      // The bus carries only what a test emits, not the real changes' events (those go to Redis),
-      // so nothing would tell a private entity cache of them; the tails counted here are the hub's.
-      ENTITY_CACHE_PRIVATE_TYPES: '',
-      ...env,
-    }),
-    createLogger('gateway', 'silent'),
-    { eventBus },
-  );
-}
+const startSubscriptionGateway = (eventBus: EventBus | undefined, env: Record<string, string> = {}) =>
+  startGatewayOnBus(t.supergraph.subgraphUrls, eventBus, env);
 
 function connect(token?: string, url = wsUrl, closed?: (event: unknown) => void): Client {
   const client = createClient({
@@ -468,7 +424,7 @@ describe('limits and clean-up', () => {
 });
 
 describe('subscriptions elsewhere', () => {
-  it('answers a subscription over HTTP POST or GET with a clear error, not a crash', async () => {
+  it('answers a subscription as a plain JSON POST or GET with a clear error naming the transports', async () => {
     const query = `subscription { orderUpdates { id } }`;
     for (const url of [gateway.url, t.supergraph.gatewayUrl]) {
       const posted = await t.post(url, { query }, bearer(tokens.chef));
@@ -476,7 +432,9 @@ describe('subscriptions elsewhere', () => {
       expect(posted.data).toBeUndefined();
       expect(posted.errors).toEqual([
         {
-          message: 'subscriptions are served over WebSockets (graphql-ws) on /graphql',
+          message:
+            'subscriptions are served on /graphql over WebSockets (graphql-ws), Server-Sent Events ' +
+            '(Accept: text/event-stream) or multipart HTTP (Accept: multipart/mixed;subscriptionSpec="1.0")',
           extensions: { code: 'BAD_REQUEST' },
         },
       ]);

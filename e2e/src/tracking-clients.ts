@@ -23,8 +23,16 @@ export function wsClient(httpUrl: string, token: string, options: Partial<Client
   });
 }
 
+/** What `record` needs of a client: graphql-ws's and graphql-sse's both subscribe this way. */
+export interface SubscribingClient {
+  subscribe(
+    request: { query: string; variables: Record<string, unknown> },
+    sink: { next(value: any): void; error(error: unknown): void; complete(): void },
+  ): () => void;
+}
+
 /** Everything one subscription receives, with a way to wait for it. */
-export function record(client: Client, query: string, variables: Record<string, unknown> = {}) {
+export function record(client: SubscribingClient, query: string, variables: Record<string, unknown> = {}) {
   const results: any[] = [];
   const state: { error?: unknown; completed: boolean } = { completed: false };
   let settle!: () => void;

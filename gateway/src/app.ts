@@ -25,15 +25,18 @@ import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide
 import { SubgraphDataSource } from './subgraph-data-source.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
 import { liveDeclarationProblems } from './subscriptions/checks.js';
+import { serveHttpSubscriptions } from './subscriptions/http-streams.js';
+import { multipartSubscriptions } from './subscriptions/multipart.js';
 import { readLiveFields } from './subscriptions/declarations.js';
 import { SubscriptionEngine } from './subscriptions/engine.js';
 import type { EventHubCounts } from './subscriptions/hub.js';
 import { LiveExecutor } from './subscriptions/executor.js';
 import { attachSubscriptionServer, type SubscriptionServer } from './subscriptions/server.js';
+import { serverSentEvents } from './subscriptions/sse.js';
 
 export interface GatewayOptions {
   /**
-   * Where events come from, for the subscriptions the subgraphs declare (e.g. `messaging.bus`). The
+   * Where events come from, for the subscriptions the subgraphs declare, over every transport (e.g. `messaging.bus`). The
    * gateway tails each stream they follow once per process, from its first subscriber until `close`;
    * the bus itself stays the caller's (never closed here). Without it, every subscribe is refused
    * with SUBSCRIPTIONS_UNAVAILABLE.
@@ -53,6 +56,8 @@ export interface SubscriptionCounts {
   activeSubscriptions(): number;
   /** Acknowledged graphql-ws connections. */
   connections(): number;
+  /** Open subscription responses over HTTP (SSE and multipart). */
+  httpStreams(): number;
   /** The event registry's listeners and tails. */
   listenerCounts(): EventHubCounts;
   /** Groups of subscribers that share one resolution per event. */
@@ -63,7 +68,8 @@ export interface SubscriptionCounts {
 
 /**
  * Starts the gateway: the supergraph over HTTP on /graphql, with health and readiness, and its
- * subscriptions over WebSockets (graphql-ws) on the same port and path.
+ * subscriptions on the same port and path over WebSockets (graphql-ws), Server-Sent Events and
+ * multipart HTTP, all three from one subscription engine.
  */
 export async function startGateway(
   config: GatewayConfig,
@@ -131,6 +137,16 @@ export async function startGateway(
     guard: edge.guard,
     logger: subscriptionLogger,
   });
+  // SSE and multipart HTTP: served on /graphql before Apollo Server, which cannot stream them.
+  const httpSubscriptions = serveHttpSubscriptions({
+    engine,
+    userTokens,
+    logger: subscriptionLogger,
+    protocols: [serverSentEvents(), multipartSubscriptions()],
+    maxStreamsPerAddress: config.GATEWAY_MAX_HTTP_SUBSCRIPTIONS_PER_ADDRESS,
+    clientAddress: (request) => clientAddress(request, edge.trustProxy),
+    allowsOrigin: edge.allowsOrigin,
+  });
   let subscriptions: SubscriptionServer | undefined;
   // A gateway that fails to start (port taken) must not leave its Redis connection open.
   const http = await serveGraphQL<GatewayContext>({
@@ -139,6 +155,7 @@ export async function startGateway(
     port: config.GATEWAY_PORT,
     host: config.HOST,
     cors: edge.cors,
+    beforeApolloServer: [httpSubscriptions.handle],
     production,
     // GraphiQL, served from this process (no CDN), in development only.
     staticFiles: production
@@ -197,6 +214,7 @@ export async function startGateway(
   const untrackGauges = [
     subscriptionGauges.active.track(async () => [[{}, engine.activeSubscriptions()]]),
     subscriptionGauges.connections.track(async () => [[{}, ws.connections()]]),
+    subscriptionGauges.httpStreams.track(async () => [[{}, httpSubscriptions.streams()]]),
   ];
   logger.info({ url: http.url, subgraphs: subgraphUrls, subscriptions: Boolean(options.eventBus) }, 'gateway ready');
   return {
@@ -205,15 +223,18 @@ export async function startGateway(
     subscriptions: {
       activeSubscriptions: () => engine.activeSubscriptions(),
       connections: ws.connections,
+      httpStreams: httpSubscriptions.streams,
       listenerCounts: () => engine.listenerCounts(),
       topics: () => engine.topicCount(),
       tailsStarted: () => engine.tailsStarted(),
     },
-    // WebSockets first (clients get 1001, the tail stops), then HTTP finishes in-flight requests.
+    // Subscriptions first (WebSocket clients get 1001, SSE and multipart streams end as their
+    // protocol asks a client to subscribe again, the tail stops), then HTTP finishes in-flight requests,
+    // which would otherwise wait for the streams.
     close: async () => {
       for (const untrack of untrackGauges) untrack();
       engine.beginClosing();
-      await ws.close();
+      await Promise.all([ws.close(), httpSubscriptions.close()]);
       // Whatever a transport has not ended yet, and the tails.
       await engine.close();
       await http.close();
@@ -222,10 +243,15 @@ export async function startGateway(
   };
 }
 
-/** Live subscriptions and WebSocket connections, read at scrape time (summed over gateways in a process). */
+/** Live subscriptions, WebSocket connections and HTTP streams, read at scrape time (summed over gateways in a process). */
 const subscriptionGauges = {
-  active: sampledGauge('gateway_active_subscriptions', 'Subscriptions running over WebSockets.', []),
+  active: sampledGauge('gateway_active_subscriptions', 'Subscriptions running, over every transport.', []),
   connections: sampledGauge('gateway_websocket_connections', 'Acknowledged graphql-ws connections.', []),
+  httpStreams: sampledGauge(
+    'gateway_http_subscription_streams',
+    'Open subscription responses over HTTP (SSE and multipart).',
+    [],
+  ),
 };
 
 /** A subgraph is ready when its own /readyz says so (its database is reachable). */

@@ -1,5 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import { GraphQLError } from 'graphql';
+import { GraphQLError } from './graphql-js.js';
 import { anonymous, DomainError, type Caller, type UserTokens } from '@food/platform';
 
 /**
@@ -16,6 +16,21 @@ export async function authenticate(headers: IncomingHttpHeaders, tokens: UserTok
     return await tokens.verify(match[1]!);
   } catch (error) {
     throw unauthenticated(error instanceof DomainError ? error.message : 'Invalid token');
+  }
+}
+
+/**
+ * Milliseconds until a verified "Bearer <jwt>" expires, from its `exp` claim: a long-lived
+ * subscription (a socket, an event stream) lives no longer than the token it was opened with.
+ */
+export function msUntilTokenExpiry(authorization: string): number | undefined {
+  const payload = authorization.slice('Bearer '.length).split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const { exp } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown };
+    return typeof exp === 'number' ? Math.max(0, exp * 1000 - Date.now()) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

@@ -37,6 +37,12 @@ export const GatewayConfigSchema = z
     /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */
     GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1_000).default(20),
     /**
+     * Subscriptions over HTTP (SSE and multipart responses) one client address may hold at once; one
+     * more is refused (429, TOO_MANY_SUBSCRIPTIONS). Many users can share an address (carrier NAT,
+     * an office proxy): the default leaves room for them.
+     */
+    GATEWAY_MAX_HTTP_SUBSCRIPTIONS_PER_ADDRESS: integer(100, 1, 100_000),
+    /**
      * Events for subscriptions, from every replica's point of view the same Redis streams.
      * Required in production; in development without it, subscribe is refused (SUBSCRIPTIONS_UNAVAILABLE).
      */

@@ -7,8 +7,9 @@ export interface GatewayContext {
   /** The client's address (after trusted proxies): the key of its per-address rate budgets. */
   clientAddress: string;
   /**
-   * `http` for a client's query or mutation; `websocket` for the queries the gateway runs to resolve
-   * a subscription's events (guarded once, when the subscription started).
+   * `http` for a client's query or mutation; for the queries the gateway runs to resolve a
+   * subscription's events (guarded once, when the subscription started), the transport the
+   * subscription came over: `websocket` (graphql-ws), `sse` or `multipart` (HTTP).
    */
-  transport: 'http' | 'websocket';
+  transport: 'http' | 'websocket' | 'sse' | 'multipart';
 }

@@ -117,6 +117,7 @@ const METRICS: Record<string, Record<string, string[] | null>> = {
   },
   gateway_active_subscriptions: {},
   gateway_websocket_connections: {},
+  gateway_http_subscription_streams: {},
   gateway_entity_cache_hits_total: { type: null },
   gateway_entity_cache_misses_total: { type: null },
   gateway_rate_limited_total: { scope: null, operation: null },

@@ -10,7 +10,7 @@ import { rateLimitHeaders } from './rate-limit.js';
  * it is planned or executed. A request whose operation cannot be picked (unknown operationName) is a
  * 400 here. Every response carries `RateLimit-*` headers; a refusal is a 429 (rate
  * limit) or a 400 (bounds, safelist) with the guard's coded error. Operations the gateway runs for
- * its own subscriptions (transport `websocket`) were guarded when they were subscribed.
+ * its own subscriptions (any transport but `http`) were guarded when they were subscribed.
  */
 export function guardHttpOperations(guard: OperationGuard): ApolloServerPlugin<GatewayContext> {
   return {

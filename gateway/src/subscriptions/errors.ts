@@ -1,3 +1,4 @@
+import { httpStatusOf } from '@food/platform';
 import { GraphQLError } from '../graphql-js.js';
 
 /**
@@ -12,7 +13,10 @@ export const SubscriptionErrorCode = {
   UNAUTHENTICATED: 'UNAUTHENTICATED',
   FORBIDDEN: 'FORBIDDEN',
   NOT_FOUND: 'NOT_FOUND',
-  /** The connection already holds the maximum number of subscriptions. */
+  /**
+   * The graphql-ws connection, or the client address over SSE and multipart HTTP, already holds the
+   * maximum number of subscriptions.
+   */
   TOO_MANY_SUBSCRIPTIONS: 'TOO_MANY_SUBSCRIPTIONS',
   /** This gateway has no event bus, or is shutting down. */
   SUBSCRIPTIONS_UNAVAILABLE: 'SUBSCRIPTIONS_UNAVAILABLE',
@@ -24,8 +28,39 @@ export const SubscriptionErrorCode = {
 } as const;
 export type SubscriptionErrorCode = (typeof SubscriptionErrorCode)[keyof typeof SubscriptionErrorCode];
 
-/** What a client gets when it sends a subscription over HTTP. */
-export const SUBSCRIPTIONS_OVER_WEBSOCKETS = 'subscriptions are served over WebSockets (graphql-ws) on /graphql';
+/** What a client gets when it sends a subscription as a plain JSON request, which cannot stream. */
+export const SUBSCRIPTIONS_OVER_PLAIN_HTTP =
+  'subscriptions are served on /graphql over WebSockets (graphql-ws), Server-Sent Events ' +
+  '(Accept: text/event-stream) or multipart HTTP (Accept: multipart/mixed;subscriptionSpec="1.0")';
+
+/**
+ * The HTTP status of a subscription refused before its stream began (SSE, multipart HTTP), by code;
+ * `satisfies` makes the compiler insist every code has one.
+ */
+const refusalStatusOf = {
+  GRAPHQL_PARSE_FAILED: 400,
+  GRAPHQL_VALIDATION_FAILED: 400,
+  BAD_REQUEST: 400,
+  BAD_USER_INPUT: 400,
+  UNAUTHENTICATED: 401,
+  FORBIDDEN: 403,
+  NOT_FOUND: 404,
+  TOO_MANY_SUBSCRIPTIONS: 429,
+  SUBSCRIPTIONS_UNAVAILABLE: 503,
+  UPSTREAM_UNAVAILABLE: 503,
+  // Never a refusal (a stream ends with it); here for completeness.
+  SUBSCRIPTION_OVERFLOW: 503,
+  INTERNAL_SERVER_ERROR: 500,
+} as const satisfies Record<SubscriptionErrorCode, number>;
+
+/** The status for a refusal with these errors: its first error's code (the edge's too, e.g. RATE_LIMITED: 429). */
+export function refusalStatus(errors: readonly GraphQLError[]): number {
+  const code = errors[0]?.extensions.code;
+  if (typeof code !== 'string') return 400;
+  if (Object.hasOwn(refusalStatusOf, code)) return refusalStatusOf[code as SubscriptionErrorCode];
+  if (Object.hasOwn(httpStatusOf, code)) return httpStatusOf[code as keyof typeof httpStatusOf];
+  return 400;
+}
 
 export const subscriptionError = (code: string, message: string, details: Record<string, unknown> = {}) =>
   new GraphQLError(message, { extensions: { code, ...details } });

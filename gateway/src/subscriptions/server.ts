@@ -4,7 +4,7 @@ import { CloseCode, handleProtocols, makeServer, type Context, type WebSocket as
 import type { ExecutionArgs, ExecutionResult } from 'graphql';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Caller, Logger, UserTokens } from '@food/platform';
-import { authenticate } from '../auth.js';
+import { authenticate, msUntilTokenExpiry } from '../auth.js';
 import { GraphQLError } from '../graphql-js.js';
 import type { CheckedSubscription, SubscriptionEngine } from './engine.js';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
@@ -153,7 +153,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
       // Checked: the token is not needed again (expiry is timed below), so it is not kept per connection.
       delete (ctx as { connectionParams?: unknown }).connectionParams;
       const connection: Connection = { caller };
-      const expiresInMs = authorization ? msUntilExpiry(authorization) : undefined;
+      const expiresInMs = authorization ? msUntilTokenExpiry(authorization) : undefined;
       if (expiresInMs !== undefined) {
         // A connection lives no longer than the token it was opened with.
         connection.expiry = setTimeout(
@@ -281,18 +281,6 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
-}
-
-/** Milliseconds until a verified "Bearer <jwt>" expires, from its `exp` claim. */
-function msUntilExpiry(authorization: string): number | undefined {
-  const payload = authorization.slice('Bearer '.length).split('.')[1];
-  if (!payload) return undefined;
-  try {
-    const { exp } = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown };
-    return typeof exp === 'number' ? Math.max(0, exp * 1000 - Date.now()) : undefined;
-  } catch {
-    return undefined;
-  }
 }
 
 /** A close reason fits in a control frame (123 bytes). */

@@ -1,7 +1,7 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import cors, { type CorsOptions } from 'cors';
-import express, { type Request } from 'express';
+import express, { type Request, type RequestHandler } from 'express';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
@@ -42,6 +42,12 @@ export interface ServeGraphQLOptions<Ctx extends BaseContext> {
   maxBodyBytes?: number;
   /** Lets a caller mount more on the same HTTP server (e.g. WebSockets) before it listens. */
   onHttpServer?: (server: Server) => void;
+  /**
+   * Run on `/graphql` after CORS and body parsing, before Apollo Server: for requests Apollo Server
+   * cannot serve (the gateway's subscriptions over SSE and multipart HTTP). A handler answers the
+   * requests it takes and calls `next()` for every other one.
+   */
+  beforeApolloServer?: RequestHandler[];
   /** Cross-origin rules for `/graphql` (the `cors` package's options); none means same-origin only. */
   cors?: CorsOptions;
   /** In production there is no landing page on GET /graphql (development keeps Apollo's). */
@@ -105,6 +111,7 @@ export async function serveGraphQL<Ctx extends BaseContext>(
     '/graphql',
     ...(options.cors ? [cors(options.cors)] : []),
     express.json({ limit: options.maxBodyBytes ?? 100_000 }),
+    ...(options.beforeApolloServer ?? []),
     traceRequests(options.name),
     expressMiddleware(server, { context: ({ req }) => options.context(req) }),
   );
