@@ -135,6 +135,7 @@ export async function startGateway(
     },
     eventBus: options.eventBus,
     guard: edge.guard,
+    maxEntities: config.GATEWAY_MAX_SUBSCRIPTION_ENTITIES,
     logger: subscriptionLogger,
   });
   // SSE and multipart HTTP: served on /graphql before Apollo Server, which cannot stream them.

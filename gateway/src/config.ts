@@ -36,6 +36,8 @@ export const GatewayConfigSchema = z
     SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
     /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */
     GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION: z.coerce.number().int().min(1).max(1_000).default(20),
+    /** Entities one subscription may follow by its arguments (e.g. ids in a list); more is BAD_USER_INPUT. */
+    GATEWAY_MAX_SUBSCRIPTION_ENTITIES: integer(100, 1, 10_000),
     /**
      * Subscriptions over HTTP (SSE and multipart responses) one client address may hold at once; one
      * more is refused (429, TOO_MANY_SUBSCRIPTIONS). Many users can share an address (carrier NAT,

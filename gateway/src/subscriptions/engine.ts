@@ -29,6 +29,8 @@ export interface SubscriptionEngineOptions {
   guard?: OperationGuard;
   /** How long a result that fails upstream is retried. */
   retry?: RetryPolicy;
+  /** Entities one subscription may follow by its arguments (each has its current state resolved first). */
+  maxEntities?: number;
   logger: Logger;
 }
 
@@ -104,6 +106,17 @@ export class SubscriptionEngine {
     if (exceeded) return [exceeded];
     const refused = authorize(plan, subscriber.caller);
     if (refused) return [refused];
+    const maxEntities = this.options.maxEntities ?? 100;
+    const entities = entitiesFromArguments(plan.live, plan.args).length;
+    if (entities > maxEntities) {
+      return [
+        subscriptionError(
+          SubscriptionErrorCode.BAD_USER_INPUT,
+          `${plan.live.field} may follow at most ${maxEntities} entities by its arguments, not ${entities}`,
+          { max: maxEntities },
+        ),
+      ];
+    }
     return { schema, plan, context: { ...subscriber, requestId: randomUUID() } };
   }
 

@@ -4,6 +4,7 @@ import { QueryPlanner, type FetchNode, type PlanNode, type QueryPlan } from '@ap
 import type {
   DocumentNode,
   FieldNode,
+  FragmentDefinitionNode,
   FormattedExecutionResult,
   GraphQLFormattedError,
   GraphQLSchema,
@@ -25,12 +26,21 @@ export interface PreparedSubscription {
   readonly responseKey: string;
   /** Entity fields the gateway selects for itself (version, `until`), by field, at their hidden alias. */
   readonly hidden: ReadonlyMap<string, string>;
-  /** For each field of the declaration's `fields`: the response keys the client selected it at. */
-  readonly projected: ReadonlyMap<string, readonly string[]>;
+  /**
+   * For each field of the declaration's `fields`: where the client selected it (its response keys,
+   * with the sub-selection of an object field), so an event's value can be put there in its shape.
+   */
+  readonly projected: ReadonlyMap<string, readonly ProjectedKey[]>;
   readonly plan: QueryPlan;
   readonly operation: OperationDefinitionNode;
   readonly document: DocumentNode;
   readonly operationContext: ReturnType<typeof buildOperationContext>;
+}
+
+/** A response key of a projected field, and for an object field the client's selection of it. */
+export interface ProjectedKey {
+  key: string;
+  selection?: SelectionSetNode;
 }
 
 /** What one resolution gave: the client's result, and the hidden fields' values (null: did not resolve). */
@@ -102,7 +112,7 @@ export class LiveExecutor {
       live,
       responseKey,
       hidden,
-      projected: new Map([...live.fields.keys()].map((field) => [field, directKeys(document, root, field)])),
+      projected: new Map([...live.fields.keys()].map((field) => [field, selectedAt(document, root, field)])),
       plan: this.fromEntity(plan, responseKey, live.entityType),
       operation: hiddenOperation,
       document: withHidden,
@@ -332,19 +342,25 @@ function unusedName(base: string, taken: ReadonlySet<string>): string {
 }
 
 /**
- * The response keys at which `fieldName` is selected directly on the root field's object: plain,
- * aliased, or inside inline fragments and fragment spreads at its own level (not in nested objects).
+ * Where `fieldName` is selected directly on the root field's object: plain, aliased, or inside inline
+ * fragments and fragment spreads at its own level (not in nested objects); for an object field, with
+ * its sub-selection (fragments inlined), so a value can be shaped as the client asked.
  */
-function directKeys(document: DocumentNode, root: FieldNode, fieldName: string): string[] {
-  const fragments = new Map(
-    document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d] as const] : [])),
-  );
-  const keys = new Set<string>();
+function selectedAt(document: DocumentNode, root: FieldNode, fieldName: string): ProjectedKey[] {
+  const fragments = fragmentsOf(document);
+  const found = new Map<string, ProjectedKey>();
   const seen = new Set<string>();
   const walk = (selectionSet: SelectionSetNode) => {
     for (const selection of selectionSet.selections) {
       if (selection.kind === Kind.FIELD) {
-        if (selection.name.value === fieldName) keys.add(selection.alias?.value ?? fieldName);
+        if (selection.name.value !== fieldName) continue;
+        const key = selection.alias?.value ?? fieldName;
+        const previous = found.get(key)?.selection;
+        const selections = [...(previous?.selections ?? []), ...(selection.selectionSet?.selections ?? [])];
+        found.set(key, {
+          key,
+          ...(selections.length ? { selection: inlined({ kind: Kind.SELECTION_SET, selections }, fragments) } : {}),
+        });
       } else if (selection.kind === Kind.INLINE_FRAGMENT) {
         walk(selection.selectionSet);
       } else {
@@ -356,5 +372,37 @@ function directKeys(document: DocumentNode, root: FieldNode, fieldName: string):
     }
   };
   if (root.selectionSet) walk(root.selectionSet);
-  return [...keys];
+  return [...found.values()];
+}
+
+function fragmentsOf(document: DocumentNode): Map<string, FragmentDefinitionNode> {
+  return new Map(
+    document.definitions.flatMap((d) => (d.kind === Kind.FRAGMENT_DEFINITION ? [[d.name.value, d] as const] : [])),
+  );
+}
+
+/** The selection with its fragment spreads and inline fragments replaced by their fields. */
+function inlined(
+  selectionSet: SelectionSetNode,
+  fragments: ReadonlyMap<string, FragmentDefinitionNode>,
+): SelectionSetNode {
+  const fields: FieldNode[] = [];
+  const visit = (set: SelectionSetNode, seen: Set<string>) => {
+    for (const selection of set.selections) {
+      if (selection.kind === Kind.FIELD) {
+        fields.push(
+          selection.selectionSet
+            ? { ...selection, selectionSet: inlined(selection.selectionSet, fragments) }
+            : selection,
+        );
+      } else if (selection.kind === Kind.INLINE_FRAGMENT) visit(selection.selectionSet, seen);
+      else {
+        const fragment = fragments.get(selection.name.value);
+        if (!fragment || seen.has(fragment.name.value)) continue;
+        visit(fragment.selectionSet, new Set([...seen, fragment.name.value]));
+      }
+    }
+  };
+  visit(selectionSet, new Set());
+  return { kind: Kind.SELECTION_SET, selections: fields };
 }

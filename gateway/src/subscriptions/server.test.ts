@@ -286,3 +286,31 @@ describe('the WebSocket endpoint', () => {
     expect(status).toBe(503);
   });
 });
+
+describe('the engine checks what a subscriber asks for', () => {
+  it('refuses more entities by the arguments than the limit, with a typed error', async () => {
+    const engine = new SubscriptionEngine({
+      schema: () => schema,
+      live,
+      eventBus: new EmitterBus(),
+      maxEntities: 2,
+      logger: createLogger('test', 'silent'),
+    });
+    const ids = ['a', 'b', 'c'].map((c) => `7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5${c}`);
+    const subscriber = {
+      caller: { kind: 'anonymous' as const },
+      clientAddress: '127.0.0.1',
+      transport: 'websocket' as const,
+    };
+    const query = 'subscription ($ids: [ID!]) { mealAvailabilityChanged(mealIds: $ids) { id } }';
+    const refused = await engine.check({ query, variables: { ids } }, subscriber);
+    expect(refused).toEqual([
+      expect.objectContaining({
+        message: 'mealAvailabilityChanged may follow at most 2 entities by its arguments, not 3',
+        extensions: { code: 'BAD_USER_INPUT', max: 2 },
+      }),
+    ]);
+    expect(Array.isArray(await engine.check({ query, variables: { ids: ids.slice(0, 2) } }, subscriber))).toBe(false);
+    await engine.close();
+  });
+});

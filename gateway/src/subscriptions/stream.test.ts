@@ -10,7 +10,14 @@ import { getOperationAST, parse } from '../graphql-js.js';
 import { readLiveFields } from './declarations.js';
 import { LiveExecutor, type EntityRepresentation, type PreparedSubscription, type Resolution } from './executor.js';
 import { EventHub } from './hub.js';
-import { entitiesFromArguments, LiveSubscription, LiveTopic, type EntityResolver, type RetryPolicy } from './stream.js';
+import {
+  deliveryOf,
+  entitiesFromArguments,
+  LiveSubscription,
+  LiveTopic,
+  type EntityResolver,
+  type RetryPolicy,
+} from './stream.js';
 
 /**
  * Topics and subscriptions on their own: the declarations and plans of the committed supergraph, the
@@ -332,5 +339,29 @@ describe('the event hub', () => {
     await expect(t.subscribe(t.topic(args), args).next()).rejects.toMatchObject({
       extensions: { code: 'UPSTREAM_UNAVAILABLE', retryable: true },
     });
+  });
+});
+
+describe("an event's fields in each result", () => {
+  it('puts an object field of the event in the shape the client selected: aliases, its fields only', () => {
+    const prepared = prepare(
+      'subscription ($ids: [ID!]) { m: mealAvailabilityChanged(mealIds: $ids) { id available ...Cost } } ' +
+        'fragment Cost on Meal { cost: price { __typename cents: amount } }',
+    );
+    const mealId = randomUUID();
+    const resolved = {
+      result: { data: { m: { id: mealId, available: true, cost: { __typename: 'Money', cents: 900 } } } },
+      hidden: { version: 3 },
+    };
+    const projection = new Map<string, unknown>([
+      ['available', false],
+      ['price', { amount: 1250, currency: 'EUR' }],
+      ['version', 4],
+    ]);
+    const delivery = deliveryOf(prepared, resolved, { __typename: 'Meal', id: mealId }, projection);
+    expect(delivery.value.data).toEqual({
+      m: { id: mealId, available: false, cost: { __typename: 'Money', cents: 1250 } },
+    });
+    expect(delivery.version).toBe(4);
   });
 });

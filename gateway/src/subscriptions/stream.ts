@@ -1,4 +1,4 @@
-import type { ExecutionResult, FormattedExecutionResult } from 'graphql';
+import type { ExecutionResult, FieldNode, FormattedExecutionResult, SelectionSetNode } from 'graphql';
 import { ErrorCode, type DomainEvent, type Logger } from '@food/platform';
 import { GraphQLError } from '../graphql-js.js';
 import type { Condition, LiveField } from './declarations.js';
@@ -149,7 +149,9 @@ export function deliveryOf(
     const object = { ...(resolution.result.data[prepared.responseKey] as Record<string, unknown>) };
     for (const [field, value] of projection) {
       if (field in hidden) hidden[field] = value;
-      for (const key of prepared.projected.get(field) ?? []) if (key in object) object[key] = value;
+      for (const { key, selection } of prepared.projected.get(field) ?? []) {
+        if (key in object) object[key] = selection ? shaped(value, selection, object[key]) : value;
+      }
     }
     result = { ...resolution.result, data: { [prepared.responseKey]: object } };
   }
@@ -162,6 +164,27 @@ export function deliveryOf(
     version: version === undefined ? undefined : numberOrUndefined(hidden[version]),
     final,
   };
+}
+
+/**
+ * An event's object value in the shape the client selected: its response keys and its fields only.
+ * What the event does not carry (`__typename`, a field it has no value for) stays as resolved.
+ */
+function shaped(value: unknown, selection: SelectionSetNode, resolved: unknown): unknown {
+  if (Array.isArray(value)) return value.map((item, i) => shaped(item, selection, (resolved as unknown[])?.[i]));
+  if (value === null || typeof value !== 'object') return value;
+  const source = value as Record<string, unknown>;
+  const before = (resolved ?? {}) as Record<string, unknown>;
+  const out: Record<string, unknown> = {};
+  for (const field of selection.selections as FieldNode[]) {
+    const key = field.alias?.value ?? field.name.value;
+    if (!(field.name.value in source)) out[key] = before[key] ?? null;
+    else {
+      const inner = source[field.name.value];
+      out[key] = field.selectionSet ? shaped(inner, field.selectionSet, before[key]) : inner;
+    }
+  }
+  return out;
 }
 
 const numberOrUndefined = (value: unknown) => (typeof value === 'number' ? value : undefined);
