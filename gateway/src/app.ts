@@ -98,7 +98,7 @@ export async function startGateway(
     audience: config.JWT_AUDIENCE,
     ttlSeconds: 1,
   });
-  const edge = await createEdge(config, supergraphSdl, logger, options.eventBus);
+  const edge = await createEdge(config, supergraph, logger, options.eventBus);
   const production = config.NODE_ENV === 'production';
   const subgraphUrls: Record<string, string> = {};
   // One data source per subgraph, shared by the gateway's executor and the subscriptions' own.

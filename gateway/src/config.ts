@@ -74,8 +74,11 @@ export const GatewayConfigSchema = z
     PERSISTED_QUERIES_MANIFEST: z.string().optional(),
     /** How long an automatically persisted query is remembered. */
     PERSISTED_QUERIES_TTL_SECONDS: integer(86_400, 60, 31_536_000),
-    /** Entity types the gateway caches (types keyed by id whose fields are the same for every caller). */
-    ENTITY_CACHE_TYPES: commaList('Meal'),
+    /**
+     * Entity types cached once for every caller (keyed by id, the same fields for everyone). Unset: the
+     * object types the supergraph declares `@cacheControl(scope: PUBLIC)`; set, it replaces them (empty: none).
+     */
+    ENTITY_CACHE_TYPES: optionalCommaList,
     /**
      * Entity types cached per caller, for queries only (fields that depend on who asks), dropped on
      * every change reported by a subgraph or named by an event. Unset: the object types the supergraph

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { composeSubgraphs, supergraphPath } from '../compose/compose.js';
-import { privateTypesOf } from './cache-control.js';
+import { Supergraph } from '@apollo/federation-internals';
+import { cacheScopesOf } from './cache-control.js';
 
 /** A supergraph of one subgraph whose SDL links Apollo's cache-control spec as `link` says. */
 function supergraphWith(types: string, link = 'import: ["@cacheControl"]', directive = 'cacheControl') {
@@ -19,14 +20,16 @@ function supergraphWith(types: string, link = 'import: ["@cacheControl"]', direc
   return composeSubgraphs([{ name: 'accounts', sdl }]).supergraphSdl;
 }
 
-describe('private entity types from the supergraph', () => {
-  it('are the object types declared @cacheControl(scope: PRIVATE)', () => {
+const scopes = (supergraphSdl: string) => cacheScopesOf(Supergraph.build(supergraphSdl));
+
+describe('cached entity types from the supergraph', () => {
+  it('are the object types declared @cacheControl(scope: PRIVATE) per caller, (scope: PUBLIC) for all', () => {
     const supergraph = supergraphWith(`
       type Account @key(fields: "id") @cacheControl(scope: PRIVATE) { id: ID! email: String }
       type Shop @key(fields: "id") @cacheControl(scope: PUBLIC) { id: ID! name: String }
       type Note @key(fields: "id") { id: ID! }
     `);
-    expect(privateTypesOf(supergraph)).toEqual(new Set(['Account']));
+    expect(scopes(supergraph)).toEqual({ PRIVATE: new Set(['Account']), PUBLIC: new Set(['Shop']) });
   });
 
   it('follow the name the @link gives the directive', () => {
@@ -36,7 +39,7 @@ describe('private entity types from the supergraph', () => {
       'import: [{ name: "@cacheControl", as: "@perCaller" }]',
       'perCaller',
     );
-    expect(privateTypesOf(supergraph)).toEqual(new Set(['Account']));
+    expect(scopes(supergraph).PRIVATE).toEqual(new Set(['Account']));
   });
 
   it('are none in a supergraph that does not link the cache-control spec', () => {
@@ -45,10 +48,16 @@ describe('private entity types from the supergraph', () => {
       type Account @key(fields: "id") { id: ID! }
       type Query { account: Account }
     `;
-    expect(privateTypesOf(composeSubgraphs([{ name: 'accounts', sdl }]).supergraphSdl)).toEqual(new Set());
+    expect(scopes(composeSubgraphs([{ name: 'accounts', sdl }]).supergraphSdl)).toEqual({
+      PUBLIC: new Set(),
+      PRIVATE: new Set(),
+    });
   });
 
-  it('are User and Order in the committed supergraph', () => {
-    expect(privateTypesOf(readFileSync(supergraphPath, 'utf8'))).toEqual(new Set(['Order', 'User']));
+  it('are User and Order per caller, Meal for all, in the committed supergraph', () => {
+    expect(scopes(readFileSync(supergraphPath, 'utf8'))).toEqual({
+      PRIVATE: new Set(['Order', 'User']),
+      PUBLIC: new Set(['Meal']),
+    });
   });
 });

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Supergraph } from '@apollo/federation-internals';
 import { readFileSync } from 'node:fs';
 import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
@@ -308,7 +309,7 @@ describe('private entity types of the edge', () => {
     const logger = createLogger('test', 'silent');
     const messaging = createMessaging({ logger });
     const config = loadGatewayConfig({ ...testSecrets, LOG_LEVEL: 'silent', ...env });
-    const edge = await createEdge(config, supergraphSdl, logger, messaging.bus);
+    const edge = await createEdge(config, Supergraph.build(supergraphSdl), logger, messaging.bus);
     try {
       return edge.entityCache?.scopeOf(ORDER_QUERY, { representations: [order('o')] }, 'user:alice:CUSTOMER');
     } finally {

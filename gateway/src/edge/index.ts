@@ -1,7 +1,8 @@
+import type { Supergraph } from '@apollo/federation-internals';
 import { Redis } from 'ioredis';
 import type { CorsOptions, EventBus, EventSubscription, Logger } from '@food/platform';
 import type { GatewayConfig } from '../config.js';
-import { privateTypesOf } from './cache-control.js';
+import { cacheScopesOf } from './cache-control.js';
 import { compileTrustProxy } from './client-address.js';
 import { EntityCache, InMemoryEntityCacheStore, RedisEntityCacheStore } from './entity-cache.js';
 import { invalidateOnEvents } from './entity-invalidation.js';
@@ -32,18 +33,21 @@ export interface Edge {
 
 /**
  * Builds the edge. With REDIS_URL, rate budgets, persisted queries and the entity cache live in Redis
- * and are shared by every replica; without it (development), in this process's memory. Private
- * entity types (declared in the supergraph, or ENTITY_CACHE_PRIVATE_TYPES) are cached only with
- * `eventBus`, whose events drop the entities they declare changed.
+ * and are shared by every replica; without it (development), in this process's memory. The entity
+ * types cached are the supergraph's `@cacheControl(scope: PUBLIC | PRIVATE)` ones (or
+ * ENTITY_CACHE_TYPES / ENTITY_CACHE_PRIVATE_TYPES); private ones only with `eventBus`, whose events
+ * drop the entities they declare changed.
  */
 export async function createEdge(
   config: GatewayConfig,
-  supergraphSdl: string,
+  supergraph: Supergraph,
   logger: Logger,
   eventBus?: EventBus,
 ): Promise<Edge> {
-  const declaredPrivate = config.ENTITY_CACHE_PRIVATE_TYPES ?? [...privateTypesOf(supergraphSdl)];
-  const sharedPrivate = config.ENTITY_CACHE_TYPES.filter((type) => declaredPrivate.includes(type));
+  const declared = cacheScopesOf(supergraph);
+  const sharedTypes = config.ENTITY_CACHE_TYPES ?? [...declared.PUBLIC];
+  const declaredPrivate = config.ENTITY_CACHE_PRIVATE_TYPES ?? [...declared.PRIVATE];
+  const sharedPrivate = sharedTypes.filter((type) => declaredPrivate.includes(type));
   if (sharedPrivate.length > 0) {
     // One answer for every caller of a type whose fields depend on the caller would leak them.
     throw new Error(`ENTITY_CACHE_TYPES lists private entity types (${sharedPrivate.join(', ')})`);
@@ -93,10 +97,10 @@ export async function createEdge(
     );
   }
   const entityCache =
-    config.ENTITY_CACHE_TYPES.length + privateTypes.length > 0
+    sharedTypes.length + privateTypes.length > 0
       ? new EntityCache({
           store: redis ? new RedisEntityCacheStore(redis) : new InMemoryEntityCacheStore(),
-          types: new Set(config.ENTITY_CACHE_TYPES),
+          types: new Set(sharedTypes),
           privateTypes: new Set(privateTypes),
           ttlSeconds: config.ENTITY_CACHE_TTL_SECONDS,
           keyPrefix: prefix,
