@@ -1,3 +1,4 @@
+import { resultJson } from './result-json.js';
 import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
 import type { StreamFraming, StreamProtocol } from './http-streams.js';
 
@@ -49,7 +50,7 @@ export class MultipartFraming implements StreamFraming {
   constructor(readonly heartbeatMs: number) {}
 
   next(result: ExecutionResult): string {
-    return part(JSON.stringify({ payload: result }));
+    return part(`{"payload":${resultJson(result)}}`);
   }
 
   failed(errors: readonly GraphQLFormattedError[]): string {

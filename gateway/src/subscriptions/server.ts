@@ -7,6 +7,7 @@ import type { Caller, Logger, UserTokens } from '@food/platform';
 import { authenticate, msUntilTokenExpiry } from '../auth.js';
 import { GraphQLError } from '../graphql-js.js';
 import type { CheckedSubscription, SubscriptionEngine } from './engine.js';
+import { resultJson } from './result-json.js';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
 
 export interface SubscriptionServerOptions {
@@ -75,7 +76,7 @@ class GraphqlWsTransport implements GraphqlWsSocket {
   send(data: string): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.socket.readyState !== this.socket.OPEN) return resolve();
-      this.socket.send(data, (error) => (error ? reject(error) : resolve()));
+      this.socket.send(withSharedResult(data), (error) => (error ? reject(error) : resolve()));
     });
   }
 
@@ -91,6 +92,33 @@ class GraphqlWsTransport implements GraphqlWsSocket {
       handle(String(data)).catch((error: unknown) => onInternalError(socket, error));
     });
   }
+}
+
+/**
+ * A `next` message's result, serialised once for all the subscribers of a topic (`resultJson`):
+ * graphql-ws stringifies each message itself, so its replacer leaves a placeholder for the result,
+ * and the socket's `send`, which graphql-ws calls right after (no await in between), puts the shared
+ * text in its place.
+ */
+const RESULT_PLACEHOLDER = '\u0000shared-result';
+const ENCODED_PLACEHOLDER = JSON.stringify(RESULT_PLACEHOLDER);
+let pendingResult: string | undefined;
+
+function replaceResult(this: unknown, key: string, value: unknown): unknown {
+  if (key !== 'payload' || (this as { type?: unknown }).type !== 'next' || !value || typeof value !== 'object') {
+    return value;
+  }
+  pendingResult = resultJson(value as ExecutionResult);
+  return RESULT_PLACEHOLDER;
+}
+
+function withSharedResult(data: string): string {
+  if (pendingResult === undefined) return data;
+  const text = pendingResult;
+  pendingResult = undefined;
+  // The payload is the message's last member (the client's id comes first and could hold anything).
+  const at = data.lastIndexOf(ENCODED_PLACEHOLDER);
+  return at < 0 ? data : data.slice(0, at) + text + data.slice(at + ENCODED_PLACEHOLDER.length);
 }
 
 /** What onSubscribe hands to `subscribe`: the checked subscription and its socket. */
@@ -133,6 +161,9 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
   const server = makeServer<Record<string, unknown> | undefined, SocketExtra>({
     // Timed here (initWait), so that the timer is released once the client has initialised.
     connectionInitWaitTimeout: 0,
+    // The engine's own result object (graphql-ws would copy it), so that its JSON is made once.
+    onNext: (_ctx, _id, _payload, _args, result) => result,
+    jsonMessageReplacer: replaceResult,
     onConnect: async (ctx) => {
       clearTimeout(ctx.extra.initWait);
       ctx.extra.initWait = undefined;

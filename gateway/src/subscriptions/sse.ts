@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import { resultJson } from './result-json.js';
 import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
 import type { StreamFraming, StreamProtocol } from './http-streams.js';
 
@@ -52,7 +53,8 @@ export class EventStreamFraming implements StreamFraming {
 
   /** One line of data: JSON.stringify leaves no newline in it. */
   next(result: ExecutionResult | { errors: readonly GraphQLFormattedError[] }): string {
-    return `id: ${++this.lastId}\nevent: next\ndata: ${JSON.stringify(result)}\n\n`;
+    const data = 'data' in result ? resultJson(result) : JSON.stringify(result);
+    return `id: ${++this.lastId}\nevent: next\ndata: ${data}\n\n`;
   }
 
   failed(errors: readonly GraphQLFormattedError[]): string {
