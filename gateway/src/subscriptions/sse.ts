@@ -13,7 +13,7 @@ import type { StreamFraming, StreamProtocol } from './http-streams.js';
  * Every `next` carries an `id:`. A client that comes back with `Last-Event-ID` (EventSource does, by
  * itself) subscribes again and gets the current state first, then the changes: a state-based
  * resume, the same as any new subscribe, with ids that go on from the one it had. Changes of a feed
- * (`orderUpdates`) while the client was away are not replayed.
+ * (a field with no current state) made while the client was away are not replayed.
  *
  * A stream the client should start again (live updates paused, gateway shutting down) ends without
  * `complete`: EventSource reconnects by itself, and graphql-sse's client retries a stream that
