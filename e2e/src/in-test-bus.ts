@@ -1,30 +1,13 @@
-import { EventEmitter } from 'node:events';
-import { createLogger, type DomainEvent, type EventBus, type EventStream } from '@food/platform';
-import { testSecrets } from '@food/platform/testing';
+import { createLogger, type EventBus } from '@food/platform';
+import { EmitterBus, testSecrets } from '@food/platform/testing';
+
+export { EmitterBus };
 import { loadGatewayConfig, startGateway, type RunningGateway } from '@food/gateway';
 
 /**
  * A gateway of a test's own, on an event bus the test drives, beside the supergraph's gateway and on
  * the same subgraphs: each case publishes exactly the changes it wants the subscribers to see.
  */
-
-/** A minimal event bus: `tail` listens on an EventEmitter; `publish` emits. */
-export class EmitterBus implements EventBus {
-  readonly emitter = new EventEmitter();
-  tails = 0;
-  async publish(stream: EventStream, event: DomainEvent) {
-    this.emitter.emit(stream, event);
-  }
-  async consume(): Promise<never> {
-    throw new Error('not used by the gateway');
-  }
-  async tail(stream: EventStream, handler: (event: DomainEvent) => void) {
-    this.tails++;
-    this.emitter.on(stream, handler);
-    return { close: async () => void this.emitter.off(stream, handler) };
-  }
-  async close() {}
-}
 
 /** Starts a gateway on `subgraphUrls` whose subscriptions hear `eventBus` (none: subscribe is refused). */
 export function startGatewayOnBus(

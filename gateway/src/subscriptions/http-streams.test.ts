@@ -2,13 +2,13 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { EventEmitter } from 'node:events';
 import { Supergraph } from '@apollo/federation-internals';
 import { ApolloGateway } from '@apollo/gateway';
 import type { GraphQLSchema } from 'graphql';
 import { createClient, type Client, type ClientOptions, type ExecutionResult } from 'graphql-sse';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger, UserTokens, type DomainEvent, type EventBus, type EventStream } from '@food/platform';
+import { createLogger, UserTokens } from '@food/platform';
+import { EmitterBus } from '@food/platform/testing';
 import { supergraphPath } from '../compose/compose.js';
 import { readLiveFields } from './declarations.js';
 import { SubscriptionEngine } from './engine.js';
@@ -22,21 +22,6 @@ import { serverSentEvents } from './sse.js';
  * before anything is resolved, heartbeats, and how a stream ends. Results of real orders, through
  * Apollo Client and graphql-sse's client, are in e2e/src/subscription-transports.test.ts.
  */
-
-class EmitterBus implements EventBus {
-  readonly emitter = new EventEmitter();
-  async publish(stream: EventStream, event: DomainEvent) {
-    this.emitter.emit(stream, event);
-  }
-  async consume(): Promise<never> {
-    throw new Error('not used by the gateway');
-  }
-  async tail(stream: EventStream, handler: (event: DomainEvent) => void) {
-    this.emitter.on(stream, handler);
-    return { close: async () => void this.emitter.off(stream, handler) };
-  }
-  async close() {}
-}
 
 const tokenOptions = {
   secret: 'http-streams-test-jwt-secret-0123456789',

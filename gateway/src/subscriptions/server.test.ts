@@ -3,13 +3,13 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { EventEmitter } from 'node:events';
 import { ApolloGateway } from '@apollo/gateway';
 import type { GraphQLSchema } from 'graphql';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger, UserTokens, type DomainEvent, type EventBus, type EventStream } from '@food/platform';
+import { createLogger, UserTokens, type EventBus } from '@food/platform';
+import { EmitterBus } from '@food/platform/testing';
 import { supergraphPath } from '../compose/compose.js';
 import { readLiveFields } from './declarations.js';
 import { SubscriptionEngine } from './engine.js';
@@ -20,21 +20,6 @@ import { attachSubscriptionServer, type SubscriptionServer, type SubscriptionSer
  * The WebSocket side on its own (no subgraphs): what is refused before anything is resolved. The
  * whole flow, with the subgraphs, is in e2e/src/subscriptions.test.ts.
  */
-
-class EmitterBus implements EventBus {
-  readonly emitter = new EventEmitter();
-  async publish(stream: EventStream, event: DomainEvent) {
-    this.emitter.emit(stream, event);
-  }
-  async consume(): Promise<never> {
-    throw new Error('not used by the gateway');
-  }
-  async tail(stream: EventStream, handler: (event: DomainEvent) => void) {
-    this.emitter.on(stream, handler);
-    return { close: async () => void this.emitter.off(stream, handler) };
-  }
-  async close() {}
-}
 
 const tokenOptions = {
   secret: 'server-test-jwt-secret-0123456789abcdef',

@@ -1,10 +1,10 @@
 import { Supergraph } from '@apollo/federation-internals';
-import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createLogger, newEvent, type DomainEvent, type EventBus, type EventStream } from '@food/platform';
+import { createLogger, newEvent, type DomainEvent } from '@food/platform';
 import { describe, expect, it, vi } from 'vitest';
+import { EmitterBus } from '@food/platform/testing';
 import { supergraphPath } from '../compose/compose.js';
 import { getOperationAST, parse } from '../graphql-js.js';
 import { readLiveFields } from './declarations.js';
@@ -30,26 +30,6 @@ const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
 const liveFields = readLiveFields(supergraphSdl);
 const executor = new LiveExecutor(Supergraph.build(supergraphSdl), new Map(), logger);
 const fastRetry: RetryPolicy = { initialDelayMs: 5, maxDelayMs: 20, giveUpAfterMs: 300 };
-
-/** A minimal event bus: `tail` listens on an EventEmitter; `publish` emits synchronously. */
-class EmitterBus implements EventBus {
-  readonly emitter = new EventEmitter();
-  tails = 0;
-  failTail = false;
-  async publish(stream: EventStream, event: DomainEvent) {
-    this.emitter.emit(stream, event);
-  }
-  async consume(): Promise<never> {
-    throw new Error('not used by the gateway');
-  }
-  async tail(stream: EventStream, handler: (event: DomainEvent) => void) {
-    this.tails++;
-    if (this.failTail) throw new Error('redis is down');
-    this.emitter.on(stream, handler);
-    return { close: async () => void this.emitter.off(stream, handler) };
-  }
-  async close() {}
-}
 
 const customerId = randomUUID();
 const change = (orderId: string, from: string, to: string, version: number) =>

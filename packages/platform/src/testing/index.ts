@@ -103,3 +103,4 @@ export async function unreachableUrl(): Promise<string> {
 }
 
 export { deleteKeys, freePort, RedisServerProcess } from './redis-server.js';
+export { EmitterBus } from './emitter-bus.js';
