@@ -33,6 +33,7 @@ import { runSubscriptions, type SubscriptionRun } from './subscriptions.js';
 import {
   startBackend,
   startTarget,
+  workers,
   writeSupergraph,
   type Backend,
   type Launch,
@@ -162,14 +163,14 @@ const noiseBudget = {
 };
 
 /** Waits until every event of the last workload is handled, so its aftermath does not load the next run. */
-async function quiesce(dbUrl: (service: 'orders' | 'payments') => string): Promise<void> {
+async function quiesce(dbUrl: (service: 'orders' | 'payments' | 'meals') => string): Promise<void> {
   const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   const deadline = Date.now() + 60_000;
   try {
     for (;;) {
       let pending = 0;
-      for (const service of ['orders', 'payments'] as const) {
+      for (const service of ['orders', 'payments', 'meals'] as const) {
         const client = new pg.Client({ connectionString: dbUrl(service) });
         await client.connect();
         const { rows } = await client.query<{ n: number }>(
@@ -334,7 +335,7 @@ async function main(): Promise<void> {
       meals: () => [backend.processes.meals.pid],
       orders: () => [backend.processes.orders.pid],
       payments: () => [backend.processes.payments.pid],
-      workers: () => [backend.processes['orders-worker'].pid, backend.processes['payments-worker'].pid],
+      workers: () => workers.map((worker) => backend.processes[worker].pid),
       postgres: () => pidsNamed('postgres'),
       redis: () => pidsNamed('redis-server'),
       client: () => [clientPid],
@@ -572,7 +573,7 @@ function notes(raised: typeof raisedLimits, customers: { federated: number; muta
         'each change goes to every subscriber';
   return [
     "Every deployable is its own process, as deployed: four subgraphs (Prisma on this machine's Postgres, one fresh " +
-      'database each, created, migrated and dropped by the bench), the orders and payments workers, and one gateway ' +
+      'database each, created, migrated and dropped by the bench), the orders, payments and meals workers, and one gateway ' +
       'at a time. Our gateway runs its production configuration (NODE_ENV=production, real Redis for rate limits, ' +
       'APQ, the entity cache and subscriptions, LOG_LEVEL default info: one log line per request, to a file).',
     `Our gateway's RATE_LIMIT_{USER,IP}_{QUERIES,MUTATIONS,SUBSCRIPTIONS} are ${rateLimit} (the largest its config ` +
@@ -604,7 +605,7 @@ function notes(raised: typeof raisedLimits, customers: { federated: number; muta
     'CPU: utime+stime from /proc/<pid>/stat of each process over the measured window; "other" is the whole ' +
       "machine's busy time (/proc/stat) minus every process of the bench (postgres counts every postgres process " +
       'on the machine): anything above a few % there means something else was running and the numbers are noisy.',
-    'Between the mutation mix and the next run the bench waits until both outboxes are published and every event ' +
+    'Between the mutation mix and the next run the bench waits until every outbox is published and every event ' +
       'consumed, so workers do not spill work into the next measurement.',
     'Subscriptions: our gateway only (peers have no Redis event source). Subscribers are graphql-ws clients in a ' +
       `separate process (up to 64 subscribing at once); ${subscriptionNote}. Subscribers' JWTs are signed with the ` +
