@@ -786,13 +786,17 @@ function subscriptionNotes(): string[] {
     'Memory per subscriber: before connecting and once all are connected and idle ' +
       `(${config.subscriberIdleSeconds} s), the gateway runs a full garbage collection (SIGUSR2 with --expose-gc, bench ` +
       'only) and the lowest of six readings of its /metrics (process_resident_memory_bytes, ' +
-      'nodejs_heap_size_used_bytes) over 2.5 s is taken; (after - before) / connected.',
+      'nodejs_heap_size_used_bytes) over 2.5 s is taken; (after - before) / connected. A run after a larger one ' +
+      'starts with memory the process freed but kept (RSS rarely shrinks), which it reuses: its RSS per ' +
+      'subscriber reads low, even below zero; its heap per subscriber is the steadier figure.',
     'What the gateway had switched on for subscriptions: its production defaults (graphql-ws on /graphql, ' +
       'GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION 20: each bench connection holds one; a ping every 12 s), and on ' +
       `every subscribe the rate limiter in Redis (RATE_LIMIT_*=${rateLimit}: every subscriber comes from 127.0.0.1, ` +
-      'so the address budget counts all of them), the query bounds and APQ; the entity cache (Meal, shared; ' +
-      'Order and User per caller) and its invalidation by events; events from Redis streams, one tail per stream. ' +
-      'GATEWAY_MAX_HTTP_SUBSCRIPTIONS_PER_ADDRESS bounds SSE and multipart only: not in play here.',
+      'so the address budget counts all of them), the query bounds and APQ; events from Redis streams, one tail ' +
+      'per stream. The entity cache (Meal shared, Order and User per caller) is on for HTTP, but subscription ' +
+      "results do not pass through it: every current state and every topic's resolution of a change is a fetch " +
+      'to the subgraphs (the menu: one meals fetch per meal per subscriber with mealIds, then one per topic per ' +
+      'change). GATEWAY_MAX_HTTP_SUBSCRIPTIONS_PER_ADDRESS bounds SSE and multipart only: not in play here.',
   );
   return notes;
 }
