@@ -11,6 +11,13 @@ export type WorkloadName = (typeof workloadNames)[number];
 export const targetNames = ['ours', 'base', 'hive', 'apollo', 'direct'] as const;
 export type TargetName = (typeof targetNames)[number];
 
+/**
+ * The subscription workload's scenarios, run in this order on one gateway process: `order` (each
+ * subscriber follows its own order), `feed` (staff on every order), `menu` (anonymous on the meals).
+ */
+export const scenarioNames = ['order', 'feed', 'menu'] as const;
+export type ScenarioName = (typeof scenarioNames)[number];
+
 /** How the report and the chart name each target. */
 export const targetLabels: Record<TargetName, string> = {
   ours: 'ours (@food/gateway)',
@@ -34,16 +41,22 @@ export interface BenchConfig {
   workloads: WorkloadName[];
   targets: TargetName[];
   seed: { users: number; meals: number; orders: number };
-  subscribers: number[];
-  /** `order`: each subscriber on its own order; `feed`: every subscriber on the STAFF feed. */
-  subscriptionMode: 'order' | 'feed';
-  /** Order mode: status changes per second, and how many subscribers' orders change (each once). */
+  /** The subscription scenarios to run (BENCH_SUB_SCENARIOS), each at its sizes (one run per size). */
+  scenarios: ScenarioName[];
+  subscribers: Record<ScenarioName, number[]>;
+  /** Order scenario: status changes per second, and how many subscribers' orders change (each once). */
   changeRate: number;
   changes: number;
   /** Seconds the subscribers stay idle before the gateway's memory is read. */
   subscriberIdleSeconds: number;
-  /** Changes broadcast to every subscriber in feed mode. */
+  /** Changes broadcast to every subscriber in the feed scenario, one per second. */
   feedChanges: number;
+  /** Changes of the followed meals in the menu scenario (price and availability), one per second. */
+  menuChanges: number;
+  /** Subscribes in flight at once while the subscribers connect. */
+  connectConcurrency: number;
+  /** Connections one subscriber client process holds at most: more subscribers, more processes. */
+  socketsPerClient: number;
   /** How many times a run disturbed by other work on the machine is repeated. */
   noisyRetries: number;
   /** Seconds the whole bench may spend waiting out other work and repeating disturbed runs. */
@@ -81,13 +94,20 @@ function list<T extends string>(name: string, allowed: readonly T[], fallback: r
 
 export function loadBenchConfig(): BenchConfig {
   const quick = process.env.BENCH_QUICK === '1' || process.env.BENCH_QUICK === 'true';
-  const mode = process.env.BENCH_SUB_MODE ?? 'order';
-  if (mode !== 'order' && mode !== 'feed') throw new Error(`BENCH_SUB_MODE must be order or feed, got "${mode}"`);
-  const subscribers = (process.env.BENCH_SUBSCRIBERS ?? (quick ? '100,300' : '1000,5000'))
-    .split(',')
-    .map((n) => Number(n.trim()));
-  if (subscribers.some((n) => !Number.isInteger(n) || n < 1))
-    throw new Error('BENCH_SUBSCRIBERS: integers, e.g. 1000,5000');
+  // Replaced by the scenarios: an old setting would otherwise be ignored without a word.
+  if (process.env.BENCH_SUB_MODE)
+    throw new Error(
+      'BENCH_SUB_MODE is gone: every scenario runs by default; pick some with BENCH_SUB_SCENARIOS=order,feed,menu',
+    );
+  if (process.env.BENCH_SUBSCRIBERS)
+    throw new Error(
+      'BENCH_SUBSCRIBERS is now BENCH_ORDER_SUBSCRIBERS (and BENCH_FEED_SUBSCRIBERS, BENCH_MENU_SUBSCRIBERS)',
+    );
+  const sizes = (name: string, fallback: string): number[] => {
+    const list = (process.env[name] || fallback).split(',').map((n) => Number(n.trim()));
+    if (list.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${name}: integers, e.g. ${fallback}`);
+    return list;
+  };
   const baseDir = process.env.BENCH_BASE_DIR || undefined;
   if (process.env.BENCH_TARGETS?.includes('base') && !baseDir) {
     throw new Error('BENCH_TARGETS has base: set BENCH_BASE_DIR to a checkout whose gateway is built');
@@ -112,11 +132,18 @@ export function loadBenchConfig(): BenchConfig {
       meals: int('BENCH_SEED_MEALS', quick ? 200 : 1_000, 20),
       orders: int('BENCH_SEED_ORDERS', quick ? 20_000 : 100_000, 1_000),
     },
-    subscribers,
-    subscriptionMode: mode,
+    scenarios: list('BENCH_SUB_SCENARIOS', scenarioNames),
+    subscribers: {
+      order: sizes('BENCH_ORDER_SUBSCRIBERS', quick ? '100,300' : '1000,5000'),
+      feed: sizes('BENCH_FEED_SUBSCRIBERS', quick ? '300' : '5000'),
+      menu: sizes('BENCH_MENU_SUBSCRIBERS', quick ? '1000' : '20000'),
+    },
     changeRate: int('BENCH_CHANGE_RATE', 25),
     changes: int('BENCH_SUB_CHANGES', quick ? 100 : 500),
     feedChanges: int('BENCH_FEED_CHANGES', 3),
+    menuChanges: int('BENCH_MENU_CHANGES', 5),
+    connectConcurrency: int('BENCH_SUB_CONNECT_CONCURRENCY', 64),
+    socketsPerClient: int('BENCH_SOCKETS_PER_CLIENT', 10_000),
     subscriberIdleSeconds: int('BENCH_SUB_IDLE_SECONDS', 5, 0),
     noisyRetries: int('BENCH_NOISY_RETRIES', 1, 0),
     noiseBudgetSeconds: int('BENCH_NOISE_BUDGET_SECONDS', quick ? 30 : 120, 0),

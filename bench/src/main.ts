@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { InternalTokens, UserTokens } from '@food/platform';
 import { deleteKeys } from '@food/platform/testing';
-import { loadBenchConfig, repoRoot, resultsDir } from './config.js';
+import { loadBenchConfig, repoRoot, resultsDir, type ScenarioName } from './config.js';
 import { ensurePeers, peerVersion } from './peers.js';
 import { CpuWindow, fdLimit, pidsNamed, raisedLimits, sleep, start, stopAll, type CpuGroups } from './procs.js';
 import { markdown } from './report.js';
@@ -20,6 +20,7 @@ import {
   customerOf,
   dropDatabases,
   mealId,
+  menuMeals,
   migrate,
   orderId,
   paidOrders,
@@ -29,10 +30,13 @@ import {
   userId,
   type BenchDatabase,
 } from './seed.js';
-import { runSubscriptions, type SubscriptionRun } from './subscriptions.js';
+import { CHANGE_MEAL, CHANGE_ORDER, FEED, MENU, TRACK } from './live-operations.js';
+import type { Subscriber } from './subscriber-client.js';
+import { runScenario, type ScenarioSetup, type SubscriptionRun } from './subscriptions.js';
 import {
   startBackend,
   startTarget,
+  workers,
   writeSupergraph,
   type Backend,
   type Launch,
@@ -48,6 +52,18 @@ const rawDir = `${resultsDir}raw/`;
 const logDir = `${rawDir}logs/${stamp}`;
 const redisPrefix = `bench-${runId}`;
 const rateLimit = process.env.BENCH_RATE_LIMIT ?? '1000000';
+{
+  // Every subscriber connects from 127.0.0.1: the gateway's address budget counts all of a run's subscribes.
+  const subscribes = config.workloads.includes('subscriptions')
+    ? config.scenarios.flatMap((scenario) => config.subscribers[scenario]).reduce((a, b) => a + b, 0)
+    : 0;
+  if (Number(rateLimit) !== 0 && Number(rateLimit) < subscribes) {
+    throw new Error(
+      `BENCH_RATE_LIMIT=${rateLimit} is below this run's ${subscribes} subscribes, all from one address: ` +
+        'the gateway would refuse some. Raise it (at most 1000000) or set 0 (no limit).',
+    );
+  }
+}
 
 const elapsed = () => {
   const s = Math.round((Date.now() - startedAt) / 1000);
@@ -162,14 +178,14 @@ const noiseBudget = {
 };
 
 /** Waits until every event of the last workload is handled, so its aftermath does not load the next run. */
-async function quiesce(dbUrl: (service: 'orders' | 'payments') => string): Promise<void> {
+async function quiesce(dbUrl: (service: 'orders' | 'payments' | 'meals') => string): Promise<void> {
   const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
   await redis.connect();
   const deadline = Date.now() + 60_000;
   try {
     for (;;) {
       let pending = 0;
-      for (const service of ['orders', 'payments'] as const) {
+      for (const service of ['orders', 'payments', 'meals'] as const) {
         const client = new pg.Client({ connectionString: dbUrl(service) });
         await client.connect();
         const { rows } = await client.query<{ n: number }>(
@@ -328,16 +344,16 @@ async function main(): Promise<void> {
 
   const cpuGroups =
     (target?: RunningTarget) =>
-    (clientPid: number): CpuGroups => ({
+    (clientPids: number | number[]): CpuGroups => ({
       gateway: () => (target?.process ? [target.process.pid] : []),
       users: () => [backend.processes.users.pid],
       meals: () => [backend.processes.meals.pid],
       orders: () => [backend.processes.orders.pid],
       payments: () => [backend.processes.payments.pid],
-      workers: () => [backend.processes['orders-worker'].pid, backend.processes['payments-worker'].pid],
+      workers: () => workers.map((worker) => backend.processes[worker].pid),
       postgres: () => pidsNamed('postgres'),
       redis: () => pidsNamed('redis-server'),
-      client: () => [clientPid],
+      client: () => [clientPids].flat(),
       bench: () => [process.pid],
     });
   const settings = {
@@ -468,6 +484,20 @@ async function main(): Promise<void> {
     'ours runs': built ? 'gateway/dist/main.js' : 'gateway/src/main.ts via tsx',
     'open files (soft/hard)': `${limit.soft}/${limit.hard}`,
   };
+  if (config.workloads.includes('subscriptions') && config.targets.includes('ours')) {
+    Object.assign(results.settings, {
+      BENCH_SUB_SCENARIOS: config.scenarios.join(','),
+      ...Object.fromEntries(
+        config.scenarios.map((s) => [`BENCH_${s.toUpperCase()}_SUBSCRIBERS`, config.subscribers[s].join(',')]),
+      ),
+      BENCH_SUB_CHANGES: config.changes,
+      BENCH_CHANGE_RATE: config.changeRate,
+      BENCH_FEED_CHANGES: config.feedChanges,
+      BENCH_MENU_CHANGES: config.menuChanges,
+      BENCH_SUB_IDLE_SECONDS: config.subscriberIdleSeconds,
+      BENCH_SUB_CONNECT_CONCURRENCY: config.connectConcurrency,
+    });
+  }
   results.notes = notes(raisedLimits, {
     federated: identities.federated.length,
     mutations: identities.mutations.length,
@@ -475,23 +505,71 @@ async function main(): Promise<void> {
   write(results);
 }
 
+/** Meals the menu scenario's followers subscribe to by id (`mealIds`). */
+const FOLLOWED_MEALS = 3;
+/**
+ * Open files our gateway needs besides one socket per subscriber: Node's own, Redis, the log, and its
+ * connections to the subgraphs while current states resolve, up to one per subgraph a subscribe in
+ * flight calls (HTTP/1.1). The report's "gateway open files" is the most it had.
+ */
+const gatewayFilesBesidesSubscribers = () => 128 + 4 * config.connectConcurrency;
+
+interface PlannedRun {
+  scenario: ScenarioName;
+  asked: number;
+  /** What the open-files limit allows of `asked`. */
+  n: number;
+}
+
 async function subscriptions(
   backend: Backend,
   launch: Launch,
   oursEnv: Record<string, string>,
   staffJwt: string,
-  cpuGroups: (target?: RunningTarget) => (clientPid: number) => CpuGroups,
+  cpuGroups: (target?: RunningTarget) => (clientPids: number | number[]) => CpuGroups,
   results: BenchResults,
 ): Promise<SubscriptionRun[]> {
-  const most = Math.max(...config.subscribers);
-  log(`subscriptions: starting our gateway for ${config.subscribers.join(' and ')} subscribers`);
+  const runs: SubscriptionRun[] = [];
+  // One gateway process holds every subscriber of a run, a socket each: its hard limit of open files
+  // (which no unprivileged process can raise) bounds a run's size.
+  const limit = fdLimit();
+  const capacity = limit.hard - gatewayFilesBesidesSubscribers();
+  const plan: PlannedRun[] = config.scenarios.flatMap((scenario) =>
+    config.subscribers[scenario].map((asked) => ({ scenario, asked, n: Math.min(asked, capacity) })),
+  );
+  if (plan.length === 0) return runs;
+  for (const run of plan.filter((r) => r.n < r.asked)) {
+    const message =
+      `subscriptions: ${run.scenario} with ${run.asked} subscribers needs ${run.asked + gatewayFilesBesidesSubscribers()} ` +
+      `open files in the gateway, but the hard limit here is ${limit.hard}: it ran with ${run.n} subscribers ` +
+      `instead. Raise the hard limit (e.g. docker run --ulimit nofile=65536:65536, systemd LimitNOFILE=65536, ` +
+      `or as root ulimit -Hn 65536) to measure ${run.asked}.`;
+    results.errors.push(message);
+    log(message);
+  }
+  // PAID orders: the order scenario's subscribers follow one each; the feed's changes move others.
+  const paid = paidOrders(config.seed);
+  const needed = plan.reduce(
+    (sum, run) => sum + (run.scenario === 'order' ? run.n : run.scenario === 'feed' ? config.feedChanges : 0),
+    0,
+  );
+  if (paid.length < needed) {
+    results.errors.push(
+      `subscriptions: ${needed} PAID orders needed, the seed has ${paid.length} (raise BENCH_SEED_ORDERS)`,
+    );
+    return runs;
+  }
+  const most = Math.max(...plan.map((run) => run.n));
+  log(
+    `subscriptions: starting our gateway for ${plan.map((run) => `${run.scenario} ${run.n}`).join(', ')} (in this order)`,
+  );
   const gateway = await startTarget('ours', {
     launch,
     backend,
     supergraphPath: '',
     oursEnv,
     tag: 'subscriptions',
-    openFiles: most + 2_048,
+    openFiles: Math.min(limit.hard, most + gatewayFilesBesidesSubscribers()),
     gcOnSignal: true,
   });
   const userTokens = new UserTokens({
@@ -500,56 +578,102 @@ async function subscriptions(
     audience: 'food-supergraph',
     ttlSeconds: 86_400,
   });
-  // Each subscriber follows a PAID order of its own, as that order's customer (a JWT as logIn issues it:
-  // thousands of scrypt logins would take longer than the whole bench).
-  const paid = paidOrders(config.seed);
-  const needed =
-    config.subscriptionMode === 'order'
-      ? config.subscribers.reduce((a, b) => a + b, 0)
-      : config.feedChanges * config.subscribers.length;
-  const runs: SubscriptionRun[] = [];
-  if (paid.length < needed) {
-    results.errors.push(
-      `subscriptions: ${needed} PAID orders needed, the seed has ${paid.length} (raise BENCH_SEED_ORDERS)`,
-    );
-    await gateway.stop();
-    return runs;
-  }
+  const followed = menuMeals(FOLLOWED_MEALS, config.seed).map(mealId);
+  // The followed meals as the menu scenario has changed them (seeded available; prices only go up).
+  const availability = new Map(followed.map((id) => [id, true]));
+  let priceChanges = 0;
   let next = 0;
   try {
-    for (const n of config.subscribers) {
-      const mine =
-        config.subscriptionMode === 'order'
-          ? paid.slice(next, (next += n))
-          : paid.slice(next, (next += config.feedChanges));
-      const subscribers = [];
-      for (let k = 0; k < n; k++) {
-        if (config.subscriptionMode === 'feed') {
-          subscribers.push({ token: staffJwt });
-        } else {
-          const i = mine[k]!;
+    for (const { scenario, asked, n } of plan) {
+      const common = {
+        scenario,
+        asked: n < asked ? asked : undefined,
+        gatewayUrl: gateway.url,
+        gateway: gateway.process!,
+        staffJwt,
+        idleSeconds: config.subscriberIdleSeconds,
+        connectConcurrency: config.connectConcurrency,
+        socketsPerClient: Math.min(config.socketsPerClient, limit.hard - 256),
+        cpuGroups: cpuGroups(gateway),
+        logDir,
+        log,
+      };
+      let setup: ScenarioSetup;
+      if (scenario === 'order') {
+        // Each subscriber follows a PAID order of its own, as that order's customer (a JWT as logIn
+        // issues it: thousands of scrypt logins would take longer than the whole bench).
+        const mine = paid.slice(next, (next += n));
+        const subscribers: Subscriber[] = [];
+        for (const i of mine) {
           const { token } = await userTokens.issue(userId(customerOf(i, config.seed)), 'CUSTOMER');
-          subscribers.push({ token, orderId: orderId(i) });
+          subscribers.push({ token, variables: { id: orderId(i) }, firstResult: true });
         }
-      }
-      // Order mode: a sample of the subscribers' orders, spread over all of them, changes once each.
-      const step = Math.max(1, Math.ceil(n / config.changes));
-      const changed = config.subscriptionMode === 'order' ? mine.filter((_, k) => k % step === 0) : mine;
-      runs.push(
-        await runSubscriptions({
-          gatewayUrl: gateway.url,
-          gateway: gateway.process!,
-          staffJwt,
+        // A sample of the subscribers' orders, spread over all of them, changes once each.
+        const step = Math.max(1, Math.ceil(n / config.changes));
+        setup = {
+          ...common,
+          subscribedTo: "orderStatusChanged(orderId), each its own PAID order as that order's customer",
+          query: TRACK,
+          receipt: 'order',
           subscribers,
-          changeOrders: changed.map(orderId),
-          mode: config.subscriptionMode,
+          changes: mine
+            .filter((_, k) => k % step === 0)
+            .map((i) => ({
+              query: CHANGE_ORDER,
+              variables: { input: { orderId: orderId(i), status: 'ACCEPTED' } },
+              recipients: 1,
+            })),
           changeRate: config.changeRate,
-          idleSeconds: config.subscriberIdleSeconds,
-          cpuGroups: cpuGroups(gateway),
-          logDir,
-          log,
-        }),
-      );
+        };
+      } else if (scenario === 'feed') {
+        // Every subscriber is staff on the feed of every order; orders no subscriber follows change.
+        const changed = paid.slice(next, (next += config.feedChanges));
+        setup = {
+          ...common,
+          subscribedTo: 'orderUpdates (every order), as staff',
+          query: FEED,
+          receipt: 'order',
+          subscribers: Array.from({ length: n }, () => ({ token: staffJwt, variables: {}, firstResult: false })),
+          changes: changed.map((i) => ({
+            query: CHANGE_ORDER,
+            variables: { input: { orderId: orderId(i), status: 'ACCEPTED' } },
+            recipients: n,
+          })),
+          changeRate: 1,
+        };
+      } else {
+        // Anonymous menus: every other subscriber follows the same few meals by id (their current
+        // state first), the rest every meal. Each change is of a followed meal: it reaches everyone.
+        const subscribers: Subscriber[] = Array.from({ length: n }, (_, k) =>
+          k % 2 === 0 ? { variables: { mealIds: followed }, firstResult: true } : { variables: {}, firstResult: false },
+        );
+        const followers = Math.ceil(n / 2);
+        const changes = Array.from({ length: config.menuChanges }, (_, c) => {
+          const id = followed[c % followed.length]!;
+          // Each meal's price first, then its availability, in turn.
+          let input: Record<string, unknown>;
+          if (Math.floor(c / followed.length) % 2 === 0) {
+            input = { priceAmount: 2_000 + ++priceChanges }; // above every seeded price: always a change
+          } else {
+            const available = !availability.get(id);
+            availability.set(id, available);
+            input = { available };
+          }
+          return { query: CHANGE_MEAL, variables: { id, input }, recipients: n };
+        });
+        setup = {
+          ...common,
+          subscribedTo:
+            `mealAvailabilityChanged, anonymous: ${followers} with mealIds of ${followed.length} meals, ` +
+            `${n - followers} without (every meal)`,
+          query: MENU,
+          receipt: 'meal',
+          subscribers,
+          changes,
+          changeRate: 1,
+        };
+      }
+      runs.push(await runScenario(setup));
       await sleep(1_000);
     }
   } catch (error) {
@@ -562,17 +686,9 @@ async function subscriptions(
 }
 
 function notes(raised: typeof raisedLimits, customers: { federated: number; mutations: number }): string[] {
-  const subscriptionNote =
-    config.subscriptionMode === 'order'
-      ? "each follows its own PAID order as that order's customer (one connection each); once all are connected " +
-        `and idle, staff move ${config.changes} of those orders (spread over all subscribers; all of them when ` +
-        `there are fewer) to ACCEPTED, at ${config.changeRate} changes/s. "Connected" means the subscriber also ` +
-        'received its first result (the current state), so every subscriber got one delivery; "delivered" counts the changes'
-      : `every subscriber follows the STAFF feed, and staff change ${config.feedChanges} orders, one per second: ` +
-        'each change goes to every subscriber';
   return [
     "Every deployable is its own process, as deployed: four subgraphs (Prisma on this machine's Postgres, one fresh " +
-      'database each, created, migrated and dropped by the bench), the orders and payments workers, and one gateway ' +
+      'database each, created, migrated and dropped by the bench), the orders, payments and meals workers, and one gateway ' +
       'at a time. Our gateway runs its production configuration (NODE_ENV=production, real Redis for rate limits, ' +
       'APQ, the entity cache and subscriptions, LOG_LEVEL default info: one log line per request, to a file).',
     `Our gateway's RATE_LIMIT_{USER,IP}_{QUERIES,MUTATIONS,SUBSCRIPTIONS} are ${rateLimit} (the largest its config ` +
@@ -604,21 +720,85 @@ function notes(raised: typeof raisedLimits, customers: { federated: number; muta
     'CPU: utime+stime from /proc/<pid>/stat of each process over the measured window; "other" is the whole ' +
       "machine's busy time (/proc/stat) minus every process of the bench (postgres counts every postgres process " +
       'on the machine): anything above a few % there means something else was running and the numbers are noisy.',
-    'Between the mutation mix and the next run the bench waits until both outboxes are published and every event ' +
+    'Between the mutation mix and the next run the bench waits until every outbox is published and every event ' +
       'consumed, so workers do not spill work into the next measurement.',
-    'Subscriptions: our gateway only (peers have no Redis event source). Subscribers are graphql-ws clients in a ' +
-      `separate process (up to 64 subscribing at once); ${subscriptionNote}. Subscribers' JWTs are signed with the ` +
-      "run's JWT_SECRET exactly as logIn issues them (thousands of scrypt logins would take longer than the bench). " +
-      'Memory per subscriber: one gateway process for every subscriber count in turn (1,000 first, so the larger ' +
-      'count is measured in a warm process; the first count carries one-time costs such as compiled code); before ' +
-      'connecting and once all are connected and idle, the gateway runs a full garbage collection (SIGUSR2 with ' +
-      '--expose-gc, bench only) and the lowest of six readings of its /metrics is taken; (after - before) / connected.',
+    ...subscriptionNotes(),
     raised.length > 0
       ? `Open files: the soft limit was raised for ${raised.length} child process(es) (${raised
           .map((r) => `${r.from} -> ${r.to}`)
           .join(', ')}).`
       : `Open files: the soft limit (${fdLimit().soft}) was already enough for every process; nothing was raised.`,
   ];
+}
+
+/** What each subscription scenario did, and what the gateway had switched on, for the report. */
+function subscriptionNotes(): string[] {
+  if (!config.workloads.includes('subscriptions') || !config.targets.includes('ours')) return [];
+  const sizes = (scenario: ScenarioName) =>
+    config.subscribers[scenario].map((n) => n.toLocaleString('en')).join(' and ');
+  const scenarios = config.scenarios;
+  const notes = [
+    'Subscriptions: our gateway only (peers have no Redis event source). One gateway process runs every scenario ' +
+      `in turn (${scenarios.map((s) => `${s} ${sizes(s)}`).join(', ')}), so each later run is measured in a warm ` +
+      'process; the first run carries one-time costs such as compiled code. Subscribers are WebSocket connections, ' +
+      "one each (as browser tabs), speaking graphql-ws's protocol (graphql-transport-ws) from a lean client on raw " +
+      "`ws` sockets (graphql-ws's createClient per socket takes 1.5x the CPU per message and 7 KiB more memory per " +
+      'connection, measured at 10,000 on the bench machine: CPU the gateway shares, time inside every latency), ' +
+      `in client processes of their own, fresh for each run, at most ${config.socketsPerClient.toLocaleString('en')} ` +
+      `connections each, ${config.connectConcurrency} subscribing at once. "Connected" means subscribed: the first ` +
+      'result where the subscription starts with a current state (order; menu with mealIds), else the ack with the ' +
+      'subscribe sent; the bench then waits until the gateway counts every subscription ("registered", its ' +
+      'gateway_active_subscriptions) before the idle time and the memory reading.',
+  ];
+  if (scenarios.includes('order'))
+    notes.push(
+      "Order scenario: each subscriber follows its own PAID order (orderStatusChanged(orderId)) as that order's " +
+        "customer, with a JWT signed with the run's JWT_SECRET exactly as logIn issues it (thousands of scrypt " +
+        `logins would take longer than the bench); once all are connected and idle, staff move ${config.changes} ` +
+        'of those orders (spread over all subscribers; all of them when there are fewer) to ACCEPTED, at ' +
+        `${config.changeRate} changes/s, each to its one subscriber. Every subscriber also got its first result ` +
+        '(the current state), which "delivered" does not count. The gateway resolves each change as its subscriber ' +
+        '(audience CALLER: one topic per subscriber) through all four subgraphs.',
+    );
+  if (scenarios.includes('feed'))
+    notes.push(
+      'Feed scenario: every subscriber is staff (one staff JWT) on orderUpdates, the feed of every order; staff ' +
+        `then move ${config.feedChanges} PAID orders no subscriber follows to ACCEPTED, one per second, each ` +
+        'broadcast to every subscriber (audience ROLE: one topic for all of them, one resolution per change).',
+    );
+  if (scenarios.includes('menu'))
+    notes.push(
+      'Menu scenario: anonymous subscribers (no token) on mealAvailabilityChanged; every other one passes mealIds ' +
+        `of the same ${FOLLOWED_MEALS} available meals (and first gets their current state, one result each), the ` +
+        "rest pass none (every meal's changes, no current state). Staff then make " +
+        `${config.menuChanges} changes with updateMeal, one per second, each to one of those ${FOLLOWED_MEALS} meals ` +
+        "in turn: first each one's price, then its availability (toggled), so every change goes to every " +
+        'subscriber (audience PUBLIC: two topics, by variables, each change resolved once per topic, anonymously). ' +
+        'The event (meal.availability_changed) comes from the meals outbox through the meals worker.',
+    );
+  notes.push(
+    "Latency: from the change mutation's response (as staff, through the gateway) to each subscriber's receipt of " +
+      'that change (both clocks of this machine); it includes the outbox relay (a worker), Redis and the gateway ' +
+      "resolving the selection. A receipt is matched to its change by the entity and what changed: an order's id " +
+      "and status, a meal's id, version, availability and price; a subscriber's repeat of a change is not counted " +
+      'again, and what has not arrived 30 s after the last change is not delivered. "Worst change p99": each ' +
+      "broadcast change's own p99 over its subscribers, the highest of them.",
+    'Memory per subscriber: before connecting and once all are connected and idle ' +
+      `(${config.subscriberIdleSeconds} s), the gateway runs a full garbage collection (SIGUSR2 with --expose-gc, bench ` +
+      'only) and the lowest of six readings of its /metrics (process_resident_memory_bytes, ' +
+      'nodejs_heap_size_used_bytes) over 2.5 s is taken; (after - before) / connected. A run after a larger one ' +
+      'starts with memory the process freed but kept (RSS rarely shrinks), which it reuses: its RSS per ' +
+      'subscriber reads low, even below zero; its heap per subscriber is the steadier figure.',
+    'What the gateway had switched on for subscriptions: its production defaults (graphql-ws on /graphql, ' +
+      'GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION 20: each bench connection holds one; a ping every 12 s), and on ' +
+      `every subscribe the rate limiter in Redis (RATE_LIMIT_*=${rateLimit}: every subscriber comes from 127.0.0.1, ` +
+      'so the address budget counts all of them), the query bounds and APQ; events from Redis streams, one tail ' +
+      'per stream. The entity cache (Meal shared, Order and User per caller) is on for HTTP, but subscription ' +
+      "results do not pass through it: every current state and every topic's resolution of a change is a fetch " +
+      'to the subgraphs (the menu: one meals fetch per meal per subscriber with mealIds, then one per topic per ' +
+      'change). GATEWAY_MAX_HTTP_SUBSCRIPTIONS_PER_ADDRESS bounds SSE and multipart only: not in play here.',
+  );
+  return notes;
 }
 
 function write(results: BenchResults): void {

@@ -168,6 +168,15 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/** Open file descriptors of a process (sockets included); 0 once it is gone. */
+export function openFiles(pid: number): number {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).length;
+  } catch {
+    return 0;
+  }
+}
+
 /** Pids of processes whose command name is `comm` (postgres backends, redis-server). */
 export function pidsNamed(comm: string): number[] {
   const pids: number[] = [];

@@ -47,6 +47,13 @@ export const availableMeal = (k: number, sizes: SeedSizes) => {
   return m % 10 === 0 ? m - 1 : m;
 };
 
+/** `count` available meals from the end of the menu (the HTTP workloads order from its start). */
+export const menuMeals = (count: number, sizes: SeedSizes): number[] => {
+  const meals: number[] = [];
+  for (let m = sizes.meals; m > 0 && meals.length < count; m--) if (m % 10 !== 0) meals.push(m);
+  return meals;
+};
+
 export interface BenchDatabase {
   service: DatabaseService;
   name: string;

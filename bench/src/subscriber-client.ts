@@ -1,30 +1,48 @@
-import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
+import { changeKey, type ReceiptKind } from './live-operations.js';
 
 /**
- * Subscribers, in their own process (never the gateway's): one graphql-ws connection each, authenticated
- * with the subscriber's JWT as an app would. Driven over IPC by subscriptions.ts: `connect`, then
- * `report` (every message's receipt time), then `close`.
+ * Subscribers, in their own process (never the gateway's): one WebSocket connection each, speaking
+ * graphql-ws's protocol (graphql-transport-ws) as its browser client would, with the subscriber's
+ * JWT (or none: anonymous) in `connection_init`. Driven over IPC by subscriptions.ts: `connect`, then
+ * `count` and `report` (each result's receipt time), then `close`.
+ *
+ * Not graphql-ws's `createClient`: one of those per socket took 1.5x the CPU per message and 7 KiB
+ * more memory per connection (10,000 of them, on the bench machine), and this process shares the
+ * cores with the gateway it measures; its time per message is inside every latency. The protocol is
+ * small: init, ack, subscribe, next/error/complete, ping/pong.
  */
 
 export interface Subscriber {
-  token: string;
-  /** orderStatusChanged(orderId:) in order mode; the STAFF feed (orderUpdates) without. */
-  orderId?: string;
+  /** A JWT for `connection_init`'s `authorization`; none: anonymous. */
+  token?: string;
+  variables: Record<string, unknown>;
+  /**
+   * The subscription starts with a current state (the first result means "subscribed"). Without one
+   * (a feed), the connection's ack and the subscribe sent stand for it; the bench then waits until the
+   * gateway counts the subscription.
+   */
+  firstResult: boolean;
 }
 
 export type ClientCommand =
-  | { type: 'connect'; url: string; query: string; subscribers: Subscriber[]; concurrency: number }
-  | { type: 'report' }
+  | {
+      type: 'connect';
+      url: string;
+      query: string;
+      receipt: ReceiptKind;
+      subscribers: Subscriber[];
+      /** Index of this process's first subscriber among all of the scenario's (receipts use it). */
+      offset: number;
+      concurrency: number;
+    }
+  /** Receipts at or after `since` (epoch ms): how many, or all of them. */
+  | { type: 'count'; since: number }
+  | { type: 'report'; since: number }
   | { type: 'close' };
 
-export interface Receipt {
-  /** Epoch ms (performance.timeOrigin + now: comparable across processes on one machine). */
-  at: number;
-  orderId: string;
-  status: string;
-  version: number;
-}
+/** [subscriber index, epoch ms of arrival, the change it shows (changeKey)]. */
+export type Receipt = [subscriber: number, at: number, key: string];
 
 export interface ConnectReport {
   type: 'connected';
@@ -34,59 +52,115 @@ export interface ConnectReport {
   ms: number;
 }
 
-const now = () => performance.timeOrigin + performance.now();
-const clients: Client[] = [];
-const receipts: Receipt[][] = [];
-const errors: string[] = [];
-let failed = 0;
+export interface CountReport {
+  type: 'count';
+  receipts: number;
+  /** Connections the gateway closed, or that failed, after they had subscribed. */
+  dropped: number;
+}
 
-function subscribe(url: string, query: string, subscriber: Subscriber, index: number): Promise<void> {
-  const client = createClient({
-    url,
-    webSocketImpl: WebSocket,
-    connectionParams: { authorization: `Bearer ${subscriber.token}` },
-    retryAttempts: 0,
-    lazy: false,
-  });
-  clients.push(client);
-  receipts[index] = [];
+export interface ReceiptReport {
+  type: 'report';
+  receipts: Receipt[];
+  errors: string[];
+  dropped: number;
+}
+
+/** Epoch ms (performance.timeOrigin + now: comparable across processes on one machine). */
+const now = () => performance.timeOrigin + performance.now();
+const sockets: WebSocket[] = [];
+const receipts: Receipt[] = [];
+const errors: string[] = [];
+const note = (error: string) => {
+  if (errors.length < 10) errors.push(error.slice(0, 300));
+};
+let failed = 0;
+let dropped = 0;
+let closing = false;
+
+function subscribe(command: Extract<ClientCommand, { type: 'connect' }>, index: number): Promise<void> {
+  const subscriber = command.subscribers[index]!;
+  const id = command.offset + index;
+  // Uncompressed, as between a browser and this gateway (its server does not enable permessage-deflate).
+  const socket = new WebSocket(command.url, 'graphql-transport-ws', { perMessageDeflate: false });
+  sockets.push(socket);
   return new Promise<void>((resolve) => {
     let settled = false;
     const settle = (error?: string) => {
       if (settled) return;
       settled = true;
+      clearTimeout(timer);
       if (error) {
         failed++;
-        if (errors.length < 5) errors.push(error);
+        note(error);
       }
       resolve();
     };
-    const timer = setTimeout(() => settle('no first result within 60 s'), 60_000);
-    // The feed sends nothing until a change: the connection's ack stands for "subscribed".
-    if (!subscriber.orderId) client.on('connected', () => setTimeout(() => settle(), 0));
-    client.subscribe(
-      { query, variables: subscriber.orderId ? { id: subscriber.orderId } : {} },
-      {
-        next: (value) => {
-          const at = now();
-          const data = value.data as Record<string, { id: string; status: string; version: number }> | undefined;
-          const order = data ? Object.values(data)[0] : undefined;
-          if (value.errors?.length || !order) {
-            if (errors.length < 5) errors.push(JSON.stringify(value).slice(0, 300));
-          } else {
-            receipts[index]!.push({ at, orderId: order.id, status: order.status, version: order.version });
-          }
-          clearTimeout(timer);
-          settle();
-        },
-        error: (error) => {
-          clearTimeout(timer);
-          settle(JSON.stringify(error instanceof Error ? error.message : error).slice(0, 300));
-        },
-        complete: () => undefined,
-      },
-    );
+    const timer = setTimeout(() => settle('not subscribed within 60 s'), 60_000);
+    socket.on('open', () => {
+      const payload = subscriber.token ? { authorization: `Bearer ${subscriber.token}` } : {};
+      socket.send(JSON.stringify({ type: 'connection_init', payload }));
+    });
+    socket.on('message', (data: Buffer) => {
+      const at = now();
+      let message: { type?: string; id?: string; payload?: unknown };
+      try {
+        message = JSON.parse(String(data)) as typeof message;
+      } catch {
+        return note(`not JSON: ${String(data)}`);
+      }
+      switch (message.type) {
+        case 'next': {
+          const result = message.payload as { data?: Record<string, unknown> | null; errors?: unknown[] };
+          const entity = result.data ? Object.values(result.data)[0] : undefined;
+          const key = result.errors?.length ? undefined : changeKey(command.receipt, entity);
+          if (key === undefined) note(`unexpected result: ${JSON.stringify(result)}`);
+          else receipts.push([id, at, key]);
+          return settle();
+        }
+        case 'connection_ack':
+          socket.send(
+            JSON.stringify({
+              id: '1',
+              type: 'subscribe',
+              payload: { query: command.query, variables: subscriber.variables },
+            }),
+          );
+          if (!subscriber.firstResult) settle();
+          return;
+        case 'error':
+          return settle(`subscribe refused: ${JSON.stringify(message.payload)}`);
+        case 'complete':
+          return note('the gateway completed a subscription');
+        case 'ping':
+          return socket.send(JSON.stringify({ type: 'pong' }));
+        default:
+          return;
+      }
+    });
+    socket.on('error', (error) => {
+      if (!settled) settle(`socket error: ${error.message}`);
+    });
+    socket.on('close', (code, reason) => {
+      if (closing) return;
+      if (!settled) return settle(`closed before it subscribed: ${code} ${String(reason)}`);
+      dropped++;
+      note(`closed by the gateway: ${code} ${String(reason)}`);
+    });
   });
+}
+
+async function closeAll(): Promise<void> {
+  closing = true;
+  const open = sockets.filter((socket) => socket.readyState !== WebSocket.CLOSED);
+  const closed = Promise.all(
+    open.map((socket) => new Promise((resolve) => (socket.once('close', resolve), socket.close(1000)))),
+  );
+  // The gateway answers each close; those it has not answered within 10 s are cut off.
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([closed, new Promise((resolve) => (timer = setTimeout(resolve, 10_000)))]);
+  clearTimeout(timer);
+  for (const socket of open) if (socket.readyState !== WebSocket.CLOSED) socket.terminate();
 }
 
 process.on('message', (command: ClientCommand) => {
@@ -94,12 +168,9 @@ process.on('message', (command: ClientCommand) => {
     if (command.type === 'connect') {
       const started = now();
       let next = 0;
-      // A bounded number of subscribes in flight: each one makes the gateway resolve a snapshot.
+      // A bounded number of subscribes in flight: each one makes the gateway resolve a current state.
       const worker = async () => {
-        while (next < command.subscribers.length) {
-          const index = next++;
-          await subscribe(command.url, command.query, command.subscribers[index]!, index);
-        }
+        while (next < command.subscribers.length) await subscribe(command, next++);
       };
       await Promise.all(Array.from({ length: command.concurrency }, worker));
       const report: ConnectReport = {
@@ -110,10 +181,20 @@ process.on('message', (command: ClientCommand) => {
         ms: now() - started,
       };
       process.send!(report);
+    } else if (command.type === 'count') {
+      let count = 0;
+      for (const receipt of receipts) if (receipt[1] >= command.since) count++;
+      process.send!({ type: 'count', receipts: count, dropped } satisfies CountReport);
     } else if (command.type === 'report') {
-      process.send!({ type: 'report', receipts, errors });
+      const report: ReceiptReport = {
+        type: 'report',
+        receipts: receipts.filter((receipt) => receipt[1] >= command.since),
+        errors,
+        dropped,
+      };
+      process.send!(report);
     } else {
-      await Promise.all(clients.map((client) => client.dispose()));
+      await closeAll();
       process.send!({ type: 'closed' }, () => process.exit(0));
     }
   })();

@@ -1,26 +1,43 @@
 import { fileURLToPath } from 'node:url';
-import { benchDir } from './config.js';
-import { CpuWindow, sampleRss, sleep, start, type CpuGroups, type Managed } from './procs.js';
-import type { ClientCommand, ConnectReport, Receipt, Subscriber } from './subscriber-client.js';
-
-export const TRACK = `subscription Track($id: ID!) { orderStatusChanged(orderId: $id) { id status version customer { name } items { quantity meal { name } } payment { status } } }`;
-export const FEED = `subscription Feed { orderUpdates { id status version customer { name } items { quantity meal { name } } payment { status } } }`;
-const CHANGE = `mutation Change($input: ChangeOrderStatusInput!) { changeOrderStatus(input: $input) { id status version } }`;
+import { benchDir, type ScenarioName } from './config.js';
+import { changeKey, type ReceiptKind } from './live-operations.js';
+import { CpuWindow, openFiles, sampleRss, sleep, start, type CpuGroups, type Managed } from './procs.js';
+import type {
+  ClientCommand,
+  ConnectReport,
+  CountReport,
+  Receipt,
+  ReceiptReport,
+  Subscriber,
+} from './subscriber-client.js';
 
 export interface SubscriptionRun {
+  scenario: ScenarioName;
+  /** Subscribers connected for (asked for, unless the open-files limit allowed fewer: see `asked`). */
   subscribers: number;
-  mode: 'order' | 'feed';
+  /** What was asked for, when the machine's open-files limit allowed fewer. */
+  asked?: number;
+  /** What the subscribers subscribe to, in words. */
+  subscribedTo: string;
+  /** Subscriber client processes (each at most BENCH_SOCKETS_PER_CLIENT connections). */
+  clientProcesses: number;
   connected: number;
   connectFailed: number;
   connectSeconds: number;
+  /** Subscriptions the gateway counted (gateway_active_subscriptions) once the subscribers were connected. */
+  registered: number;
+  /** Connections the gateway closed (or that failed) after they had subscribed. */
+  dropped: number;
   changes: number;
   changeErrors: number;
-  /** Changes per second actually sent (order mode paces them). */
+  /** Changes per second actually sent. */
   changeRate: number;
   expected: number;
   delivered: number;
   deliveryRatio: number;
   latencyMs: { p50: number; p99: number; max: number };
+  /** The highest of each change's own p99 (changes that went to many subscribers only). */
+  worstChangeP99Ms?: number;
   memory: {
     rssBefore: number;
     rssAfter: number;
@@ -30,24 +47,42 @@ export interface SubscriptionRun {
     heapPerSubscriber: number;
   };
   gatewayCpu: number;
+  clientCpu: number;
   cpu: Record<string, number>;
   gatewayPeakRss: number;
+  /** The most file descriptors the gateway had open while the subscribers connected. */
+  gatewayOpenFiles: number;
   errors: string[];
 }
 
-export interface SubscriptionSetup {
+/** One change made by staff through the gateway, and how many subscribers should receive it. */
+export interface Change {
+  query: string;
+  variables: Record<string, unknown>;
+  recipients: number;
+}
+
+export interface ScenarioSetup {
+  scenario: ScenarioName;
+  subscribedTo: string;
+  asked?: number;
   gatewayUrl: string;
   gateway: Managed;
   staffJwt: string;
-  /** Order mode: one subscriber per order (its customer's JWT); feed mode: the staff's JWT N times. */
+  /** The subscription every subscriber sends (with its own variables). */
+  query: string;
+  receipt: ReceiptKind;
   subscribers: Subscriber[];
-  /** PAID orders to change (order mode: the subscribers' own; feed mode: others). */
-  changeOrders: string[];
-  mode: 'order' | 'feed';
+  /** Made in this order, `changeRate` per second, once every subscriber is connected and idle. */
+  changes: Change[];
   changeRate: number;
   /** How long the connected subscribers stay idle before the gateway's memory is read. */
   idleSeconds: number;
-  cpuGroups: (clientPid: number) => CpuGroups;
+  /** Subscribes in flight at once, over all client processes. */
+  connectConcurrency: number;
+  /** Connections one subscriber client process holds at most. */
+  socketsPerClient: number;
+  cpuGroups: (clientPids: number[]) => CpuGroups;
   logDir: string;
   log: (line: string) => void;
 }
@@ -81,84 +116,128 @@ async function memory(gatewayUrl: string, gateway: Managed): Promise<{ rss: numb
 const percentile = (sorted: number[], p: number) =>
   sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
 
-export async function runSubscriptions(setup: SubscriptionSetup): Promise<SubscriptionRun> {
+/** A subscriber client process and its IPC: a command, then the reply of the type asked for. */
+class SubscriberClient {
+  private readonly replies: { type: string }[] = [];
+  private readonly waiters: (() => void)[] = [];
+
+  constructor(readonly managed: Managed) {
+    managed.child.on('message', (message: { type: string }) => {
+      this.replies.push(message);
+      this.waiters.splice(0).forEach((wake) => wake());
+    });
+  }
+
+  async ask<T>(command: ClientCommand, reply: string, timeoutMs: number): Promise<T> {
+    this.managed.child.send(command);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.replies.findIndex((message) => message.type === reply);
+      if (index >= 0) return this.replies.splice(index, 1)[0] as T;
+      if (!this.managed.alive) throw new Error(`subscriber client exited\n${this.managed.logs()}`);
+      if (Date.now() > deadline) throw new Error(`subscriber client: no "${reply}" within ${timeoutMs} ms`);
+      await new Promise<void>((resolve) => {
+        this.waiters.push(resolve);
+        setTimeout(resolve, 200);
+      });
+    }
+  }
+}
+
+/**
+ * One scenario at one size on a running gateway: connect every subscriber (client processes of their
+ * own), let them idle, read the gateway's memory, make the changes, and match each receipt to its change.
+ */
+export async function runScenario(setup: ScenarioSetup): Promise<SubscriptionRun> {
   const { gatewayUrl, log } = setup;
   const n = setup.subscribers.length;
   const activeBefore = await metric(gatewayUrl, 'gateway_active_subscriptions');
   const before = await memory(gatewayUrl, setup.gateway);
 
-  const client = start({
-    name: `subscribers-${n}`,
-    command: process.execPath,
-    args: ['--import', 'tsx', fileURLToPath(new URL('./subscriber-client.ts', import.meta.url))],
-    cwd: benchDir,
-    env: { PATH: process.env.PATH ?? '' },
-    logDir: setup.logDir,
-    ipc: true,
-    openFiles: n + 1_024,
+  const processes = Math.max(1, Math.ceil(n / setup.socketsPerClient));
+  const per = Math.ceil(n / processes);
+  const clients = Array.from({ length: processes }, (_, k) => {
+    const name = `subscribers-${setup.scenario}-${n}${processes > 1 ? `-${k + 1}` : ''}`;
+    const managed = start({
+      name,
+      command: process.execPath,
+      args: ['--import', 'tsx', fileURLToPath(new URL('./subscriber-client.ts', import.meta.url))],
+      cwd: benchDir,
+      env: { PATH: process.env.PATH ?? '' },
+      logDir: setup.logDir,
+      ipc: true,
+      openFiles: per + 256,
+    });
+    return new SubscriberClient(managed);
   });
-  const replies: { type: string; [key: string]: unknown }[] = [];
-  const waiters: (() => void)[] = [];
-  client.child.on('message', (message: { type: string }) => {
-    replies.push(message);
-    waiters.splice(0).forEach((wake) => wake());
-  });
-  const ask = async <T>(command: ClientCommand, reply: string, timeoutMs: number): Promise<T> => {
-    client.child.send(command);
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const index = replies.findIndex((message) => message.type === reply);
-      if (index >= 0) return replies.splice(index, 1)[0] as T;
-      if (!client.alive) throw new Error(`subscriber client exited\n${client.logs()}`);
-      if (Date.now() > deadline) throw new Error(`subscriber client: no "${reply}" within ${timeoutMs} ms`);
-      await new Promise<void>((resolve) => {
-        waiters.push(resolve);
-        setTimeout(resolve, 200);
-      });
-    }
-  };
+  const clientPids = clients.map((client) => client.managed.pid);
   const peak = sampleRss(setup.gateway.pid, 250);
+  // Sockets (one per subscriber) and the connections to the subgraphs while current states resolve.
+  let gatewayOpenFiles = openFiles(setup.gateway.pid);
+  const files = setInterval(() => (gatewayOpenFiles = Math.max(gatewayOpenFiles, openFiles(setup.gateway.pid))), 1_000);
   try {
-    log(`  connecting ${n} subscribers (${setup.mode} mode)`);
-    const connected = await ask<ConnectReport>(
-      {
-        type: 'connect',
-        url: gatewayUrl.replace(/^http/, 'ws'),
-        query: setup.mode === 'order' ? TRACK : FEED,
-        subscribers: setup.subscribers,
-        concurrency: 64,
-      },
-      'connected',
-      300_000,
+    log(
+      `  ${setup.scenario}: connecting ${n} subscribers (${setup.subscribedTo})` +
+        (processes > 1 ? ` from ${processes} client processes` : ''),
     );
+    const reports = await Promise.all(
+      clients.map((client, k) =>
+        client.ask<ConnectReport>(
+          {
+            type: 'connect',
+            url: gatewayUrl.replace(/^http/, 'ws'),
+            query: setup.query,
+            receipt: setup.receipt,
+            subscribers: setup.subscribers.slice(k * per, (k + 1) * per),
+            offset: k * per,
+            concurrency: Math.max(1, Math.ceil(setup.connectConcurrency / processes)),
+          },
+          'connected',
+          300_000 + per * 30,
+        ),
+      ),
+    );
+    const connected = {
+      ok: reports.reduce((sum, r) => sum + r.ok, 0),
+      failed: reports.reduce((sum, r) => sum + r.failed, 0),
+      ms: Math.max(...reports.map((r) => r.ms)),
+      errors: reports.flatMap((r) => r.errors).slice(0, 10),
+    };
     // Every subscription registered at the gateway before anything changes.
     const deadline = Date.now() + 30_000;
-    while ((await metric(gatewayUrl, 'gateway_active_subscriptions')) - activeBefore < connected.ok) {
-      if (Date.now() > deadline) break;
+    let registered = 0;
+    for (;;) {
+      registered = (await metric(gatewayUrl, 'gateway_active_subscriptions')) - activeBefore;
+      if (registered >= connected.ok || Date.now() > deadline) break;
       await sleep(200);
     }
+    gatewayOpenFiles = Math.max(gatewayOpenFiles, openFiles(setup.gateway.pid));
+    clearInterval(files);
     // Idle, as the goal's subscribers are: the burst of 1,000s of first results (each a query
     // through the gateway) leaves garbage that V8 collects, and gives back, only once it is idle.
     await sleep(setup.idleSeconds * 1_000);
     const after = await memory(gatewayUrl, setup.gateway);
     log(
-      `  ${connected.ok}/${n} connected in ${(connected.ms / 1000).toFixed(1)} s; gateway RSS ` +
-        `${mib(before.rss)} -> ${mib(after.rss)} MiB, heap ${mib(before.heap)} -> ${mib(after.heap)} MiB`,
+      `  ${connected.ok}/${n} connected in ${(connected.ms / 1000).toFixed(1)} s, ${registered} registered at the ` +
+        `gateway (${gatewayOpenFiles} open files); gateway RSS ${mib(before.rss)} -> ${mib(after.rss)} MiB, ` +
+        `heap ${mib(before.heap)} -> ${mib(after.heap)} MiB`,
     );
 
-    // Status changes: in order mode each subscriber's order once, paced; in feed mode a few, each to all.
-    const window = new CpuWindow(setup.cpuGroups(client.pid));
-    const responded = new Map<string, number>();
+    // The changes, paced; each response's time is the start of its receipts' latency.
+    const window = new CpuWindow(setup.cpuGroups(clientPids));
+    const responded = new Map<string, { at: number; recipients: number }>();
     const changeErrors: string[] = [];
-    const changeOrders = setup.changeOrders;
-    const intervalMs = setup.mode === 'order' ? 1_000 / setup.changeRate : 1_000;
+    const intervalMs = 1_000 / setup.changeRate;
     const changeStart = performance.now();
+    const since = performance.timeOrigin + changeStart;
     let inFlight = 0;
+    let lastSent = changeStart;
     const sends: Promise<void>[] = [];
-    for (let i = 0; i < changeOrders.length; i++) {
+    for (let i = 0; i < setup.changes.length; i++) {
       const due = changeStart + i * intervalMs;
       while (performance.now() < due || inFlight >= 64) await sleep(Math.max(1, Math.min(5, due - performance.now())));
-      const orderId = changeOrders[i]!;
+      const change = setup.changes[i]!;
+      lastSent = performance.now();
       inFlight++;
       sends.push(
         (async () => {
@@ -166,13 +245,15 @@ export async function runSubscriptions(setup: SubscriptionSetup): Promise<Subscr
             const response = await fetch(gatewayUrl, {
               method: 'POST',
               headers: { 'content-type': 'application/json', authorization: `Bearer ${setup.staffJwt}` },
-              body: JSON.stringify({ query: CHANGE, variables: { input: { orderId, status: 'ACCEPTED' } } }),
+              body: JSON.stringify({ query: change.query, variables: change.variables }),
             });
             const text = await response.text();
             const at = performance.timeOrigin + performance.now();
-            if (!response.ok || text.includes('"errors"'))
+            const body = JSON.parse(text) as { data?: Record<string, unknown> | null; errors?: unknown };
+            const key = body.data ? changeKey(setup.receipt, Object.values(body.data)[0]) : undefined;
+            if (!response.ok || body.errors || key === undefined)
               changeErrors.push(`${response.status} ${text.slice(0, 300)}`);
-            else responded.set(orderId, at);
+            else responded.set(key, { at, recipients: change.recipients });
           } catch (error) {
             changeErrors.push(String(error));
           } finally {
@@ -182,42 +263,77 @@ export async function runSubscriptions(setup: SubscriptionSetup): Promise<Subscr
       );
     }
     await Promise.all(sends);
-    const changeSeconds = (performance.now() - changeStart) / 1_000;
+    const sendingSeconds = (lastSent - changeStart) / 1_000;
     // Subscribers that never connected count as not delivered.
-    const expected = setup.mode === 'order' ? changeOrders.length : n * changeOrders.length;
+    const expected = setup.changes.reduce((sum, change) => sum + change.recipients, 0);
 
-    // Deliveries: each subscriber's receipt of an ACCEPTED change it asked for.
-    let latencies: number[] = [];
-    let errors: string[] = [];
+    // Deliveries: each subscriber's first receipt of each change (a repeat is not a second delivery).
+    // While they arrive only counts cross the IPC (cheap for the clients); every receipt at the end.
     const waitUntil = Date.now() + 30_000;
+    let latencies: number[] = [];
+    const byChange = new Map<string, number[]>();
+    let errors: string[] = [];
+    let dropped = 0;
     for (;;) {
-      const report = await ask<{ receipts: Receipt[][]; errors: string[] }>({ type: 'report' }, 'report', 60_000);
-      latencies = [];
-      for (const receipts of report.receipts) {
-        for (const receipt of receipts ?? []) {
-          const sentAt = receipt.status === 'ACCEPTED' ? responded.get(receipt.orderId) : undefined;
-          if (sentAt !== undefined) latencies.push(receipt.at - sentAt);
-        }
+      const counts = await Promise.all(
+        clients.map((client) => client.ask<CountReport>({ type: 'count', since }, 'count', 60_000)),
+      );
+      const arrived = counts.reduce((sum, count) => sum + count.receipts, 0);
+      if (arrived < expected && Date.now() < waitUntil) {
+        await sleep(500);
+        continue;
       }
-      errors = report.errors;
+      const reports = await Promise.all(
+        clients.map((client) => client.ask<ReceiptReport>({ type: 'report', since }, 'report', 60_000)),
+      );
+      const seen = new Set<string>();
+      latencies = [];
+      byChange.clear();
+      for (const [subscriber, at, key] of reports.flatMap((report): Receipt[] => report.receipts)) {
+        const change = responded.get(key);
+        const id = `${subscriber} ${key}`;
+        if (!change || seen.has(id)) continue;
+        seen.add(id);
+        latencies.push(at - change.at);
+        const list = byChange.get(key) ?? [];
+        list.push(at - change.at);
+        byChange.set(key, list);
+      }
+      errors = reports.flatMap((report) => report.errors);
+      dropped = reports.reduce((sum, report) => sum + report.dropped, 0);
       if (latencies.length >= expected || Date.now() > waitUntil) break;
       await sleep(1_000);
     }
     const cpu = window.finish();
     latencies.sort((a, b) => a - b);
+    // A change's own p99, where it went to enough subscribers for one to mean something.
+    const perChange = [...byChange]
+      .filter(([key]) => (responded.get(key)?.recipients ?? 0) >= 100)
+      .map(([, list]) =>
+        percentile(
+          list.sort((a, b) => a - b),
+          99,
+        ),
+      );
     const run: SubscriptionRun = {
+      scenario: setup.scenario,
       subscribers: n,
-      mode: setup.mode,
+      asked: setup.asked,
+      subscribedTo: setup.subscribedTo,
+      clientProcesses: processes,
       connected: connected.ok,
       connectFailed: connected.failed,
       connectSeconds: connected.ms / 1_000,
-      changes: changeOrders.length,
+      registered,
+      dropped,
+      changes: setup.changes.length,
       changeErrors: changeErrors.length,
-      changeRate: changeOrders.length / changeSeconds,
+      changeRate: setup.changes.length > 1 ? (setup.changes.length - 1) / sendingSeconds : setup.changeRate,
       expected,
       delivered: latencies.length,
       deliveryRatio: latencies.length / expected,
       latencyMs: { p50: percentile(latencies, 50), p99: percentile(latencies, 99), max: latencies.at(-1) ?? NaN },
+      worstChangeP99Ms: perChange.length > 0 ? Math.max(...perChange) : undefined,
       memory: {
         rssBefore: before.rss,
         rssAfter: after.rss,
@@ -227,23 +343,34 @@ export async function runSubscriptions(setup: SubscriptionSetup): Promise<Subscr
         heapPerSubscriber: (after.heap - before.heap) / Math.max(1, connected.ok),
       },
       gatewayCpu: cpu.gateway ?? 0,
+      clientCpu: cpu.client ?? 0,
       cpu,
       gatewayPeakRss: 0,
+      gatewayOpenFiles,
       errors: [...connected.errors, ...errors, ...changeErrors.slice(0, 5)].slice(0, 10),
     };
     log(
       `  delivered ${run.delivered}/${run.expected} (${(run.deliveryRatio * 100).toFixed(2)} %), ` +
         `latency p50 ${run.latencyMs.p50.toFixed(1)} ms, p99 ${run.latencyMs.p99.toFixed(1)} ms, ` +
-        `max ${run.latencyMs.max.toFixed(1)} ms; ${(run.memory.rssPerSubscriber / 1024).toFixed(1)} KiB RSS per subscriber`,
+        `max ${run.latencyMs.max.toFixed(1)} ms` +
+        (run.worstChangeP99Ms === undefined ? '' : `, worst change's p99 ${run.worstChangeP99Ms.toFixed(1)} ms`) +
+        `; ${(run.memory.rssPerSubscriber / 1024).toFixed(1)} KiB RSS per subscriber; CPU gateway ${run.gatewayCpu}%, ` +
+        `subscriber clients ${run.clientCpu}%` +
+        (run.errors.length ? `; errors: ${run.errors.slice(0, 3).join('; ')}` : ''),
     );
     run.gatewayPeakRss = peak.stop();
     return run;
   } finally {
+    clearInterval(files);
     peak.stop();
-    if (client.alive) await ask({ type: 'close' }, 'closed', 60_000).catch(() => undefined);
-    await client.stop();
-    // Back to idle before the next size: the gateway has ended every subscription.
-    const deadline = Date.now() + 20_000;
+    await Promise.all(
+      clients.map(async (client) => {
+        if (client.managed.alive) await client.ask({ type: 'close' }, 'closed', 60_000).catch(() => undefined);
+        await client.managed.stop();
+      }),
+    );
+    // Back to idle before the next run: the gateway has ended every subscription.
+    const deadline = Date.now() + 30_000;
     while ((await metric(gatewayUrl, 'gateway_active_subscriptions').catch(() => 0)) > activeBefore) {
       if (Date.now() > deadline) break;
       await sleep(200);

@@ -6,6 +6,14 @@ import { hiveBin } from './peers.js';
 
 export const subgraphs = ['users', 'meals', 'orders', 'payments'] as const;
 export type Subgraph = (typeof subgraphs)[number];
+/** The services with an outbox, each relayed (and its events consumed) by its own worker process. */
+export const workers = ['orders-worker', 'payments-worker', 'meals-worker'] as const;
+export type Worker = (typeof workers)[number];
+const workerPortVariable: Record<Worker, string> = {
+  'orders-worker': 'ORDERS_WORKER_PORT',
+  'payments-worker': 'PAYMENTS_WORKER_PORT',
+  'meals-worker': 'MEALS_WORKER_PORT',
+};
 
 export interface Launch {
   /** Built dist/ (production) or the sources through tsx. */
@@ -19,7 +27,7 @@ export interface Launch {
 
 export interface Backend {
   urls: Record<Subgraph, string>;
-  processes: Record<Subgraph | 'orders-worker' | 'payments-worker', Managed>;
+  processes: Record<Subgraph | Worker, Managed>;
 }
 
 const nodeArgs = (launch: Launch, dir: string, entry: 'main' | 'worker-main', name: string = dir, root = repoRoot) => {
@@ -44,7 +52,7 @@ export const graphqlReady = (url: string, headers: Record<string, string> = {}) 
     body: '{"query":"{ __typename }"}',
   });
 
-/** The four subgraphs and both workers, each its own process, as deployed. */
+/** The four subgraphs and the three workers, each its own process, as deployed. */
 export async function startBackend(launch: Launch): Promise<Backend> {
   const ports = Object.fromEntries(await Promise.all(subgraphs.map(async (s) => [s, await freePort()]))) as Record<
     Subgraph,
@@ -67,6 +75,7 @@ export async function startBackend(launch: Launch): Promise<Backend> {
     PAYMENTS_SUBGRAPH_URL: urls.payments,
     ORDERS_WORKER_PORT: String(await freePort()),
     PAYMENTS_WORKER_PORT: String(await freePort()),
+    MEALS_WORKER_PORT: String(await freePort()),
   };
   const processes = {} as Backend['processes'];
   const launchOne = async (name: keyof Backend['processes'], dir: string, entry: 'main' | 'worker-main') => {
@@ -76,16 +85,14 @@ export async function startBackend(launch: Launch): Promise<Backend> {
     const ready =
       entry === 'main'
         ? ok(new URL('/readyz', urls[name as Subgraph]).href)
-        : ok(
-            `http://127.0.0.1:${env[name === 'orders-worker' ? 'ORDERS_WORKER_PORT' : 'PAYMENTS_WORKER_PORT']}/readyz`,
-          );
+        : ok(`http://127.0.0.1:${env[workerPortVariable[name as Worker] as keyof typeof env]}/readyz`);
     await waitUntil(name, ready, managed, 90_000);
   };
   await Promise.all(subgraphs.map((s) => launchOne(s, `subgraphs/${s}`, 'main')));
-  await Promise.all([
-    launchOne('orders-worker', 'subgraphs/orders', 'worker-main'),
-    launchOne('payments-worker', 'subgraphs/payments', 'worker-main'),
-  ]);
+  // The meals worker relays the menu's outbox (meal.availability_changed, for mealAvailabilityChanged).
+  await Promise.all(
+    workers.map((worker) => launchOne(worker, `subgraphs/${worker.replace(/-worker$/, '')}`, 'worker-main')),
+  );
   return { urls, processes };
 }
 
