@@ -53,6 +53,8 @@ export interface BenchConfig {
   feedChanges: number;
   /** Changes of the followed meals in the menu scenario (price and availability), one per second. */
   menuChanges: number;
+  /** Menu subscribers per connection (consecutive pairs share one: a list by id and the whole menu). */
+  menuPerConnection: number;
   /** Subscribes in flight at once while the subscribers connect. */
   connectConcurrency: number;
   /** Connections one subscriber client process holds at most: more subscribers, more processes. */
@@ -142,6 +144,7 @@ export function loadBenchConfig(): BenchConfig {
     changes: int('BENCH_SUB_CHANGES', quick ? 100 : 500),
     feedChanges: int('BENCH_FEED_CHANGES', 3),
     menuChanges: int('BENCH_MENU_CHANGES', 5),
+    menuPerConnection: int('BENCH_MENU_SUBSCRIPTIONS_PER_CONNECTION', 2),
     connectConcurrency: int('BENCH_SUB_CONNECT_CONCURRENCY', 64),
     socketsPerClient: int('BENCH_SOCKETS_PER_CLIENT', 10_000),
     subscriberIdleSeconds: int('BENCH_SUB_IDLE_SECONDS', 5, 0),

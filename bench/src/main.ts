@@ -530,17 +530,23 @@ async function subscriptions(
   results: BenchResults,
 ): Promise<SubscriptionRun[]> {
   const runs: SubscriptionRun[] = [];
-  // One gateway process holds every subscriber of a run, a socket each: its hard limit of open files
-  // (which no unprivileged process can raise) bounds a run's size.
+  // One gateway process holds every subscriber of a run, a socket per connection: its hard limit of
+  // open files (which no unprivileged process can raise) bounds a run's size.
   const limit = fdLimit();
   const capacity = limit.hard - gatewayFilesBesidesSubscribers();
+  const perConnection = (scenario: ScenarioName) => (scenario === 'menu' ? config.menuPerConnection : 1);
   const plan: PlannedRun[] = config.scenarios.flatMap((scenario) =>
-    config.subscribers[scenario].map((asked) => ({ scenario, asked, n: Math.min(asked, capacity) })),
+    config.subscribers[scenario].map((asked) => ({
+      scenario,
+      asked,
+      n: Math.min(asked, capacity * perConnection(scenario)),
+    })),
   );
   if (plan.length === 0) return runs;
   for (const run of plan.filter((r) => r.n < r.asked)) {
     const message =
-      `subscriptions: ${run.scenario} with ${run.asked} subscribers needs ${run.asked + gatewayFilesBesidesSubscribers()} ` +
+      `subscriptions: ${run.scenario} with ${run.asked} subscribers needs ` +
+      `${Math.ceil(run.asked / perConnection(run.scenario)) + gatewayFilesBesidesSubscribers()} ` +
       `open files in the gateway, but the hard limit here is ${limit.hard}: it ran with ${run.n} subscribers ` +
       `instead. Raise the hard limit (e.g. docker run --ulimit nofile=65536:65536, systemd LimitNOFILE=65536, ` +
       `or as root ulimit -Hn 65536) to measure ${run.asked}.`;
@@ -559,7 +565,6 @@ async function subscriptions(
     );
     return runs;
   }
-  const most = Math.max(...plan.map((run) => run.n));
   log(
     `subscriptions: starting our gateway for ${plan.map((run) => `${run.scenario} ${run.n}`).join(', ')} (in this order)`,
   );
@@ -569,7 +574,10 @@ async function subscriptions(
     supergraphPath: '',
     oursEnv,
     tag: 'subscriptions',
-    openFiles: Math.min(limit.hard, most + gatewayFilesBesidesSubscribers()),
+    openFiles: Math.min(
+      limit.hard,
+      Math.max(...plan.map((run) => Math.ceil(run.n / perConnection(run.scenario)))) + gatewayFilesBesidesSubscribers(),
+    ),
     gcOnSignal: true,
   });
   const userTokens = new UserTokens({
@@ -594,6 +602,7 @@ async function subscriptions(
         idleSeconds: config.subscriberIdleSeconds,
         connectConcurrency: config.connectConcurrency,
         socketsPerClient: Math.min(config.socketsPerClient, limit.hard - 256),
+        perConnection: perConnection(scenario),
         cpuGroups: cpuGroups(gateway),
         logDir,
         log,
@@ -665,7 +674,10 @@ async function subscriptions(
           ...common,
           subscribedTo:
             `mealAvailabilityChanged, anonymous: ${followers} with mealIds of ${followed.length} meals, ` +
-            `${n - followers} without (every meal)`,
+            `${n - followers} without (every meal)` +
+            (config.menuPerConnection > 1
+              ? `, ${config.menuPerConnection} subscriptions per connection (${Math.ceil(n / config.menuPerConnection)} connections)`
+              : ''),
           query: MENU,
           receipt: 'meal',
           subscribers,

@@ -35,6 +35,11 @@ export type ClientCommand =
       /** Index of this process's first subscriber among all of the scenario's (receipts use it). */
       offset: number;
       concurrency: number;
+      /**
+       * Subscribers per connection: consecutive ones share a socket (and its token), each its own
+       * subscription on it, as an app screen with several live lists would. Default 1.
+       */
+      perConnection?: number;
     }
   /** Receipts at or after `since` (epoch ms): how many, or all of them. */
   | { type: 'count'; since: number }
@@ -78,29 +83,35 @@ let failed = 0;
 let dropped = 0;
 let closing = false;
 
-function subscribe(command: Extract<ClientCommand, { type: 'connect' }>, index: number): Promise<void> {
-  const subscriber = command.subscribers[index]!;
-  const id = command.offset + index;
+/** Connects one socket for the subscribers from `first` (perConnection of them) and subscribes each. */
+function subscribe(command: Extract<ClientCommand, { type: 'connect' }>, first: number): Promise<void> {
+  const group = command.subscribers.slice(first, first + (command.perConnection ?? 1));
   // Uncompressed, as between a browser and this gateway (its server does not enable permessage-deflate).
   const socket = new WebSocket(command.url, 'graphql-transport-ws', { perMessageDeflate: false });
   sockets.push(socket);
   return new Promise<void>((resolve) => {
     let settled = false;
+    /** Subscriptions still waiting for their first result (those that start with one). */
+    let waiting = group.filter((subscriber) => subscriber.firstResult).length;
     const settle = (error?: string) => {
       if (settled) return;
       settled = true;
       clearTimeout(timer);
       if (error) {
-        failed++;
+        failed += group.length;
         note(error);
       }
       resolve();
     };
     const timer = setTimeout(() => settle('not subscribed within 60 s'), 60_000);
     socket.on('open', () => {
-      const payload = subscriber.token ? { authorization: `Bearer ${subscriber.token}` } : {};
-      socket.send(JSON.stringify({ type: 'connection_init', payload }));
+      // The group shares the first subscriber's token (a scenario groups callers of one kind).
+      const token = group[0]!.token;
+      socket.send(
+        JSON.stringify({ type: 'connection_init', payload: token ? { authorization: `Bearer ${token}` } : {} }),
+      );
     });
+    const firstSeen = new Set<number>();
     socket.on('message', (data: Buffer) => {
       const at = now();
       let message: { type?: string; id?: string; payload?: unknown };
@@ -111,22 +122,29 @@ function subscribe(command: Extract<ClientCommand, { type: 'connect' }>, index: 
       }
       switch (message.type) {
         case 'next': {
+          const j = Number(message.id);
           const result = message.payload as { data?: Record<string, unknown> | null; errors?: unknown[] };
           const entity = result.data ? Object.values(result.data)[0] : undefined;
           const key = result.errors?.length ? undefined : changeKey(command.receipt, entity);
           if (key === undefined) note(`unexpected result: ${JSON.stringify(result)}`);
-          else receipts.push([id, at, key]);
-          return settle();
+          else receipts.push([command.offset + first + j, at, key]);
+          if (group[j]?.firstResult && !firstSeen.has(j)) {
+            firstSeen.add(j);
+            if (--waiting === 0) settle();
+          }
+          return;
         }
         case 'connection_ack':
-          socket.send(
-            JSON.stringify({
-              id: '1',
-              type: 'subscribe',
-              payload: { query: command.query, variables: subscriber.variables },
-            }),
+          group.forEach((subscriber, j) =>
+            socket.send(
+              JSON.stringify({
+                id: String(j),
+                type: 'subscribe',
+                payload: { query: command.query, variables: subscriber.variables },
+              }),
+            ),
           );
-          if (!subscriber.firstResult) settle();
+          if (waiting === 0) settle();
           return;
         case 'error':
           return settle(`subscribe refused: ${JSON.stringify(message.payload)}`);
@@ -169,8 +187,13 @@ process.on('message', (command: ClientCommand) => {
       const started = now();
       let next = 0;
       // A bounded number of subscribes in flight: each one makes the gateway resolve a current state.
+      const step = command.perConnection ?? 1;
       const worker = async () => {
-        while (next < command.subscribers.length) await subscribe(command, next++);
+        while (next < command.subscribers.length) {
+          const first = next;
+          next += step;
+          await subscribe(command, first);
+        }
       };
       await Promise.all(Array.from({ length: command.concurrency }, worker));
       const report: ConnectReport = {

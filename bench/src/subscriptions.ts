@@ -82,6 +82,8 @@ export interface ScenarioSetup {
   connectConcurrency: number;
   /** Connections one subscriber client process holds at most. */
   socketsPerClient: number;
+  /** Subscribers sharing one connection (consecutive ones); default 1. */
+  perConnection?: number;
   cpuGroups: (clientPids: number[]) => CpuGroups;
   logDir: string;
   log: (line: string) => void;
@@ -154,8 +156,10 @@ export async function runScenario(setup: ScenarioSetup): Promise<SubscriptionRun
   const activeBefore = await metric(gatewayUrl, 'gateway_active_subscriptions');
   const before = await memory(gatewayUrl, setup.gateway);
 
-  const processes = Math.max(1, Math.ceil(n / setup.socketsPerClient));
-  const per = Math.ceil(n / processes);
+  const perConnection = setup.perConnection ?? 1;
+  const processes = Math.max(1, Math.ceil(n / perConnection / setup.socketsPerClient));
+  // Whole connections to each client process.
+  const per = Math.ceil(n / processes / perConnection) * perConnection;
   const clients = Array.from({ length: processes }, (_, k) => {
     const name = `subscribers-${setup.scenario}-${n}${processes > 1 ? `-${k + 1}` : ''}`;
     const managed = start({
@@ -166,7 +170,7 @@ export async function runScenario(setup: ScenarioSetup): Promise<SubscriptionRun
       env: { PATH: process.env.PATH ?? '' },
       logDir: setup.logDir,
       ipc: true,
-      openFiles: per + 256,
+      openFiles: Math.ceil(per / perConnection) + 256,
     });
     return new SubscriberClient(managed);
   });
@@ -178,6 +182,7 @@ export async function runScenario(setup: ScenarioSetup): Promise<SubscriptionRun
   try {
     log(
       `  ${setup.scenario}: connecting ${n} subscribers (${setup.subscribedTo})` +
+        (perConnection > 1 ? ` over ${Math.ceil(n / perConnection)} connections` : '') +
         (processes > 1 ? ` from ${processes} client processes` : ''),
     );
     const reports = await Promise.all(
@@ -191,6 +196,7 @@ export async function runScenario(setup: ScenarioSetup): Promise<SubscriptionRun
             subscribers: setup.subscribers.slice(k * per, (k + 1) * per),
             offset: k * per,
             concurrency: Math.max(1, Math.ceil(setup.connectConcurrency / processes)),
+            perConnection,
           },
           'connected',
           300_000 + per * 30,

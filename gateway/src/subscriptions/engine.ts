@@ -56,6 +56,8 @@ export interface StartOptions {
    * ends with a retryable UPSTREAM_UNAVAILABLE error.
    */
   onRetryableEnd?: () => void;
+  /** Each result written by the transport itself, at once (see LiveSubscriptionOptions.sendNext). */
+  sendNext?: (value: ExecutionResult) => void;
 }
 
 /**
@@ -142,6 +144,7 @@ export class SubscriptionEngine {
       logBindings: { requestId: context.requestId, field: plan.live.field },
       onEnd: () => this.streams.delete(stream),
       onRetryableEnd: startOptions.onRetryableEnd,
+      sendNext: startOptions.sendNext,
     });
     this.streams.add(stream);
     return stream;

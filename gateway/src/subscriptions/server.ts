@@ -76,7 +76,7 @@ class GraphqlWsTransport implements GraphqlWsSocket {
   send(data: string): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.socket.readyState !== this.socket.OPEN) return resolve();
-      this.socket.send(withSharedResult(data), (error) => (error ? reject(error) : resolve()));
+      this.socket.send(data, (error) => (error ? reject(error) : resolve()));
     });
   }
 
@@ -94,40 +94,19 @@ class GraphqlWsTransport implements GraphqlWsSocket {
   }
 }
 
-/**
- * A `next` message's result, serialised once for all the subscribers of a topic (`resultJson`):
- * graphql-ws stringifies each message itself, so its replacer leaves a placeholder for the result,
- * and the socket's `send`, which graphql-ws calls right after (no await in between), puts the shared
- * text in its place.
- */
-const RESULT_PLACEHOLDER = '\u0000shared-result';
-const ENCODED_PLACEHOLDER = JSON.stringify(RESULT_PLACEHOLDER);
-let pendingResult: string | undefined;
-
-function replaceResult(this: unknown, key: string, value: unknown): unknown {
-  if (key !== 'payload' || (this as { type?: unknown }).type !== 'next' || !value || typeof value !== 'object') {
-    return value;
-  }
-  pendingResult = resultJson(value as ExecutionResult);
-  return RESULT_PLACEHOLDER;
-}
-
-function withSharedResult(data: string): string {
-  if (pendingResult === undefined) return data;
-  const text = pendingResult;
-  pendingResult = undefined;
-  // The payload is the message's last member (the client's id comes first and could hold anything).
-  const at = data.lastIndexOf(ENCODED_PLACEHOLDER);
-  return at < 0 ? data : data.slice(0, at) + text + data.slice(at + ENCODED_PLACEHOLDER.length);
-}
-
-/** What onSubscribe hands to `subscribe`: the checked subscription and its socket. */
+/** What onSubscribe hands to `subscribe`: the checked subscription, its socket and its id there. */
 class PlannedSubscription {
   constructor(
     readonly checked: CheckedSubscription,
     readonly socket: WebSocket,
+    readonly id: string,
   ) {}
 }
+
+/** A subscriber whose socket holds this much unsent is too far behind: it is closed, to subscribe again. */
+const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** Sockets pinged in one turn of the event loop. */
+const PING_BATCH = 1_000;
 
 /**
  * GraphQL subscriptions over WebSockets (graphql-ws) on the gateway's own HTTP server and path. The
@@ -161,9 +140,6 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
   const server = makeServer<Record<string, unknown> | undefined, SocketExtra>({
     // Timed here (initWait), so that the timer is released once the client has initialised.
     connectionInitWaitTimeout: 0,
-    // The engine's own result object (graphql-ws would copy it), so that its JSON is made once.
-    onNext: (_ctx, _id, _payload, _args, result) => result,
-    jsonMessageReplacer: replaceResult,
     onConnect: async (ctx) => {
       clearTimeout(ctx.extra.initWait);
       ctx.extra.initWait = undefined;
@@ -201,7 +177,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
       if (connection?.expiry) clearTimeout(connection.expiry);
       connections.delete(ctx);
     },
-    onSubscribe: async (ctx, _id, payload) => {
+    onSubscribe: async (ctx, id, payload) => {
       const connection = connections.get(ctx);
       if (!connection) return [subscriptionError(SubscriptionErrorCode.UNAUTHENTICATED, 'connection not initialised')];
       if (closing) {
@@ -229,7 +205,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
         document: checked.plan.document,
         operationName: payload.operationName,
         variableValues: payload.variables,
-        contextValue: new PlannedSubscription(checked, ctx.extra.socket),
+        contextValue: new PlannedSubscription(checked, ctx.extra.socket, id),
       } satisfies ExecutionArgs;
     },
     subscribe: (args): AsyncIterable<ExecutionResult> | ExecutionResult => {
@@ -237,8 +213,20 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
       if (!(planned instanceof PlannedSubscription)) {
         return { errors: [new GraphQLError('subscription was not planned')] };
       }
-      // graphql-ws clients reconnect after 1013 and subscribe again: the current state comes first.
-      return engine.start(planned.checked, { onRetryableEnd: () => planned.socket.close(1013, 'Try again later') });
+      const { socket } = planned;
+      const prefix = `{"id":${JSON.stringify(planned.id)},"type":"next","payload":`;
+      return engine.start(planned.checked, {
+        // graphql-ws clients reconnect after 1013 and subscribe again: the current state comes first.
+        onRetryableEnd: () => socket.close(1013, 'Try again later'),
+        // Each result straight to the socket as a `next` message, around the JSON its topic made
+        // once: graphql-ws's own path costs a few promises and a stringify per subscriber and result,
+        // which at tens of thousands of subscribers of one change is most of the gateway's work.
+        sendNext: (result) => {
+          if (socket.readyState !== socket.OPEN) return;
+          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) return socket.close(1013, 'Too far behind; subscribe again');
+          socket.send(`${prefix}${resultJson(result)}}`);
+        },
+      });
     },
   });
 
@@ -261,19 +249,22 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
     awaitingPong.delete(this);
   }
   const keepAliveMs = options.keepAliveMs ?? 12_000;
+  const checkSockets = (clients: WebSocket[], from: number) => {
+    for (const client of clients.slice(from, from + PING_BATCH)) {
+      if (client.readyState !== client.OPEN) continue;
+      if (awaitingPong.has(client)) {
+        client.terminate();
+        continue;
+      }
+      awaitingPong.add(client);
+      client.ping();
+    }
+    // A batch at a time: at tens of thousands of sockets one loop would hold up every delivery.
+    if (from + PING_BATCH < clients.length) setImmediate(() => checkSockets(clients, from + PING_BATCH));
+  };
   const keepAlive =
     keepAliveMs > 0 && Number.isFinite(keepAliveMs)
-      ? setInterval(() => {
-          for (const client of wss.clients) {
-            if (client.readyState !== client.OPEN) continue;
-            if (awaitingPong.has(client)) {
-              client.terminate();
-              continue;
-            }
-            awaitingPong.add(client);
-            client.ping();
-          }
-        }, keepAliveMs).unref()
+      ? setInterval(() => checkSockets([...wss.clients], 0), keepAliveMs).unref()
       : undefined;
 
   wss.on('error', (error) => {

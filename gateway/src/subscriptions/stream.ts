@@ -344,6 +344,11 @@ export interface LiveSubscriptionOptions {
    * 1013, which its clients retry): the subscription then completes. Without it, it ends with an error.
    */
   onRetryableEnd?: () => void;
+  /**
+   * Where each result goes, at once, when the transport writes them itself (graphql-ws: straight to
+   * the socket); the iterator then carries only the end. Without it, results wait for `next()`.
+   */
+  sendNext?: (value: ExecutionResult) => void;
 }
 
 /**
@@ -375,6 +380,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
   private readonly logBindings: Record<string, unknown> | undefined;
   private readonly onEnd: (() => void) | undefined;
   private readonly onRetryableEnd: (() => void) | undefined;
+  private readonly sendNext: ((value: ExecutionResult) => void) | undefined;
 
   constructor(options: LiveSubscriptionOptions) {
     this.topic = options.topic;
@@ -384,6 +390,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     this.logBindings = options.logBindings;
     this.onEnd = options.onEnd;
     this.onRetryableEnd = options.onRetryableEnd;
+    this.sendNext = options.sendNext;
     void this.start(options);
   }
 
@@ -500,6 +507,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
 
   private push(output: Output) {
     if (this.ended) return;
+    if (output.kind === 'next' && this.sendNext) return this.sendNext(output.value);
     const reader = this.reader;
     if (!reader) {
       const outputs = (this.outputs ??= []);
