@@ -208,7 +208,7 @@ export class SubscriptionEngine {
       hub,
       resolve: this.resolverAs(prepared, plan.variables, resolveAs),
       retry: this.retry,
-      logger: this.logger.child({ field: plan.live.field }),
+      logger: this.logger,
       onClose: () => {
         if (this.topics.get(key) === topic) this.topics.delete(key);
       },

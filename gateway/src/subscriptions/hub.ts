@@ -17,11 +17,31 @@ export interface EventHubCounts {
   tails: number;
 }
 
+/** One listener, or several: most values (an order's id) have one. */
+type Listeners = EventListener | Set<EventListener>;
+
 interface OfType {
   /** data field -> value -> listeners. */
-  byValue: Map<string, Map<string, Set<EventListener>>>;
+  byValue: Map<string, Map<string, Listeners>>;
   all: Set<EventListener>;
 }
+
+const added = (listeners: Listeners | undefined, listener: EventListener): Listeners =>
+  listeners === undefined
+    ? listener
+    : typeof listeners === 'function'
+      ? new Set([listeners, listener])
+      : listeners.add(listener);
+
+/** What is left once `listener` is removed; undefined when nothing is. */
+function removed(listeners: Listeners | undefined, listener: EventListener): Listeners | undefined {
+  if (listeners === undefined || listeners === listener) return undefined;
+  if (typeof listeners === 'function') return listeners;
+  listeners.delete(listener);
+  return listeners.size === 0 ? undefined : listeners;
+}
+
+const sizeOf = (listeners: Listeners) => (typeof listeners === 'function' ? 1 : listeners.size);
 
 /**
  * The gateway process's one reader of each event stream a subscription follows, and the registry of
@@ -49,27 +69,25 @@ export class EventHub {
   async listen(type: string, index: EventIndex | undefined, listener: EventListener): Promise<() => void> {
     const ofType = this.types.get(type) ?? { byValue: new Map(), all: new Set() };
     this.types.set(type, ofType);
-    const sets: Set<EventListener>[] = [];
+    const values = index ? [...new Set(index.values)] : [];
     if (index) {
-      const byValue = ofType.byValue.get(index.field) ?? new Map<string, Set<EventListener>>();
+      const byValue = ofType.byValue.get(index.field) ?? new Map<string, Listeners>();
       ofType.byValue.set(index.field, byValue);
-      for (const value of new Set(index.values)) {
-        const set = byValue.get(value) ?? new Set();
-        byValue.set(value, set);
-        sets.push(set);
-      }
-    } else sets.push(ofType.all);
-    for (const set of sets) set.add(listener);
-    let removed = false;
+      for (const value of values) byValue.set(value, added(byValue.get(value), listener));
+    } else ofType.all.add(listener);
+    let gone = false;
     const remove = () => {
-      if (removed) return;
-      removed = true;
-      for (const set of sets) set.delete(listener);
+      if (gone) return;
+      gone = true;
       if (index) {
         const byValue = ofType.byValue.get(index.field);
-        for (const value of index.values) if (byValue?.get(value)?.size === 0) byValue.delete(value);
+        for (const value of values) {
+          const left = removed(byValue?.get(value), listener);
+          if (left) byValue!.set(value, left);
+          else byValue?.delete(value);
+        }
         if (byValue?.size === 0) ofType.byValue.delete(index.field);
-      }
+      } else ofType.all.delete(listener);
       if (ofType.all.size === 0 && ofType.byValue.size === 0 && this.types.get(type) === ofType)
         this.types.delete(type);
     };
@@ -88,7 +106,8 @@ export class EventHub {
     let typeListeners = 0;
     for (const ofType of this.types.values()) {
       typeListeners += ofType.all.size;
-      for (const byValue of ofType.byValue.values()) for (const set of byValue.values()) indexedListeners += set.size;
+      for (const byValue of ofType.byValue.values())
+        for (const listeners of byValue.values()) indexedListeners += sizeOf(listeners);
     }
     return { indexedListeners, typeListeners, tails: this.tailing.size };
   }
@@ -134,7 +153,9 @@ export class EventHub {
     for (const [field, byValue] of ofType.byValue) {
       const value = data[field];
       if (value === undefined || value === null) continue;
-      for (const listener of byValue.get(String(value)) ?? []) listeners.add(listener);
+      const matched = byValue.get(String(value));
+      if (typeof matched === 'function') listeners.add(matched);
+      else if (matched) for (const listener of matched) listeners.add(listener);
     }
     for (const listener of listeners) {
       try {

@@ -43,7 +43,8 @@ export async function resolveWithRetry(
   entity: EntityRepresentation,
   policy: RetryPolicy,
   stopped: () => boolean,
-  logger: Logger,
+  /** Made only when there is something to log (a child logger per subscriber would cost memory). */
+  log: () => Logger,
 ): Promise<Resolution | undefined> {
   const started = Date.now();
   let delay = policy.initialDelayMs;
@@ -54,10 +55,10 @@ export async function resolveWithRetry(
     const failure = resolution.result.errors;
     if (stopped()) return undefined;
     if (Date.now() - started + delay > policy.giveUpAfterMs) {
-      logger.warn({ err: failure, attempt }, 'a subscription result did not resolve in time; ending it for a retry');
+      log().warn({ err: failure, attempt }, 'a subscription result did not resolve in time; ending it for a retry');
       throw new RetryableEnd('the data of this subscription is unavailable right now; subscribe again');
     }
-    logger.debug({ attempt, delayMs: delay }, 'a subscription result failed upstream; retrying');
+    log().debug({ attempt, delayMs: delay }, 'a subscription result failed upstream; retrying');
     await new Promise((wake) => setTimeout(wake, delay));
     if (stopped()) return undefined;
     delay = Math.min(delay * 2, policy.maxDelayMs);
@@ -224,31 +225,49 @@ const VERSION_MEMORY = 10_000;
  * for all of them, in the order the events came, and the one result goes to every subscriber.
  */
 export class LiveTopic {
-  private readonly subscribers = new Set<LiveSubscription>();
-  private readonly events: DomainEvent[] = [];
+  /**
+   * Its one subscriber, or its subscribers once there are several: most topics (a customer's own
+   * order) have one, and thousands of idle ones each keep no more than they need.
+   */
+  private subscribers: LiveSubscription | Set<LiveSubscription> | undefined;
+  private events: DomainEvent[] | undefined;
   private working = false;
   private closed = false;
   private unlisten: (() => void) | undefined;
   private listening: Promise<void> | undefined;
-  private readonly versions = new Map<string, number>();
+  /** The last version seen by entity, made with the first versioned event. */
+  private versions: Map<string, number> | undefined;
 
   constructor(private readonly options: TopicOptions) {}
 
   get size(): number {
-    return this.subscribers.size;
+    const subscribers = this.subscribers;
+    return subscribers === undefined ? 0 : subscribers instanceof Set ? subscribers.size : 1;
   }
 
   /** Adds a subscriber; resolves once the topic hears every event published from now on. */
   async join(subscriber: LiveSubscription): Promise<void> {
     if (this.closed) throw new Error('the topic is closed');
-    this.subscribers.add(subscriber);
+    const subscribers = this.subscribers;
+    if (subscribers === undefined) this.subscribers = subscriber;
+    else if (subscribers instanceof Set) subscribers.add(subscriber);
+    else if (subscribers !== subscriber) this.subscribers = new Set([subscribers, subscriber]);
     this.listening ??= this.listen();
     await this.listening;
   }
 
   leave(subscriber: LiveSubscription): void {
-    this.subscribers.delete(subscriber);
-    if (this.subscribers.size === 0) this.close();
+    const subscribers = this.subscribers;
+    if (subscribers === subscriber) this.subscribers = undefined;
+    else if (subscribers instanceof Set) subscribers.delete(subscriber);
+    if (this.size === 0) this.close();
+  }
+
+  private each(deliver: (subscriber: LiveSubscription) => void): void {
+    const subscribers = this.subscribers;
+    // A Set's iteration survives deletions (a subscriber that completes leaves during it).
+    if (subscribers instanceof Set) for (const subscriber of subscribers) deliver(subscriber);
+    else if (subscribers) deliver(subscribers);
   }
 
   private async listen(): Promise<void> {
@@ -260,7 +279,7 @@ export class LiveTopic {
       if (this.closed) return unlisten();
       this.unlisten = unlisten;
     } catch (error) {
-      this.options.logger.error({ err: error }, 'could not listen to events');
+      this.log().error({ err: error }, 'could not listen to events');
       this.close();
       throw new RetryableEnd('live updates are unavailable right now; subscribe again');
     }
@@ -269,26 +288,32 @@ export class LiveTopic {
   private onEvent(event: DomainEvent) {
     if (this.closed) return;
     if (!matchesWhere(this.options.prepared.live, event.data as Record<string, unknown>, this.options.args)) return;
-    this.events.push(event);
+    (this.events ??= []).push(event);
     if (!this.working) void this.work();
   }
 
   /** Resolves and hands out the waiting events, one after the other. */
   private async work(): Promise<void> {
-    const { prepared, resolve, retry, logger } = this.options;
+    const { prepared, resolve, retry } = this.options;
     const live = prepared.live;
     this.working = true;
     try {
-      for (let event = this.events.shift(); event && !this.closed; event = this.events.shift()) {
+      for (let event = this.events?.shift(); event && !this.closed; event = this.events?.shift()) {
         const data = event.data as Record<string, unknown>;
         const entity = entityOf(live, data);
         const projection = projectionOf(live, data);
         if (!this.isNew(entityKeyOf(entity), live.version ? projection.get(live.version) : undefined)) continue;
-        const resolution = await resolveWithRetry(resolve, entity, retry, () => this.closed, logger);
+        const resolution = await resolveWithRetry(
+          resolve,
+          entity,
+          retry,
+          () => this.closed,
+          () => this.log(),
+        );
         if (!resolution || this.closed) return;
         if (resolution.hidden === null) return this.fail(refusalOf(resolution, entity));
         const delivery = deliveryOf(prepared, resolution, entity, projection);
-        for (const subscriber of this.subscribers) subscriber.offer(delivery);
+        this.each((subscriber) => subscriber.offer(delivery));
       }
     } catch (error) {
       this.fail(error);
@@ -300,23 +325,28 @@ export class LiveTopic {
   /** Whether `version` is above the last one seen for the entity; if so, it is the last one now. */
   private isNew(entityKey: string, version: unknown): boolean {
     if (typeof version !== 'number') return true;
-    const last = this.versions.get(entityKey);
+    const versions = (this.versions ??= new Map());
+    const last = versions.get(entityKey);
     if (last !== undefined && version <= last) return false;
-    this.versions.delete(entityKey);
-    this.versions.set(entityKey, version);
-    if (this.versions.size > VERSION_MEMORY) this.versions.delete(this.versions.keys().next().value!);
+    versions.delete(entityKey);
+    versions.set(entityKey, version);
+    if (versions.size > VERSION_MEMORY) versions.delete(versions.keys().next().value!);
     return true;
   }
 
+  private log(): Logger {
+    return this.options.logger.child({ field: this.options.prepared.live.field });
+  }
+
   private fail(error: unknown) {
-    for (const subscriber of [...this.subscribers]) subscriber.fail(error);
+    this.each((subscriber) => subscriber.fail(error));
     this.close();
   }
 
   private close() {
     if (this.closed) return;
     this.closed = true;
-    this.events.length = 0;
+    this.events = undefined;
     this.unlisten?.();
     this.options.onClose();
   }
@@ -368,8 +398,11 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
   private ready = false;
   /** Changes that arrived while the current state was being resolved. */
   private early: Delivery[] | undefined;
-  /** The last version delivered, by entity, for subscriptions with a current state. */
-  private delivered: Map<string, number> | undefined;
+  /**
+   * The last version delivered, for subscriptions with a current state: of its one entity, or by
+   * entity when the arguments name several.
+   */
+  private delivered: { key: string; version: number } | Map<string, number> | undefined;
   /** Entities followed from the arguments that have not reached their end yet. */
   private remaining: number;
   private stopped = false;
@@ -457,11 +490,17 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
       await this.topic.join(this);
       for (const entity of current) {
         if (this.stopped) return;
-        const resolution = await resolveWithRetry(resolveCurrent, entity, retry, () => this.stopped, this.log());
+        const resolution = await resolveWithRetry(
+          resolveCurrent,
+          entity,
+          retry,
+          () => this.stopped,
+          () => this.log(),
+        );
         if (!resolution || this.stopped) return;
         if (resolution.hidden === null) throw refusalOf(resolution, entity);
         const delivery = deliveryOf(prepared, resolution, entity);
-        if (delivery.version !== undefined) (this.delivered ??= new Map()).set(delivery.entityKey, delivery.version);
+        if (delivery.version !== undefined) this.remember(delivery.entityKey, delivery.version, current.length);
         this.deliver(delivery);
       }
       this.ready = true;
@@ -473,13 +512,25 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     }
   }
 
+  private remember(key: string, version: number, entities: number) {
+    if (entities === 1) this.delivered = { key, version };
+    else ((this.delivered ??= new Map()) as Map<string, number>).set(key, version);
+  }
+
   private deliver(delivery: Delivery) {
     if (this.stopped) return;
-    if (this.delivered && delivery.version !== undefined) {
-      const last = this.delivered.get(delivery.entityKey);
+    const delivered = this.delivered;
+    if (delivered && delivery.version !== undefined) {
+      const last =
+        delivered instanceof Map
+          ? delivered.get(delivery.entityKey)
+          : delivered.key === delivery.entityKey
+            ? delivered.version
+            : undefined;
       if (last !== undefined && delivery.version < last) return;
       if (last !== undefined && delivery.version === last && this.ready) return;
-      this.delivered.set(delivery.entityKey, delivery.version);
+      if (delivered instanceof Map) delivered.set(delivery.entityKey, delivery.version);
+      else if (delivered.key === delivery.entityKey) delivered.version = delivery.version;
     }
     this.push({ kind: 'next', value: delivery.value });
     // Complete once every entity followed from the arguments has reached its end.
