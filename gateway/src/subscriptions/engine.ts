@@ -16,6 +16,7 @@ import {
   LiveTopic,
   type EntityResolver,
   type RetryPolicy,
+  type TopicHost,
 } from './stream.js';
 
 export interface SubscriptionEngineOptions {
@@ -73,12 +74,24 @@ export class SubscriptionEngine {
   private readonly streams = new Set<LiveSubscription>();
   private readonly retry: RetryPolicy;
   private readonly logger: Logger;
+  private readonly topicHost: TopicHost | undefined;
   private closing = false;
 
   constructor(private readonly options: SubscriptionEngineOptions) {
     this.logger = options.logger;
     this.hub = options.eventBus ? new EventHub(options.eventBus, this.logger) : undefined;
     this.retry = options.retry ?? defaultRetryPolicy;
+    const { hub, topics } = this;
+    this.topicHost = hub && {
+      hub,
+      retry: this.retry,
+      logger: this.logger,
+      resolve: (prepared, entity, variables, context) =>
+        options.live.executor.resolve(prepared, entity, variables, context),
+      closed: (topic) => {
+        if (topics.get(topic.key) === topic) topics.delete(topic.key);
+      },
+    };
   }
 
   /** Runs every check a subscribe must pass; returns what the client should get otherwise. */
@@ -124,14 +137,14 @@ export class SubscriptionEngine {
 
   /** Starts a checked subscription: its current state first, then its topic's changes. */
   start(checked: CheckedSubscription, startOptions: StartOptions = {}): AsyncIterableIterator<ExecutionResult> {
-    const hub = this.hub;
-    if (!hub) throw new Error('no event bus: check() refuses every subscription');
+    const host = this.topicHost;
+    if (!host) throw new Error('no event bus: check() refuses every subscription');
     const { plan, context } = checked;
     const { executor } = this.options.live;
     const prepared = executor.prepare(plan.document, plan.operation, plan.live);
     const audience = audienceOf(plan.live, context.caller);
     const stream: LiveSubscription = new LiveSubscription({
-      topic: this.topicFor(checked, prepared, hub),
+      topic: this.topicFor(checked, prepared, host),
       prepared,
       current: entitiesFromArguments(plan.live, plan.args),
       resolveCurrent: this.resolverAs(
@@ -193,7 +206,7 @@ export class SubscriptionEngine {
   }
 
   /** The topic of subscribers that share this one's resolutions: same operation, variables and audience. */
-  private topicFor(checked: CheckedSubscription, prepared: PreparedSubscription, hub: EventHub): LiveTopic {
+  private topicFor(checked: CheckedSubscription, prepared: PreparedSubscription, host: TopicHost): LiveTopic {
     const { plan, context } = checked;
     let id = this.preparedIds.get(prepared);
     if (id === undefined) this.preparedIds.set(prepared, (id = this.nextPreparedId++));
@@ -202,17 +215,7 @@ export class SubscriptionEngine {
     const existing = this.topics.get(key);
     if (existing) return existing;
     const resolveAs = audience.anonymous ? { ...context, caller: anonymous, requestId: randomUUID() } : context;
-    const topic: LiveTopic = new LiveTopic({
-      prepared,
-      args: plan.args,
-      hub,
-      resolve: this.resolverAs(prepared, plan.variables, resolveAs),
-      retry: this.retry,
-      logger: this.logger,
-      onClose: () => {
-        if (this.topics.get(key) === topic) this.topics.delete(key);
-      },
-    });
+    const topic = new LiveTopic(host, prepared, plan.args, plan.variables, resolveAs, key);
     this.topics.set(key, topic);
     return topic;
   }

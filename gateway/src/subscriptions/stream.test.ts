@@ -17,6 +17,7 @@ import {
   LiveTopic,
   type EntityResolver,
   type RetryPolicy,
+  type TopicHost,
 } from './stream.js';
 
 /**
@@ -94,8 +95,20 @@ function harness(query: string, orders: Map<string, Row>) {
   const hub = new EventHub(bus, logger);
   const prepared = prepare(query);
   const resolver = fakeResolver(prepared, orders);
-  const topic = (args: Record<string, unknown>) =>
-    new LiveTopic({ prepared, args, hub, resolve: resolver.resolve, retry: fastRetry, logger, onClose: () => {} });
+  const host: TopicHost = {
+    hub,
+    retry: fastRetry,
+    logger,
+    resolve: (_prepared, entity) => resolver.resolve(entity),
+    closed: () => {},
+  };
+  const anonymousContext = {
+    caller: { kind: 'anonymous' as const },
+    requestId: 'test',
+    clientAddress: '127.0.0.1',
+    transport: 'websocket' as const,
+  };
+  const topic = (args: Record<string, unknown>) => new LiveTopic(host, prepared, args, {}, anonymousContext, 'test');
   const subscribe = (t: LiveTopic, args: Record<string, unknown>, extra: { onRetryableEnd?: () => void } = {}) =>
     new LiveSubscription({
       topic: t,

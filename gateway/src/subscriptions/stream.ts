@@ -1,6 +1,7 @@
 import type { ExecutionResult, FieldNode, FormattedExecutionResult, SelectionSetNode } from 'graphql';
 import { ErrorCode, type DomainEvent, type Logger } from '@food/platform';
 import { GraphQLError } from '../graphql-js.js';
+import type { GatewayContext } from '../context.js';
 import type { Condition, LiveField } from './declarations.js';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
 import type { EntityRepresentation, PreparedSubscription, Resolution } from './executor.js';
@@ -204,17 +205,20 @@ export function refusalOf(resolution: Resolution, entity: EntityRepresentation):
   );
 }
 
-export interface TopicOptions {
-  prepared: PreparedSubscription;
-  /** The field's coerced arguments. */
-  args: Record<string, unknown>;
+/** What every topic of an engine shares (one object, not closures per topic: thousands are idle). */
+export interface TopicHost {
   hub: EventHub;
-  /** Resolves as the topic's audience (the caller, a caller of the role, or anonymous). */
-  resolve: EntityResolver;
   retry: RetryPolicy;
   logger: Logger;
-  /** Called when the last subscriber has left, or the topic failed. */
-  onClose: () => void;
+  /** Resolves the prepared subscription for one entity, with the client's variables, as `context`. */
+  resolve(
+    prepared: PreparedSubscription,
+    entity: EntityRepresentation,
+    variables: Record<string, unknown>,
+    context: GatewayContext,
+  ): Promise<Resolution>;
+  /** The topic's last subscriber has left, or it failed. */
+  closed(topic: LiveTopic): void;
 }
 
 /** How many entities' last versions a topic remembers, to drop repeated or stale changes. */
@@ -238,7 +242,17 @@ export class LiveTopic {
   /** The last version seen by entity, made with the first versioned event. */
   private versions: Map<string, number> | undefined;
 
-  constructor(private readonly options: TopicOptions) {}
+  constructor(
+    private readonly host: TopicHost,
+    readonly prepared: PreparedSubscription,
+    /** The field's coerced arguments. */
+    private readonly args: Record<string, unknown>,
+    private readonly variables: Record<string, unknown>,
+    /** Who resolves its events: the caller, a caller of the role, or anonymous (the audience's). */
+    private readonly context: GatewayContext,
+    /** Its key among its engine's topics. */
+    readonly key: string,
+  ) {}
 
   get size(): number {
     const subscribers = this.subscribers;
@@ -271,7 +285,8 @@ export class LiveTopic {
   }
 
   private async listen(): Promise<void> {
-    const { prepared, args, hub } = this.options;
+    const { prepared, args } = this;
+    const { hub } = this.host;
     try {
       const unlisten = await hub.listen(prepared.live.event, indexOf(prepared.live, args), (event) =>
         this.onEvent(event),
@@ -287,14 +302,15 @@ export class LiveTopic {
 
   private onEvent(event: DomainEvent) {
     if (this.closed) return;
-    if (!matchesWhere(this.options.prepared.live, event.data as Record<string, unknown>, this.options.args)) return;
+    if (!matchesWhere(this.prepared.live, event.data as Record<string, unknown>, this.args)) return;
     (this.events ??= []).push(event);
     if (!this.working) void this.work();
   }
 
   /** Resolves and hands out the waiting events, one after the other. */
   private async work(): Promise<void> {
-    const { prepared, resolve, retry } = this.options;
+    const { prepared } = this;
+    const resolve: EntityResolver = (entity) => this.host.resolve(prepared, entity, this.variables, this.context);
     const live = prepared.live;
     this.working = true;
     try {
@@ -306,7 +322,7 @@ export class LiveTopic {
         const resolution = await resolveWithRetry(
           resolve,
           entity,
-          retry,
+          this.host.retry,
           () => this.closed,
           () => this.log(),
         );
@@ -335,7 +351,7 @@ export class LiveTopic {
   }
 
   private log(): Logger {
-    return this.options.logger.child({ field: this.options.prepared.live.field });
+    return this.host.logger.child({ field: this.prepared.live.field });
   }
 
   private fail(error: unknown) {
@@ -348,7 +364,7 @@ export class LiveTopic {
     this.closed = true;
     this.events = undefined;
     this.unlisten?.();
-    this.options.onClose();
+    this.host.closed(this);
   }
 }
 
