@@ -154,7 +154,7 @@ export class SubscriptionEngine {
       ),
       retry: this.retry,
       logger: this.logger,
-      logBindings: { requestId: context.requestId, field: plan.live.field },
+      requestId: context.requestId,
       onEnd: () => this.streams.delete(stream),
       onRetryableEnd: startOptions.onRetryableEnd,
       sendNext: startOptions.sendNext,

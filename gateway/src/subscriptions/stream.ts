@@ -378,9 +378,9 @@ export interface LiveSubscriptionOptions {
   /** Resolves the current state, as the subscriber (or anonymously, for public data). */
   resolveCurrent: EntityResolver;
   retry: RetryPolicy;
-  /** The subscription logs through a child of it with `logBindings`, made only when it has something to log. */
+  /** The subscription logs through a child of it with its request id and field, made only to log. */
   logger: Logger;
-  logBindings?: Record<string, unknown>;
+  requestId?: string;
   /** Results waiting for the client before it is considered too slow. Default 1000. */
   maxPending?: number;
   /** Called once, when the subscription has ended for whatever reason. */
@@ -418,7 +418,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
    * The last version delivered, for subscriptions with a current state: of its one entity, or by
    * entity when the arguments name several.
    */
-  private delivered: { key: string; version: number } | Map<string, number> | undefined;
+  private delivered: number | Map<string, number> | undefined;
   /** Entities followed from the arguments that have not reached their end yet. */
   private remaining: number;
   private stopped = false;
@@ -426,7 +426,8 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
   private readonly topic: LiveTopic;
   private readonly maxPending: number;
   private readonly logger: Logger;
-  private readonly logBindings: Record<string, unknown> | undefined;
+  private readonly requestId: string | undefined;
+  private readonly field: string;
   private readonly onEnd: (() => void) | undefined;
   private readonly onRetryableEnd: (() => void) | undefined;
   private readonly sendNext: ((value: ExecutionResult) => void) | undefined;
@@ -436,7 +437,8 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
     this.remaining = options.current.length;
     this.maxPending = options.maxPending ?? 1_000;
     this.logger = options.logger;
-    this.logBindings = options.logBindings;
+    this.requestId = options.requestId;
+    this.field = options.prepared.live.field;
     this.onEnd = options.onEnd;
     this.onRetryableEnd = options.onRetryableEnd;
     this.sendNext = options.sendNext;
@@ -529,24 +531,20 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
   }
 
   private remember(key: string, version: number, entities: number) {
-    if (entities === 1) this.delivered = { key, version };
+    // One entity: every change the topic hands over is of it, so its version alone is enough.
+    if (entities === 1) this.delivered = version;
     else ((this.delivered ??= new Map()) as Map<string, number>).set(key, version);
   }
 
   private deliver(delivery: Delivery) {
     if (this.stopped) return;
     const delivered = this.delivered;
-    if (delivered && delivery.version !== undefined) {
-      const last =
-        delivered instanceof Map
-          ? delivered.get(delivery.entityKey)
-          : delivered.key === delivery.entityKey
-            ? delivered.version
-            : undefined;
+    if (delivered !== undefined && delivery.version !== undefined) {
+      const last = delivered instanceof Map ? delivered.get(delivery.entityKey) : delivered;
       if (last !== undefined && delivery.version < last) return;
       if (last !== undefined && delivery.version === last && this.ready) return;
       if (delivered instanceof Map) delivered.set(delivery.entityKey, delivery.version);
-      else if (delivered.key === delivery.entityKey) delivered.version = delivery.version;
+      else this.delivered = delivery.version;
     }
     this.push({ kind: 'next', value: delivery.value });
     // Complete once every entity followed from the arguments has reached its end.
@@ -569,7 +567,7 @@ export class LiveSubscription implements AsyncIterableIterator<ExecutionResult> 
   }
 
   private log(): Logger {
-    return this.logBindings ? this.logger.child(this.logBindings) : this.logger;
+    return this.logger.child({ requestId: this.requestId, field: this.field });
   }
 
   private push(output: Output) {
