@@ -268,14 +268,15 @@ describe('operating the supergraph: logs, metrics and traces of a whole run', ()
     expect(answers[0]!.data.meals.edges).toHaveLength(5);
     expect(calls).toBeGreaterThan(0);
     expect(calls).toBeLessThan(30);
-    // The same query as different users: each gets their own answer.
+    // The same query as different users: each gets their own answer. (Not grace: the metrics case
+    // above spends her whole query budget on purpose, and it refills at 5 a second.)
     const me = await Promise.all(
-      (['ada', 'grace', 'chef', 'ada', 'grace', 'chef'] as const).map((user) =>
+      (['ada', 'chef', 'ada', 'chef'] as const).map((user) =>
         t.post<any>(gateway.url, { query: '{ me { id } }' }, shop.headers(user)),
       ),
     );
     expect(me.map((answer) => answer.data?.me?.id ?? JSON.stringify(answer))).toEqual(
-      (['ada', 'grace', 'chef', 'ada', 'grace', 'chef'] as const).map((user) => shop.userIds[user]),
+      (['ada', 'chef', 'ada', 'chef'] as const).map((user) => shop.userIds[user]),
     );
   });
 
