@@ -48,7 +48,7 @@ async function paymentEvents(orderIds: string[], type: string): Promise<number[]
 
 beforeAll(async () => {
   redis = await RedisServerProcess.start();
-  t = await startTestSupergraph({ workers: false, redisUrl: redis.url });
+  t = await startTestSupergraph({ workers: false, redis: { mode: 'single', url: redis.url } });
   shop = await new Shop(t.post, t.supergraph.gatewayUrl).open();
   // A killed worker's unacknowledged events and running jobs go to its successor after 3 s, not 30.
   const workerEnv = { ...t.processEnv, REDIS_REDELIVER_AFTER_MS: '3000' };

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import pg from 'pg';
 import { startSupergraph, type RunningSupergraph } from '@food/devstack';
-import { deleteKeys, testSecrets } from '@food/platform/testing';
+import type { RedisTarget } from '@food/platform';
+import { deleteKeys, redisEnvOf, testRedisTarget, testSecrets } from '@food/platform/testing';
 import { databaseServices, type DatabaseService } from '@food/prisma';
 import { createTestDatabase } from '@food/prisma/testing';
 
@@ -15,12 +16,13 @@ export interface GraphQLResponse<T = any> {
 export interface TestSupergraphOptions {
   /** Run the workers in the test process (default); false leaves them to `startServiceProcess`. */
   workers?: boolean;
-  /** Default: REDIS_URL, else the machine's Redis. */
-  redisUrl?: string;
+  /** Default: the suite's Redis (`testRedisTarget()`: the run's cluster in cluster mode, else REDIS_URL or the machine's). */
+  redis?: RedisTarget;
 }
 
 /** The four subgraphs and the gateway as real HTTP servers on fresh databases of the real Postgres. */
 export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
+  const redis = options.redis ?? testRedisTarget();
   const databases = await Promise.all(databaseServices.map((service) => createTestDatabase(service)));
   const databaseUrls = Object.fromEntries(databaseServices.map((service, i) => [service, databases[i]!.url])) as Record<
     DatabaseService,
@@ -31,7 +33,7 @@ export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
     USERS_ENCRYPTION_KEYS: `e2e:${Buffer.alloc(32, 7).toString('base64')}`,
     USERS_ENCRYPTION_ACTIVE_KEY_ID: 'e2e',
     LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'silent',
-    REDIS_URL: options.redisUrl ?? process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    ...redisEnvOf(redis),
     // Every run has its own streams and queues on the shared Redis.
     REDIS_KEY_PREFIX: `e2e-${randomUUID()}`,
     // Every test client is one address (127.0.0.1) and a few users doing the work of many; the edge
@@ -98,7 +100,7 @@ export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
     async stop() {
       await supergraph.stop();
       // This run's streams and queues; the Redis is shared (a test's own redis-server may be gone already).
-      await deleteKeys(env.REDIS_KEY_PREFIX, env.REDIS_URL).catch(() => undefined);
+      await deleteKeys(env.REDIS_KEY_PREFIX, redis).catch(() => undefined);
       await Promise.all(Object.values(pools).map((pool) => pool.end()));
       await Promise.all(databases.map((database) => database.drop()));
     },

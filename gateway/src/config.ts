@@ -8,6 +8,7 @@ import {
   logLevel,
   messagingEnv,
   nodeEnv,
+  oneRedisMode,
   port,
   secret,
   tracingEnv,
@@ -95,7 +96,8 @@ export const GatewayConfigSchema = z
   .refine((config) => config.PERSISTED_QUERIES !== 'safelist' || config.PERSISTED_QUERIES_MANIFEST, {
     path: ['PERSISTED_QUERIES_MANIFEST'],
     message: 'is required when PERSISTED_QUERIES=safelist',
-  });
+  })
+  .superRefine(oneRedisMode);
 
 /** `<NAME>_SUBGRAPH_URL`: where the gateway calls the subgraph NAME of the supergraph instead of its URL there. */
 const SUBGRAPH_URL_VARIABLE = /^([A-Z0-9_]+)_SUBGRAPH_URL$/;

@@ -1,4 +1,11 @@
-import { createLogger, createSharedMessaging, runMain, shutdownOnSignal, startTracing } from '@food/platform';
+import {
+  createLogger,
+  createSharedMessaging,
+  redisTargetOf,
+  runMain,
+  shutdownOnSignal,
+  startTracing,
+} from '@food/platform';
 import { startGateway } from './app.js';
 import { loadGatewayConfig } from './config.js';
 
@@ -9,10 +16,12 @@ runMain(async () => {
   // Subscribers on any replica must see changes made anywhere, so events come through Redis. A
   // development gateway may run without it, serving queries and mutations only.
   const messaging =
-    config.REDIS_URL || config.NODE_ENV === 'production' ? createSharedMessaging('gateway', config, logger) : undefined;
+    redisTargetOf(config) || config.NODE_ENV === 'production'
+      ? createSharedMessaging('gateway', config, logger)
+      : undefined;
   if (!messaging) {
     logger.warn(
-      'no REDIS_URL: subscriptions are refused (SUBSCRIPTIONS_UNAVAILABLE); rate budgets, persisted queries ' +
+      'no REDIS_URL or REDIS_CLUSTER_NODES: subscriptions are refused (SUBSCRIPTIONS_UNAVAILABLE); rate budgets, persisted queries ' +
         'and the entity cache are kept in this process only',
     );
   }

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@food/platform';
 import type { Counter } from 'prom-client';
 import type { EntityReference, Logger } from '@food/platform';
 import { sha256Hex } from './persisted-queries.js';
@@ -61,12 +61,12 @@ interface EntityCacheCommands {
 
 /** Entities in Redis, shared by every gateway replica: one invalidation reaches them all at once. */
 export class RedisEntityCacheStore implements EntityCacheStore {
-  private readonly redis: Redis & EntityCacheCommands;
+  private readonly redis: RedisConnection & EntityCacheCommands;
 
-  constructor(redis: Redis) {
+  constructor(redis: RedisConnection) {
     redis.defineCommand('foodEntityCacheWrite', { lua: writeScript });
     redis.defineCommand('foodEntityCacheInvalidate', { lua: invalidateScript });
-    this.redis = redis as Redis & EntityCacheCommands;
+    this.redis = redis as RedisConnection & EntityCacheCommands;
   }
 
   async read(keys: string[], selection: string): Promise<CachedEntity[]> {

@@ -1,6 +1,14 @@
 import type { Supergraph } from '@apollo/federation-internals';
-import { Redis } from 'ioredis';
-import type { CorsOptions, EventBus, EventSubscription, Logger } from '@food/platform';
+import {
+  connectRedis,
+  redisTargetOf,
+  type CorsOptions,
+  type EventBus,
+  type EventSubscription,
+  type Logger,
+  type RedisConnection,
+  type RedisTarget,
+} from '@food/platform';
 import type { GatewayConfig } from '../config.js';
 import { cacheScopesOf } from './cache-control.js';
 import { compileTrustProxy } from './client-address.js';
@@ -32,7 +40,7 @@ export interface Edge {
 }
 
 /**
- * Builds the edge. With REDIS_URL, rate budgets, persisted queries and the entity cache live in Redis
+ * Builds the edge. With a Redis (REDIS_URL or REDIS_CLUSTER_NODES), rate budgets, persisted queries and the entity cache live in Redis
  * and are shared by every replica; without it (development), in this process's memory. The entity
  * types cached are the supergraph's `@cacheControl(scope: PUBLIC | PRIVATE)` ones (or
  * ENTITY_CACHE_TYPES / ENTITY_CACHE_PRIVATE_TYPES); private ones only with `eventBus`, whose events
@@ -54,7 +62,8 @@ export async function createEdge(
   }
   const metrics = createEdgeMetrics();
   const prefix = config.REDIS_KEY_PREFIX;
-  const redis = config.REDIS_URL ? await connectRedis(config.REDIS_URL, prefix, logger) : undefined;
+  const target = redisTargetOf(config);
+  const redis = target ? await connectEdgeRedis(target, prefix, logger) : undefined;
 
   const budgets = {
     windowSeconds: config.RATE_LIMIT_WINDOW_SECONDS,
@@ -151,13 +160,8 @@ export async function createEdge(
  * A Redis connection that fails fast: while Redis is unreachable, commands are refused at once (no
  * offline queue) and each check lets the request through, rather than making every request wait.
  */
-async function connectRedis(url: string, prefix: string, logger: Logger): Promise<Redis> {
-  const redis = new Redis(url, {
-    connectionName: `${prefix}:gateway-edge`,
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 1,
-    commandTimeout: 1_000,
-  });
+async function connectEdgeRedis(target: RedisTarget, prefix: string, logger: Logger): Promise<RedisConnection> {
+  const redis = connectRedis(target, { name: `${prefix}:gateway-edge`, whenDown: 'fail-fast', commandTimeout: 1_000 });
   redis.on('error', (error: Error) => logger.warn({ err: error }, 'edge Redis connection error'));
   await new Promise<void>((resolve) => {
     const timer = setTimeout(() => {

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisConnection } from '@food/platform';
 import { z } from 'zod';
 import { ConfigError, ErrorCode, type Logger } from '@food/platform';
 import { GraphQLError } from '../graphql-js.js';
@@ -24,7 +24,7 @@ export const sha256Hex = (text: string) => createHash('sha256').update(text).dig
  */
 export class RedisPersistedQueryCache implements PersistedQueryCache {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisConnection,
     private readonly keyPrefix: string,
     private readonly logger: Logger,
   ) {}

@@ -1,6 +1,5 @@
-import type { Redis } from 'ioredis';
 import { GraphQLError } from '../graphql-js.js';
-import { ErrorCode, type Caller, type Logger } from '@food/platform';
+import { ErrorCode, type Caller, type Logger, type RedisConnection } from '@food/platform';
 
 export type OperationKind = 'query' | 'mutation' | 'subscription';
 export type RateLimitScope = 'user' | 'ip';
@@ -84,7 +83,7 @@ return { 1, pick, pickLimit, pickRemaining, math.ceil(pickReset), 0 }
 
 /** Buckets in Redis, shared by every gateway replica. */
 export class RedisRateLimitStore implements RateLimitStore {
-  constructor(private readonly redis: Redis) {
+  constructor(private readonly redis: RedisConnection) {
     redis.defineCommand('foodRateLimitTake', { lua: takeScript });
   }
 

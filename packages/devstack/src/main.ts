@@ -1,11 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import { z } from 'zod';
-import { ConfigError, loadConfig, port, runMain } from '@food/platform';
+import { ConfigError, describeRedisTarget, loadConfig, port, runMain } from '@food/platform';
 import { databaseServices, type DatabaseService } from '@food/prisma';
 import { demoUsers } from '@food/users-subgraph';
 import { loadOrCreateDevSecrets } from './dev-secrets.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from './embedded-postgres.js';
-import { startSupergraph } from './supergraph.js';
+import { redisTargetIn, startSupergraph } from './supergraph.js';
 
 /**
  * `pnpm start`: the whole supergraph on this machine. Each service uses `<SERVICE>_DATABASE_URL` when
@@ -77,8 +77,8 @@ runMain(async () => {
       '',
       `  Events and jobs: ${
         supergraph.messaging.mode === 'redis'
-          ? `Redis (${redactPassword(process.env.REDIS_URL ?? '')})`
-          : 'in-process stand-ins (no REDIS_URL set: run only this one process)'
+          ? describeRedisTarget(redisTargetIn(process.env)!)
+          : 'in-process stand-ins (no REDIS_URL or REDIS_CLUSTER_NODES set: run only this one process)'
       }`,
       '',
       '  Demo accounts (email / password):',

@@ -31,6 +31,7 @@ describe('the start command', () => {
     for (const name of ['GATEWAY', 'USERS', 'MEALS', 'ORDERS', 'PAYMENTS']) env[`${name}_PORT`] = '0';
     // As on a fresh machine: no Redis configured, so events and jobs run on the in-process stand-ins.
     delete env.REDIS_URL;
+    delete env.REDIS_CLUSTER_NODES;
     const child = spawn(process.execPath, ['--import', 'tsx', '--conditions=source', 'src/main.ts'], {
       cwd: packageDir,
       env,
@@ -62,7 +63,9 @@ describe('the start command', () => {
         const gatewayUrl = /Gateway:\s+(\S+)/.exec(run.output())?.[1];
         expect(gatewayUrl).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/graphql$/);
         expect(run.output()).toContain('ada@example.com / ada-demo-password');
-        expect(run.output()).toContain('in-process stand-ins (no REDIS_URL set: run only this one process)');
+        expect(run.output()).toContain(
+          'in-process stand-ins (no REDIS_URL or REDIS_CLUSTER_NODES set: run only this one process)',
+        );
 
         const response = await fetch(gatewayUrl!, {
           method: 'POST',

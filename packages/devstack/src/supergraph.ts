@@ -2,7 +2,17 @@ import { startGateway, loadGatewayConfig, type RunningGateway } from '@food/gate
 import { loadMealsConfig, seedMeals, startMealsSubgraph, startMealsWorker } from '@food/meals-subgraph';
 import { loadOrdersConfig, startOrdersSubgraph, startOrdersWorker } from '@food/orders-subgraph';
 import { loadPaymentsConfig, startPaymentsSubgraph, startPaymentsWorker } from '@food/payments-subgraph';
-import { createLogger, createMessaging, type Messaging } from '@food/platform';
+import { z } from 'zod';
+import {
+  createLogger,
+  createMessaging,
+  loadConfig,
+  oneRedisMode,
+  redisEnv,
+  redisTargetOf,
+  type Messaging,
+  type RedisTarget,
+} from '@food/platform';
 import { databaseServices, migrateDeploy, type DatabaseService } from '@food/prisma';
 import { loadUsersConfig, seedUsers, startUsersSubgraph } from '@food/users-subgraph';
 
@@ -11,7 +21,7 @@ type Env = Record<string, string | undefined>;
 export interface SupergraphOptions {
   /** One database per service; nothing is shared. */
   databaseUrls: Record<DatabaseService, string>;
-  /** Base environment for every service (secrets, log level, REDIS_URL and REDIS_KEY_PREFIX, overrides). */
+  /** Base environment for every service (secrets, log level, REDIS_URL or REDIS_CLUSTER_NODES, REDIS_KEY_PREFIX, overrides). */
   env: Env;
   /** Ports to listen on; 0 picks a free one. Defaults: gateway 4000, subgraphs 4001-4004. */
   ports?: Partial<Record<'gateway' | DatabaseService, number>>;
@@ -28,7 +38,7 @@ export interface RunningSupergraph {
   gatewayUrl: string;
   subgraphUrls: Record<DatabaseService, string>;
   gateway: RunningGateway;
-  /** Events and jobs: Redis when REDIS_URL is set in `env`, else in-process stand-ins. */
+  /** Events and jobs: Redis when `env` names one (REDIS_URL or REDIS_CLUSTER_NODES), else in-process stand-ins. */
   messaging: Messaging;
   stop(): Promise<void>;
 }
@@ -55,7 +65,7 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
 
   const logLevel = (options.env.LOG_LEVEL ?? 'info') as Parameters<typeof createLogger>[1];
   const messaging = createMessaging({
-    redisUrl: options.env.REDIS_URL,
+    redis: redisTargetIn(options.env),
     logger: createLogger('messaging', logLevel),
     keyPrefix: options.env.REDIS_KEY_PREFIX,
     redeliverAfterMs: options.env.REDIS_REDELIVER_AFTER_MS ? Number(options.env.REDIS_REDELIVER_AFTER_MS) : undefined,
@@ -118,4 +128,9 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
     await stop();
     throw error;
   }
+}
+
+/** The Redis an environment names (one node or a cluster), validated as every service validates it. */
+export function redisTargetIn(env: Env): RedisTarget | undefined {
+  return redisTargetOf(loadConfig('supergraph', z.object(redisEnv).superRefine(oneRedisMode), env));
 }

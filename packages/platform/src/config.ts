@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { redisEnv } from './redis.js';
 
 /**
  * Parses a service's environment through one zod schema. On any problem it prints one line per
@@ -55,10 +56,11 @@ export const integer = (fallback: number, min: number, max: number) =>
 
 /**
  * Where events and jobs go, for every process that publishes, consumes or tails them. Processes that
- * work together must share both values: the prefix lets several deployments (or test runs) share a Redis.
+ * work together must share these values: the prefix lets several deployments (or test runs) share a Redis.
  */
 export const messagingEnv = {
-  REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'must be a redis:// URL' }).optional(),
+  /** One Redis node (REDIS_URL) or a Redis Cluster (REDIS_CLUSTER_NODES); see redis.ts. */
+  ...redisEnv,
   REDIS_KEY_PREFIX: z
     .string()
     .regex(/^[\w.-]+$/, 'letters, digits, "_", "." and "-" only')

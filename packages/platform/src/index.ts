@@ -15,3 +15,4 @@ export * from './telemetry/request-telemetry.js';
 export * from './telemetry/tracing.js';
 export * from './changed-entities.js';
 export * from './process.js';
+export * from './redis.js';

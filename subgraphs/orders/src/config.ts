@@ -1,29 +1,41 @@
 import { z } from 'zod';
-import { loadConfig, messagingEnv, tracingEnv, logLevel, nodeEnv, port, postgresUrl, secret } from '@food/platform';
+import {
+  loadConfig,
+  messagingEnv,
+  oneRedisMode,
+  tracingEnv,
+  logLevel,
+  nodeEnv,
+  port,
+  postgresUrl,
+  secret,
+} from '@food/platform';
 
 /** Every variable the orders subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
-export const OrdersConfigSchema = z.object({
-  NODE_ENV: nodeEnv,
-  LOG_LEVEL: logLevel,
-  ORDERS_PORT: port(4003),
-  HOST: z.string().default('127.0.0.1'),
-  ORDERS_DATABASE_URL: postgresUrl,
-  INTERNAL_TOKEN_SECRET: secret(32),
-  /** Where prices come from: orders asks meals, never its database. */
-  MEALS_SUBGRAPH_URL: z.url({
-    protocol: /^https?$/,
-    error: 'is required (the meals subgraph GraphQL URL, e.g. http://127.0.0.1:4002/graphql)',
-  }),
-  /** Flat delivery charge in minor units of the menu's currency. */
-  ORDERS_DELIVERY_FEE_MINOR: z.coerce.number().int().min(0).default(299),
-  /** An order still unpaid this long after it was placed is cancelled by the worker. */
-  ORDERS_UNPAID_TIMEOUT_SECONDS: z.coerce.number().int().min(60).default(900),
-  /** Events and jobs (the worker). REDIS_URL is required by the worker process; see worker-main.ts. */
-  ...messagingEnv,
-  /** The worker process's /healthz, /readyz and /metrics (worker-main.ts). */
-  ORDERS_WORKER_PORT: port(9464),
-  ...tracingEnv,
-});
+export const OrdersConfigSchema = z
+  .object({
+    NODE_ENV: nodeEnv,
+    LOG_LEVEL: logLevel,
+    ORDERS_PORT: port(4003),
+    HOST: z.string().default('127.0.0.1'),
+    ORDERS_DATABASE_URL: postgresUrl,
+    INTERNAL_TOKEN_SECRET: secret(32),
+    /** Where prices come from: orders asks meals, never its database. */
+    MEALS_SUBGRAPH_URL: z.url({
+      protocol: /^https?$/,
+      error: 'is required (the meals subgraph GraphQL URL, e.g. http://127.0.0.1:4002/graphql)',
+    }),
+    /** Flat delivery charge in minor units of the menu's currency. */
+    ORDERS_DELIVERY_FEE_MINOR: z.coerce.number().int().min(0).default(299),
+    /** An order still unpaid this long after it was placed is cancelled by the worker. */
+    ORDERS_UNPAID_TIMEOUT_SECONDS: z.coerce.number().int().min(60).default(900),
+    /** Events and jobs (the worker). a Redis (REDIS_URL or REDIS_CLUSTER_NODES) is required by the worker process; see worker-main.ts. */
+    ...messagingEnv,
+    /** The worker process's /healthz, /readyz and /metrics (worker-main.ts). */
+    ORDERS_WORKER_PORT: port(9464),
+    ...tracingEnv,
+  })
+  .superRefine(oneRedisMode);
 
 export type OrdersConfig = z.infer<typeof OrdersConfigSchema>;
 

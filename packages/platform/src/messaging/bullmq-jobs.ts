@@ -1,5 +1,6 @@
-import { Queue, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { Queue, Worker, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
+import { connectRedis, type RedisConnection, type RedisTarget } from '../redis.js';
 import type { FailedJob, JobHandler, JobOptions, JobQueue, JobWorker } from './types.js';
 
 const DEFAULT_ATTEMPTS = 5;
@@ -10,27 +11,15 @@ const KEEP_COMPLETED = 1_000;
 const KEEP_FAILED = 10_000;
 
 export interface BullOptions {
-  /** Redis URL (redis:// or rediss://). */
-  url: string;
+  redis: RedisTarget;
   /** BullMQ key prefix, e.g. `food:bull`; tests use their own for isolation. */
   prefix: string;
   logger: Logger;
 }
 
-function connectionOf(url: string): ConnectionOptions {
-  const parsed = new URL(url);
-  return {
-    host: parsed.hostname,
-    port: Number(parsed.port || 6379),
-    username: decodeURIComponent(parsed.username) || undefined,
-    password: decodeURIComponent(parsed.password) || undefined,
-    db: parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0,
-    tls: parsed.protocol === 'rediss:' ? {} : undefined,
-    // Workers block on Redis; they must wait for a restarted Redis rather than fail.
-    maxRetriesPerRequest: null,
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 10), 2_000),
-  };
-}
+/** Workers block on Redis; they must wait for a restarted Redis rather than fail (BullMQ requires it). */
+const connectionOf = (options: BullOptions, role: string): RedisConnection =>
+  connectRedis(options.redis, { name: `${options.prefix}:${role}` });
 
 /**
  * A BullMQ queue behind the JobQueue port: attempts (default 5) with exponential backoff (default
@@ -39,12 +28,15 @@ function connectionOf(url: string): ConnectionOptions {
  */
 export class BullJobQueue implements JobQueue {
   private readonly queue: Queue;
+  /** Ours, not BullMQ's: a connection passed in is left open by `queue.close()`. */
+  private readonly connection: RedisConnection;
 
   constructor(
     readonly name: string,
     options: BullOptions,
   ) {
-    this.queue = new Queue(name, { connection: connectionOf(options.url), prefix: options.prefix });
+    this.connection = connectionOf(options, `queue:${name}`);
+    this.queue = new Queue(name, { connection: this.connection, prefix: options.prefix });
     // Without a listener an 'error' event would throw; ioredis reconnects by itself.
     this.queue.on('error', (error) => options.logger.warn({ err: error, queue: name }, 'job queue Redis error'));
   }
@@ -95,6 +87,7 @@ export class BullJobQueue implements JobQueue {
 
   async close(): Promise<void> {
     await this.queue.close();
+    this.connection.disconnect();
   }
 }
 
@@ -113,6 +106,7 @@ export function startBullWorker(
   },
 ): JobWorker {
   const { logger } = options;
+  const connection = connectionOf(options, `worker:${queueName}`);
   const worker = new Worker(
     queueName,
     async (job: Job) => {
@@ -121,7 +115,7 @@ export function startBullWorker(
       await handler(job.data, { id: job.id ?? '', attemptsMade: job.attemptsMade });
     },
     {
-      connection: connectionOf(options.url),
+      connection,
       prefix: options.prefix,
       concurrency: options.concurrency ?? 1,
       // A live worker renews its lock every lockDuration / 2; a dead one's job is found at the next check.
@@ -144,5 +138,10 @@ export function startBullWorker(
   });
   worker.on('stalled', (jobId) => logger.warn({ queue: queueName, jobId }, 'job stalled (its worker died?); retrying'));
   worker.on('error', (error) => logger.warn({ err: error, queue: queueName }, 'job worker Redis error'));
-  return { close: () => worker.close() };
+  return {
+    close: async () => {
+      await worker.close();
+      connection.disconnect();
+    },
+  };
 }

@@ -25,7 +25,11 @@ describe.each(backends)('jobs ($backend)', ({ redisUrl }) => {
   function make(): { messaging: Messaging; errors: () => LogLine[] } {
     const prefix = uniquePrefix();
     const { logger, errors } = captureLogger();
-    const messaging = createMessaging({ redisUrl, logger, keyPrefix: prefix });
+    const messaging = createMessaging({
+      redis: redisUrl ? { mode: 'single', url: redisUrl } : undefined,
+      logger,
+      keyPrefix: prefix,
+    });
     cleanups.push(async () => {
       await messaging.close();
       if (redisUrl) await deleteKeys(prefix);
@@ -182,14 +186,14 @@ describe('createMessaging', () => {
     messaging.queue('b');
     const warnings = lines.filter((line) => line.level === 40);
     expect(warnings.map((line) => line.msg)).toEqual([
-      'no REDIS_URL: events and jobs are in-process stand-ins; run only one process',
+      'no REDIS_URL or REDIS_CLUSTER_NODES: events and jobs are in-process stand-ins; run only one process',
     ]);
   });
 
   it('with a Redis URL uses Redis, and close releases every connection it opened', async () => {
     const prefix = uniquePrefix();
     const { logger } = captureLogger();
-    const messaging = createMessaging({ redisUrl: REDIS_URL, logger, keyPrefix: prefix });
+    const messaging = createMessaging({ redis: { mode: 'single', url: REDIS_URL }, logger, keyPrefix: prefix });
     cleanups.push(() => deleteKeys(prefix));
     expect(messaging.mode).toBe('redis');
     await messaging.bus.consume('orders', 'g', async () => {});

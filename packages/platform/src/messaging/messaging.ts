@@ -1,5 +1,6 @@
 import { ConfigError } from '../config.js';
 import type { Logger } from '../logger.js';
+import { redisTargetOf, type RedisTarget } from '../redis.js';
 import { BullJobQueue, startBullWorker } from './bullmq-jobs.js';
 import { InProcessEventBus, InProcessJobQueue } from './in-process.js';
 import { RedisEventBus } from './redis-event-bus.js';
@@ -7,8 +8,8 @@ import { messagingMetrics } from './telemetry.js';
 import type { JobHandler, JobQueue, JobWorker, Messaging } from './types.js';
 
 export interface MessagingOptions {
-  /** Redis for events and jobs; without it, in-process stand-ins (one process only). */
-  redisUrl?: string;
+  /** Redis (one node or a cluster) for events and jobs; without it, in-process stand-ins (one process only). */
+  redis?: RedisTarget;
   logger: Logger;
   /**
    * Prefix for every Redis key and connection name (events under `<prefix>:events:`, queues under
@@ -23,10 +24,11 @@ export interface MessagingOptions {
   redeliverAfterMs?: number;
 }
 
-export const IN_PROCESS_WARNING = 'no REDIS_URL: events and jobs are in-process stand-ins; run only one process';
+export const IN_PROCESS_WARNING =
+  'no REDIS_URL or REDIS_CLUSTER_NODES: events and jobs are in-process stand-ins; run only one process';
 
 /**
- * The one place a process chooses its messaging backend: Redis Streams and BullMQ when `redisUrl` is
+ * The one place a process chooses its messaging backend: Redis Streams and BullMQ when `redis` is
  * set, else the in-process stand-ins (with a warning: they are valid for one process only).
  * `close` stops the workers (waiting for running jobs), then the event subscriptions, then the queues.
  */
@@ -66,7 +68,7 @@ export function createMessaging(options: MessagingOptions): Messaging {
     queues.clear();
   };
 
-  if (!options.redisUrl) {
+  if (!options.redis) {
     logger.warn(IN_PROCESS_WARNING);
     const bus = new InProcessEventBus(logger);
     const inProcessQueue = (name: string) => queue(name, () => new InProcessJobQueue(name, logger));
@@ -80,9 +82,9 @@ export function createMessaging(options: MessagingOptions): Messaging {
     };
   }
 
-  const url = options.redisUrl;
-  const bull = { url, prefix: `${prefix}:bull`, logger, stalledAfterMs: options.redeliverAfterMs };
-  const bus = new RedisEventBus({ url, logger, keyPrefix: `${prefix}:`, claimIdleMs: options.redeliverAfterMs });
+  const redis = options.redis;
+  const bull = { redis, prefix: `${prefix}:bull`, logger, stalledAfterMs: options.redeliverAfterMs };
+  const bus = new RedisEventBus({ redis, logger, keyPrefix: `${prefix}:`, claimIdleMs: options.redeliverAfterMs });
   return {
     mode: 'redis',
     bus,
@@ -113,20 +115,21 @@ function countJobRuns(queue: string, handlers: Record<string, JobHandler>): Reco
 
 /**
  * Messaging for a process that runs beside others (a worker, a gateway replica): they only see each
- * other's events through Redis, so REDIS_URL is required and the in-process stand-ins are never used.
+ * other's events through Redis, so a Redis is required and the in-process stand-ins are never used.
  */
 export function createSharedMessaging(
   serviceName: string,
-  env: { REDIS_URL?: string | undefined; REDIS_KEY_PREFIX: string; REDIS_REDELIVER_AFTER_MS: number },
+  env: Parameters<typeof redisTargetOf>[0] & { REDIS_KEY_PREFIX: string; REDIS_REDELIVER_AFTER_MS: number },
   logger: Logger,
 ): Messaging {
-  if (!env.REDIS_URL) {
+  const redis = redisTargetOf(env);
+  if (!redis) {
     throw new ConfigError(
-      `${serviceName}: invalid configuration: REDIS_URL: is required (processes share events and jobs through Redis)`,
+      `${serviceName}: invalid configuration: REDIS_URL: is required, or REDIS_CLUSTER_NODES (processes share events and jobs through Redis)`,
     );
   }
   return createMessaging({
-    redisUrl: env.REDIS_URL,
+    redis,
     keyPrefix: env.REDIS_KEY_PREFIX,
     redeliverAfterMs: env.REDIS_REDELIVER_AFTER_MS,
     logger,

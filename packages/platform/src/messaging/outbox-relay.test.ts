@@ -35,7 +35,7 @@ async function database() {
 async function redisBus(url = REDIS_URL) {
   const prefix = uniquePrefix();
   const { logger } = captureLogger();
-  const bus = new RedisEventBus({ url, logger, keyPrefix: `${prefix}:`, blockMs: 200 });
+  const bus = new RedisEventBus({ redis: { mode: 'single', url }, logger, keyPrefix: `${prefix}:`, blockMs: 200 });
   cleanups.push(async () => {
     await bus.close();
     if (url === REDIS_URL) await deleteKeys(prefix);

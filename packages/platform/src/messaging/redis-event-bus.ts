@@ -1,14 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { Redis, type RedisOptions } from 'ioredis';
 import type { Logger } from '../logger.js';
+import { connectRedis, type RedisConnection, type RedisConnectionOptions, type RedisTarget } from '../redis.js';
 import { describeRawEvent, InvalidEventError, parseEvent, type DomainEvent, type EventStream } from './events.js';
 import { delay, interruptiblePause } from './pause.js';
 import { messagingMetrics } from './telemetry.js';
 import type { EventBus, EventHandler, EventSubscription } from './types.js';
 
 export interface RedisEventBusOptions {
-  url: string;
+  redis: RedisTarget;
   logger: Logger;
   /** Prefix of every key and connection name, so deployments (or test runs) can share one Redis. Default `food:`. */
   keyPrefix?: string;
@@ -80,7 +80,7 @@ const CLOSE_GRACE_MS = 10_000;
  * persistence for a restart to lose nothing.
  */
 export class RedisEventBus implements EventBus {
-  private readonly publisher: Redis;
+  private readonly publisher: RedisConnection;
   private readonly subscriptions = new Set<EventSubscription>();
   private readonly prefix: string;
   private readonly blockMs: number;
@@ -531,31 +531,13 @@ export class RedisEventBus implements EventBus {
     if (this.closed) throw new Error('the event bus is closed');
   }
 
-  private connect(role: string, overrides: Partial<RedisOptions> = {}): Redis {
-    const connection = new Redis(this.options.url, {
-      connectionName: `${this.prefix}${role}`.replace(/[^\w:.-]/g, '_'),
-      // Blocking reads wait as long as they need; a restarted Redis is reconnected to, with capped backoff.
-      maxRetriesPerRequest: null,
-      retryStrategy: (times) => Math.min(100 * 2 ** Math.min(times, 10), 2_000),
-      ...overrides,
-    });
-    let lost = false;
-    // ioredis reconnects by itself: say so once per outage, not once per retry.
-    const onLost = (error?: unknown) => {
-      if (!lost) this.logger.warn({ err: error, role }, 'Redis connection lost; reconnecting');
-      lost = true;
-    };
-    connection.on('error', onLost);
-    connection.on('reconnecting', () => onLost());
-    connection.on('ready', () => {
-      if (lost) this.logger.info({ role }, 'Redis connection back');
-      lost = false;
-    });
-    return connection;
+  private connect(role: string, overrides: Partial<RedisConnectionOptions> = {}): RedisConnection {
+    // Blocking reads wait as long as they need; a restarted Redis is reconnected to, with capped backoff.
+    return connectRedis(this.options.redis, { name: `${this.prefix}${role}`, logger: this.logger, ...overrides });
   }
 }
 
-async function createGroup(connection: Redis, key: string, group: string): Promise<void> {
+async function createGroup(connection: RedisConnection, key: string, group: string): Promise<void> {
   try {
     // From the stream's start: a group created after events were published still gets them.
     await connection.xgroup('CREATE', key, group, '0', 'MKSTREAM');

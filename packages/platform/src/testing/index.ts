@@ -102,5 +102,6 @@ export async function unreachableUrl(): Promise<string> {
   return url;
 }
 
-export { deleteKeys, freePort, RedisServerProcess } from './redis-server.js';
+export { deleteKeys, freePort, redisEnvOf, RedisServerProcess, testRedisTarget } from './redis-server.js';
+export { RedisClusterProcess } from './redis-cluster.js';
 export { EmitterBus } from './emitter-bus.js';

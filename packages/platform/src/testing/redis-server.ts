@@ -4,21 +4,54 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
+import { connectRedis, type RedisTarget } from '../redis.js';
 
-const DEFAULT_REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/**
+ * The Redis the tests use: the run's own cluster when the suite runs in cluster mode
+ * (`TEST_REDIS=cluster`: the global setup starts it and sets REDIS_CLUSTER_NODES), else REDIS_URL
+ * or the machine's Redis.
+ */
+export function testRedisTarget(): RedisTarget {
+  const seeds = process.env.REDIS_CLUSTER_NODES;
+  if (seeds) {
+    return {
+      mode: 'cluster',
+      nodes: seeds.split(',').map((seed) => {
+        const [host, port] = seed.trim().split(':');
+        return { host: host!, port: Number(port ?? 6379) };
+      }),
+    };
+  }
+  return { mode: 'single', url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' };
+}
 
-/** Deletes every key under `prefix` (never FLUSHALL: other test files share the Redis). */
-export async function deleteKeys(prefix: string, url = DEFAULT_REDIS_URL): Promise<void> {
-  const redis = new Redis(url, { lazyConnect: true });
+/** The environment a spawned process needs to reach `target` (REDIS_URL or REDIS_CLUSTER_NODES). */
+export function redisEnvOf(target: RedisTarget): Record<string, string> {
+  return target.mode === 'single'
+    ? { REDIS_URL: target.url }
+    : { REDIS_CLUSTER_NODES: target.nodes.map((node) => `${node.host}:${node.port}`).join(',') };
+}
+
+/** Deletes every key under `prefix`, on every master of a cluster (never FLUSHALL: other test files share the Redis). */
+export async function deleteKeys(prefix: string, target: RedisTarget | string = testRedisTarget()): Promise<void> {
+  const redis = connectRedis(typeof target === 'string' ? { mode: 'single', url: target } : target, {
+    name: 'test-cleanup',
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+  });
   try {
     await redis.connect();
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
-      cursor = next;
-      if (keys.length > 0) await redis.unlink(...keys);
-    } while (cursor !== '0');
+    const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+    for (const node of nodes) {
+      let cursor = '0';
+      do {
+        const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500);
+        cursor = next;
+        // One key per command: on a cluster, keys of different slots cannot go in one UNLINK.
+        await Promise.all(keys.map((key) => node.unlink(key)));
+      } while (cursor !== '0');
+    }
   } finally {
     redis.disconnect();
   }

@@ -1,0 +1,240 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import type { RedisTarget } from '../redis.js';
+import { freePort } from './redis-server.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** One node of a test cluster: its port and, while it runs, its process. */
+interface ClusterNode {
+  port: number;
+  dir: string;
+  child: ChildProcess | null;
+}
+
+/**
+ * A Redis Cluster of our own from the machine's `redis-server`: 3 masters and 3 replicas on free
+ * ports, joined with `redis-cli --cluster create --cluster-replicas 1`, removed by `destroy()`. Nodes
+ * can be killed (SIGKILL: its replica takes over after `nodeTimeoutMs`) and started again on the
+ * same port and data, where they rejoin (as a replica of whoever took over).
+ */
+export class RedisClusterProcess {
+  private constructor(
+    private readonly nodes: ClusterNode[],
+    private readonly dir: string,
+    readonly nodeTimeoutMs: number,
+  ) {}
+
+  static async start(options: { masters?: number; nodeTimeoutMs?: number } = {}): Promise<RedisClusterProcess> {
+    const masters = options.masters ?? 3;
+    const dir = await mkdtemp(join(tmpdir(), 'redis-cluster-'));
+    const nodes: ClusterNode[] = [];
+    for (let i = 0; i < masters * 2; i++) {
+      const port = await freePort();
+      nodes.push({ port, dir: join(dir, String(port)), child: null });
+    }
+    const cluster = new RedisClusterProcess(nodes, dir, options.nodeTimeoutMs ?? 2_000);
+    try {
+      await Promise.all(nodes.map((node) => cluster.startNode(node)));
+      await cluster.create();
+      await cluster.waitUntilHealthy();
+    } catch (error) {
+      await cluster.destroy();
+      throw error;
+    }
+    return cluster;
+  }
+
+  /** The seed list, as REDIS_CLUSTER_NODES takes it. */
+  get seeds(): string {
+    return this.nodes.map((node) => `127.0.0.1:${node.port}`).join(',');
+  }
+
+  get target(): RedisTarget {
+    return { mode: 'cluster', nodes: this.nodes.map((node) => ({ host: '127.0.0.1', port: node.port })) };
+  }
+
+  get ports(): number[] {
+    return this.nodes.map((node) => node.port);
+  }
+
+  /** The port of the master that serves `key`'s slot now. */
+  async masterOf(key: string): Promise<number> {
+    return this.withAnyNode(async (redis) => {
+      const slot = Number(await redis.call('CLUSTER', 'KEYSLOT', key));
+      const ranges = (await redis.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][];
+      const range = ranges.find(([first, last]) => slot >= first && slot <= last);
+      if (!range) throw new Error(`no master serves slot ${slot}`);
+      return Number(range[2][1]);
+    });
+  }
+
+  /** The ports of the nodes that are masters now (of running nodes). */
+  async masters(): Promise<number[]> {
+    return this.withAnyNode(async (redis) => {
+      const ranges = (await redis.call('CLUSTER', 'SLOTS')) as [number, number, [string, number, string]][];
+      return [...new Set(ranges.map((range) => Number(range[2][1])))];
+    });
+  }
+
+  /** SIGKILL one node: no shutdown, no final save. */
+  async kill(port: number): Promise<void> {
+    const node = this.node(port);
+    const child = node.child;
+    if (!child) return;
+    node.child = null;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  }
+
+  /** Starts a killed node again on its port and data (`nodes.conf`): it rejoins the cluster. */
+  async restart(port: number): Promise<void> {
+    await this.startNode(this.node(port));
+  }
+
+  /** Until every slot is served by a reachable master and every running node agrees the cluster is ok. */
+  async waitUntilHealthy(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (await this.healthy()) return;
+      if (Date.now() > deadline) throw new Error('the test Redis Cluster did not become healthy');
+      await sleep(100);
+    }
+  }
+
+  async destroy(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.kill(node.port)));
+    await rm(this.dir, { recursive: true, force: true });
+  }
+
+  private async healthy(): Promise<boolean> {
+    const running = this.nodes.filter((node) => node.child);
+    for (const node of running) {
+      const redis = probe(node.port);
+      try {
+        const info = String(await redis.call('CLUSTER', 'INFO'));
+        if (!info.includes('cluster_state:ok') || !info.includes('cluster_slots_ok:16384')) return false;
+        // A master of a range must be one that runs (a killed master is "ok" to others until it is failed over).
+        const ranges = (await redis.call('CLUSTER', 'SLOTS')) as [number, number, [string, number]][];
+        if (ranges.some((range) => !this.nodes.some((n) => n.port === Number(range[2][1]) && n.child))) return false;
+        // A replica counts once it has synced with its master: only then can it take over without loss.
+        const replication = String(await redis.call('INFO', 'replication'));
+        if (replication.includes('role:slave') && !replication.includes('master_link_status:up')) return false;
+      } catch {
+        return false;
+      } finally {
+        redis.disconnect();
+      }
+    }
+    return running.length > 0;
+  }
+
+  private async create(): Promise<void> {
+    const child = spawn(
+      'redis-cli',
+      ['--cluster', 'create', ...this.nodes.map((node) => `127.0.0.1:${node.port}`), '--cluster-replicas', '1'],
+      { stdio: ['pipe', 'pipe', 'pipe'] },
+    );
+    let output = '';
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    child.stdin.end('yes\n');
+    const [code] = (await once(child, 'exit')) as [number | null];
+    if (code !== 0 || !output.includes('All 16384 slots covered')) {
+      throw new Error(`redis-cli --cluster create failed (${code}):\n${output}`);
+    }
+  }
+
+  private async startNode(node: ClusterNode): Promise<void> {
+    await mkdir(node.dir, { recursive: true });
+    const child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(node.port),
+        '--bind',
+        '127.0.0.1',
+        '--cluster-enabled',
+        'yes',
+        '--cluster-config-file',
+        join(node.dir, 'nodes.conf'),
+        '--cluster-node-timeout',
+        String(this.nodeTimeoutMs),
+        // A replica may take over however long it was cut off from its master (the default refuses one
+        // whose link was down for long, which leaves slots unserved: not what a test of failover wants).
+        '--cluster-replica-validity-factor',
+        '0',
+        // A replica's first sync starts at once (the default waits 5 s for more replicas to join it).
+        '--repl-diskless-sync-delay',
+        '0',
+        // The AOF, fsync'd on every write: a restarted node has what it acknowledged.
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        'always',
+        '--save',
+        '',
+        '--dir',
+        node.dir,
+      ],
+      { stdio: 'ignore' },
+    );
+    node.child = child;
+    child.once('exit', () => {
+      if (node.child === child) node.child = null;
+    });
+    const deadline = Date.now() + 15_000;
+    for (;;) {
+      if (!node.child) throw new Error(`redis-server on port ${node.port} exited`);
+      const redis = probe(node.port);
+      try {
+        if ((await redis.ping()) === 'PONG') return;
+      } catch {
+        // not up yet
+      } finally {
+        redis.disconnect();
+      }
+      if (Date.now() > deadline) throw new Error(`redis-server on port ${node.port} never became ready`);
+      await sleep(20);
+    }
+  }
+
+  private async withAnyNode<T>(use: (redis: Redis) => Promise<T>): Promise<T> {
+    let lastError: unknown;
+    for (const node of this.nodes.filter((n) => n.child)) {
+      const redis = probe(node.port);
+      try {
+        return await use(redis);
+      } catch (error) {
+        lastError = error;
+      } finally {
+        redis.disconnect();
+      }
+    }
+    throw lastError ?? new Error('no node of the test cluster is running');
+  }
+
+  private node(port: number): ClusterNode {
+    const node = this.nodes.find((n) => n.port === port);
+    if (!node) throw new Error(`port ${port} is not a node of this cluster`);
+    return node;
+  }
+}
+
+function probe(port: number): Redis {
+  const redis = new Redis({
+    host: '127.0.0.1',
+    port,
+    lazyConnect: false,
+    retryStrategy: () => null,
+    maxRetriesPerRequest: 0,
+    connectTimeout: 1_000,
+  });
+  redis.on('error', () => undefined);
+  return redis;
+}
