@@ -1,11 +1,17 @@
 import { randomUUID } from 'node:crypto';
 import { Supergraph } from '@apollo/federation-internals';
 import { readFileSync } from 'node:fs';
-import { Redis } from 'ioredis';
 import { Counter, Registry } from 'prom-client';
 import { afterAll, describe, expect, it } from 'vitest';
-import { changedEntitiesOf, createLogger, createMessaging, newEvent } from '@food/platform';
-import { deleteKeys, testSecrets } from '@food/platform/testing';
+import {
+  changedEntitiesOf,
+  connectRedis,
+  createLogger,
+  createMessaging,
+  newEvent,
+  type RedisConnection,
+} from '@food/platform';
+import { deleteKeys, testRedisTarget, testSecrets } from '@food/platform/testing';
 import { supergraphPath } from '../compose/compose.js';
 import { loadGatewayConfig } from '../config.js';
 import {
@@ -19,12 +25,19 @@ import {
 import { invalidateOnEvents, streamsWithChanges } from './entity-invalidation.js';
 import { createEdge } from './index.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+// One Redis node, or the run's cluster with TEST_REDIS=cluster.
+const target = testRedisTarget();
 const prefix = `test-entities-${randomUUID()}`;
-const connections: Redis[] = [];
+const connections: RedisConnection[] = [];
+/** A connection as the edge opens one: a fetch's entities go out together (one pipeline per node). */
+const connect = () => {
+  const redis = connectRedis(target, { name: `${prefix}:test`, autoPipelining: true });
+  connections.push(redis);
+  return redis;
+};
 afterAll(async () => {
   for (const redis of connections) redis.disconnect();
-  await deleteKeys(prefix, REDIS_URL);
+  await deleteKeys(prefix, target);
 });
 
 const QUERY = 'query($representations:[_Any!]!){_entities(representations:$representations){...on Meal{name}}}';
@@ -79,14 +92,7 @@ const resolveMeals = (
 const settle = () => new Promise((resolve) => setTimeout(resolve, 50));
 
 describe.each([
-  [
-    'Redis',
-    () => {
-      const redis = new Redis(REDIS_URL);
-      connections.push(redis);
-      return new RedisEntityCacheStore(redis);
-    },
-  ],
+  ['Redis', () => new RedisEntityCacheStore(connect())],
   ['in-process', () => new InMemoryEntityCacheStore()],
 ])('entity cache on %s', (_name, makeStore) => {
   it('answers a fetch whose entities are all cached without calling the subgraph', async () => {
@@ -231,6 +237,7 @@ describe('entity cache when its store fails', () => {
 });
 
 describe('entity cache invalidation from events', () => {
+  const silent = createLogger('test', 'silent');
   const ids = { order: randomUUID(), customer: randomUUID(), payment: randomUUID() };
 
   it('names the order and its customer for order events, the order and payment for payment events', () => {
@@ -261,10 +268,17 @@ describe('entity cache invalidation from events', () => {
     expect(streamsWithChanges().sort()).toEqual(['meals', 'orders', 'payments']);
   });
 
-  it('drops what an event names once it is published, for every caller', async () => {
-    const logger = createLogger('test', 'silent');
-    const messaging = createMessaging({ logger });
-    const { cache } = cacheOn(new InMemoryEntityCacheStore());
+  it.each([
+    ['in-process', () => createMessaging({ logger: silent }), () => new InMemoryEntityCacheStore()],
+    [
+      'Redis',
+      () => createMessaging({ logger: silent, redis: target, keyPrefix: `${prefix}:${randomUUID()}` }),
+      () => new RedisEntityCacheStore(connect()),
+    ],
+  ])('drops what an event names once it is published, for every caller (%s)', async (_name, connectBus, makeStore) => {
+    const logger = silent;
+    const messaging = connectBus();
+    const { cache } = cacheOn(makeStore());
     const subscription = await invalidateOnEvents(messaging.bus, cache, logger);
     try {
       let status = 'PENDING';

@@ -31,73 +31,80 @@ interface StoredValue {
   value: unknown;
 }
 
+/** Writes one entity's value if its generation is still the one read. KEYS: the entity; ARGV: generation, selection, value, ttl (ms). */
 const writeScript = `
-local written = 0
-for i, key in ipairs(KEYS) do
-  local generation = redis.call('HGET', key, 'generation') or '0'
-  if generation == ARGV[3 * i - 2] then
-    redis.call('HSET', key, 'generation', generation, ARGV[1 + 3 * #KEYS], ARGV[3 * i - 1])
-    redis.call('PEXPIRE', key, ARGV[3 * i])
-    written = written + 1
-  end
-end
-return written
+local generation = redis.call('HGET', KEYS[1], 'generation') or '0'
+if generation ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'generation', generation, ARGV[2], ARGV[3])
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+return 1
 `;
 
+/** Drops one entity's selections and bumps its generation. KEYS: the entity; ARGV: how long the generation lives (ms). */
 const invalidateScript = `
-for _, key in ipairs(KEYS) do
-  local generation = tonumber(redis.call('HGET', key, 'generation') or '0') + 1
-  redis.call('DEL', key)
-  redis.call('HSET', key, 'generation', generation)
-  redis.call('PEXPIRE', key, ARGV[1])
-end
-return #KEYS
+local generation = tonumber(redis.call('HGET', KEYS[1], 'generation') or '0') + 1
+redis.call('DEL', KEYS[1])
+redis.call('HSET', KEYS[1], 'generation', generation)
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return generation
 `;
 
 interface EntityCacheCommands {
-  foodEntityCacheWrite(keyCount: number, ...keysAndArgs: (string | number)[]): Promise<number>;
-  foodEntityCacheInvalidate(keyCount: number, ...keysAndArgs: (string | number)[]): Promise<number>;
+  foodEntityCacheWrite(
+    key: string,
+    generation: string,
+    selection: string,
+    value: string,
+    ttlMs: number,
+  ): Promise<number>;
+  foodEntityCacheInvalidate(key: string, ttlMs: number): Promise<number>;
 }
 
-/** Entities in Redis, shared by every gateway replica: one invalidation reaches them all at once. */
+/**
+ * Entities in Redis, shared by every gateway replica: one invalidation reaches them all at once.
+ *
+ * The entities of one fetch hash to slots all over a cluster, so every command and script touches one
+ * entity (the generation check needs only that entity's atomicity) and a batch is issued as one
+ * command per entity at once: on a connection that auto-pipelines (the edge's does), ioredis sends
+ * them in one pipeline per node, one round trip per master a batch touches rather than per entity.
+ */
 export class RedisEntityCacheStore implements EntityCacheStore {
   private readonly redis: RedisConnection & EntityCacheCommands;
 
   constructor(redis: RedisConnection) {
-    redis.defineCommand('foodEntityCacheWrite', { lua: writeScript });
-    redis.defineCommand('foodEntityCacheInvalidate', { lua: invalidateScript });
+    redis.defineCommand('foodEntityCacheWrite', { lua: writeScript, numberOfKeys: 1 });
+    redis.defineCommand('foodEntityCacheInvalidate', { lua: invalidateScript, numberOfKeys: 1 });
     this.redis = redis as RedisConnection & EntityCacheCommands;
   }
 
   async read(keys: string[], selection: string): Promise<CachedEntity[]> {
-    const pipeline = this.redis.pipeline();
-    for (const key of keys) pipeline.hmget(key, 'generation', selection);
-    const replies = (await pipeline.exec()) ?? [];
+    const replies = await Promise.all(keys.map((key) => this.redis.hmget(key, 'generation', selection)));
     const now = Date.now();
-    return replies.map(([error, reply]) => {
-      if (error) throw error;
-      const [generation, stored] = reply as [string | null, string | null];
+    return replies.map(([generation, stored]) => {
       const parsed = stored ? (JSON.parse(stored) as StoredValue) : undefined;
       return { generation: generation ?? '0', value: parsed && parsed.expiresAt > now ? parsed.value : undefined };
     });
   }
 
   async write(entries: { key: string; generation: string; value: unknown }[], selection: string, ttlMs: number) {
-    if (entries.length === 0) return;
     const expiresAt = Date.now() + ttlMs;
-    const args = entries.flatMap(({ generation, value }) => [
-      generation,
-      JSON.stringify({ expiresAt, value } satisfies StoredValue),
-      ttlMs,
-    ]);
-    await this.redis.foodEntityCacheWrite(entries.length, ...entries.map((entry) => entry.key), ...args, selection);
+    await Promise.all(
+      entries.map(({ key, generation, value }) =>
+        this.redis.foodEntityCacheWrite(
+          key,
+          generation,
+          selection,
+          JSON.stringify({ expiresAt, value } satisfies StoredValue),
+          ttlMs,
+        ),
+      ),
+    );
   }
 
   async invalidate(keys: string[], ttlMs: number): Promise<void> {
-    if (keys.length === 0) return;
     // The generation outlives the longest fetch that could still write (a fetch is bounded by the
     // subgraph timeout, far below the TTL).
-    await this.redis.foodEntityCacheInvalidate(keys.length, ...keys, ttlMs);
+    await Promise.all(keys.map((key) => this.redis.foodEntityCacheInvalidate(key, ttlMs)));
   }
 }
 

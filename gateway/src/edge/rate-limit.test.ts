@@ -1,9 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Redis } from 'ioredis';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@food/platform';
-import { deleteKeys } from '@food/platform/testing';
+import { connectRedis, createLogger, type RedisConnection } from '@food/platform';
+import { deleteKeys, testRedisTarget } from '@food/platform/testing';
 import {
   InMemoryRateLimitStore,
   RateLimiter,
@@ -12,16 +11,18 @@ import {
   type RateLimitStore,
 } from './rate-limit.js';
 
-const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+// One Redis node, or the run's cluster with TEST_REDIS=cluster.
+const target = testRedisTarget();
 const prefix = `test-ratelimit-${randomUUID()}`;
-const connections: Redis[] = [];
+const connections: RedisConnection[] = [];
 afterAll(async () => {
   for (const redis of connections) redis.disconnect();
-  await deleteKeys(prefix, REDIS_URL);
+  await deleteKeys(prefix, target);
 });
 
 const redisStore = () => {
-  const redis = new Redis(REDIS_URL);
+  // As the edge connects: a request's buckets go out together.
+  const redis = connectRedis(target, { name: `${prefix}:test`, autoPipelining: true });
   connections.push(redis);
   return new RedisRateLimitStore(redis);
 };

@@ -33,81 +33,122 @@ export interface RateDecision {
 
 /**
  * Takes one token from every bucket, or from none: a request refused by its IP budget does not spend
- * its user budget. Implementations must do it atomically across processes.
+ * its user budget. Every process sharing the store must see the same budgets.
  */
 export interface RateLimitStore {
   take(buckets: Bucket[]): Promise<RateDecision>;
+}
+
+/** One bucket's answer to taking a token from it. */
+interface BucketAnswer {
+  allowed: boolean;
+  limit: number;
+  remaining: number;
+  resetMs: number;
+  retryAfterMs: number;
+}
+
+/** A request's answer from its buckets': the refusal that lasts longest, else the bucket with the least left. */
+function decide(answers: BucketAnswer[]): RateDecision {
+  let pick = 0;
+  answers.forEach((answer, index) => {
+    const best = answers[pick]!;
+    const better = answer.allowed
+      ? best.allowed && answer.remaining < best.remaining
+      : best.allowed || answer.retryAfterMs > best.retryAfterMs;
+    if (better) pick = index;
+  });
+  return { ...answers[pick]!, bucket: pick };
 }
 
 /**
  * GCRA (the generic cell rate algorithm, a token bucket that stores one timestamp per key): `limit`
  * operations at once, then one every `window / limit`. The bucket's state is its "theoretical arrival
  * time" (TAT): full when TAT <= now. Redis' own clock is used so every replica agrees.
- * KEYS: bucket keys; ARGV: limit1, window1, limit2, window2, ...
- * Returns { allowed, bucket index (1-based), limit, remaining, resetMs, retryAfterMs }.
+ * KEYS: the bucket; ARGV: limit, window (ms). Returns { allowed, remaining, resetMs, retryAfterMs }.
  */
 const takeScript = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
-local tats = {}
-local pick, pickLimit, pickRemaining, pickReset = 1, 0, math.huge, 0
-local refused, refusedLimit, refusedRetry, refusedReset = 0, 0, -1, 0
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 * i - 1])
-  local window = tonumber(ARGV[2 * i])
-  local interval = window / limit
-  local tat = tonumber(redis.call('GET', key) or now)
-  if tat < now then tat = now end
-  local newTat = tat + interval
-  local allowAt = newTat - window
-  if allowAt > now then
-    if allowAt - now > refusedRetry then
-      refused, refusedLimit, refusedRetry, refusedReset = i, limit, allowAt - now, tat - now
-    end
-  else
-    tats[i] = newTat
-    local remaining = math.floor((now - allowAt) / interval)
-    if remaining < pickRemaining then
-      pick, pickLimit, pickRemaining, pickReset = i, limit, remaining, newTat - now
-    end
-  end
+local limit = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local interval = window / limit
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local newTat = tat + interval
+local allowAt = newTat - window
+if allowAt > now then
+  return { 0, 0, math.ceil(tat - now), math.ceil(allowAt - now) }
 end
-if refused > 0 then
-  return { 0, refused, refusedLimit, 0, math.ceil(refusedReset), math.ceil(refusedRetry) }
-end
-for i, key in ipairs(KEYS) do
-  redis.call('SET', key, tostring(tats[i]), 'PX', math.ceil(tats[i] - now))
-end
-return { 1, pick, pickLimit, pickRemaining, math.ceil(pickReset), 0 }
+redis.call('SET', KEYS[1], tostring(newTat), 'PX', math.ceil(newTat - now))
+return { 1, math.floor((now - allowAt) / interval), math.ceil(newTat - now), 0 }
 `;
 
-/** Buckets in Redis, shared by every gateway replica. */
+/** Gives back the token `takeScript` took (moves the TAT back one interval). KEYS: the bucket; ARGV: interval (ms). */
+const refundScript = `
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local newTat = tat - tonumber(ARGV[1])
+if newTat <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], tostring(newTat), 'PX', math.ceil(newTat - now))
+end
+return 1
+`;
+
+interface RateLimitCommands {
+  foodRateLimitTake(key: string, limit: number, windowMs: number): Promise<number[]>;
+  foodRateLimitRefund(key: string, intervalMs: number): Promise<number>;
+}
+
+/**
+ * Buckets in Redis, shared by every gateway replica, on one node or a cluster.
+ *
+ * A user's bucket is shared by all its addresses and an address's by all its users, so no hash tag
+ * puts every request's buckets in one slot short of one tag for all, which would put all rate
+ * limiting on one master. So each bucket is taken by its own script call, atomically on the master
+ * that owns it (with that master's clock), all at once; when one refuses, the tokens the others took
+ * are given back. The trade-off: between a take and its refund (one round trip) a concurrent request
+ * sees that bucket one token lower, so near its limit it may be refused where an all-or-none take
+ * would not have been; never the other way round, and a lost refund (Redis failing in between) only
+ * costs the caller one token. Never more than the limit gets through.
+ */
 export class RedisRateLimitStore implements RateLimitStore {
-  constructor(private readonly redis: RedisConnection) {
-    redis.defineCommand('foodRateLimitTake', { lua: takeScript });
+  private readonly redis: RedisConnection & RateLimitCommands;
+
+  constructor(
+    redis: RedisConnection,
+    private readonly logger?: Logger,
+  ) {
+    redis.defineCommand('foodRateLimitTake', { lua: takeScript, numberOfKeys: 1 });
+    redis.defineCommand('foodRateLimitRefund', { lua: refundScript, numberOfKeys: 1 });
+    this.redis = redis as RedisConnection & RateLimitCommands;
   }
 
   async take(buckets: Bucket[]): Promise<RateDecision> {
-    const args = buckets.flatMap((bucket) => [bucket.limit, bucket.windowMs]);
-    const reply = (await (this.redis as unknown as RateLimitCommands).foodRateLimitTake(
-      buckets.length,
-      ...buckets.map((bucket) => bucket.key),
-      ...args,
-    )) as number[];
-    const [allowed, bucket, limit, remaining, resetMs, retryAfterMs] = reply.map(Number) as [
-      number,
-      number,
-      number,
-      number,
-      number,
-      number,
-    ];
-    return { allowed: allowed === 1, bucket: bucket - 1, limit, remaining, resetMs, retryAfterMs };
+    const answers = await Promise.all(
+      buckets.map(async (bucket): Promise<BucketAnswer> => {
+        const reply = await this.redis.foodRateLimitTake(bucket.key, bucket.limit, bucket.windowMs);
+        const [allowed, remaining, resetMs, retryAfterMs] = reply.map(Number) as [number, number, number, number];
+        return { allowed: allowed === 1, limit: bucket.limit, remaining, resetMs, retryAfterMs };
+      }),
+    );
+    if (answers.some((answer) => !answer.allowed)) {
+      const taken = buckets.filter((_, index) => answers[index]!.allowed);
+      // A refund that fails must not turn the refusal into a pass (the limiter lets a failed take through).
+      await Promise.all(
+        taken.map((bucket) =>
+          this.redis.foodRateLimitRefund(bucket.key, bucket.windowMs / bucket.limit).catch((error: unknown) => {
+            this.logger?.warn({ err: error, bucket: bucket.key }, 'rate limit refund failed: one token lost');
+          }),
+        ),
+      );
+    }
+    return decide(answers);
   }
-}
-
-interface RateLimitCommands {
-  foodRateLimitTake(keyCount: number, ...keysAndArgs: (string | number)[]): Promise<unknown>;
 }
 
 /** The same algorithm in this process's memory: the stand-in without Redis (one process only). */
@@ -119,43 +160,25 @@ export class InMemoryRateLimitStore implements RateLimitStore {
   async take(buckets: Bucket[]): Promise<RateDecision> {
     const now = this.now();
     const next: number[] = [];
-    let best: RateDecision | undefined;
-    let refusal: RateDecision | undefined;
-    buckets.forEach((bucket, index) => {
+    const answers = buckets.map((bucket, index): BucketAnswer => {
       const interval = bucket.windowMs / bucket.limit;
       const tat = Math.max(this.tats.get(bucket.key) ?? now, now);
       const newTat = tat + interval;
       const allowAt = newTat - bucket.windowMs;
       if (allowAt > now) {
-        if (!refusal || allowAt - now > refusal.retryAfterMs) {
-          refusal = {
-            allowed: false,
-            bucket: index,
-            limit: bucket.limit,
-            remaining: 0,
-            resetMs: Math.ceil(tat - now),
-            retryAfterMs: Math.ceil(allowAt - now),
-          };
-        }
-        return;
+        const [resetMs, retryAfterMs] = [Math.ceil(tat - now), Math.ceil(allowAt - now)];
+        return { allowed: false, limit: bucket.limit, remaining: 0, resetMs, retryAfterMs };
       }
       next[index] = newTat;
       const remaining = Math.floor((now - allowAt) / interval);
-      if (!best || remaining < best.remaining) {
-        best = {
-          allowed: true,
-          bucket: index,
-          limit: bucket.limit,
-          remaining,
-          resetMs: Math.ceil(newTat - now),
-          retryAfterMs: 0,
-        };
-      }
+      return { allowed: true, limit: bucket.limit, remaining, resetMs: Math.ceil(newTat - now), retryAfterMs: 0 };
     });
-    if (refusal) return refusal;
-    buckets.forEach((bucket, index) => this.tats.set(bucket.key, next[index]!));
-    this.sweep(now);
-    return best!;
+    // One process: nothing runs between the look and the write, so all or none is spent at once.
+    if (answers.every((answer) => answer.allowed)) {
+      buckets.forEach((bucket, index) => this.tats.set(bucket.key, next[index]!));
+      this.sweep(now);
+    }
+    return decide(answers);
   }
 
   /** Full buckets hold no information; dropping them keeps memory bounded by active callers. */

@@ -176,11 +176,13 @@ export function connectRedis(target: RedisTarget, options: RedisConnectionOption
       enableOfflineQueue: !failFast,
       enableAutoPipelining: options.autoPipelining ?? false,
       clusterRetryStrategy: reconnectDelay,
-      // A failover takes a few seconds (node timeout + election): keep retrying redirected commands meanwhile.
+      // A failover takes a few seconds (node timeout + election): keep retrying redirected commands
+      // meanwhile. Failing fast, a few retries only (each after a refresh of the slot map, so a command
+      // for a master just replaced reaches its successor): 32 would hold a command some 6 s.
       retryDelayOnFailover: 200,
       retryDelayOnClusterDown: 200,
       retryDelayOnTryAgain: 100,
-      maxRedirections: 32,
+      maxRedirections: failFast ? 3 : 32,
       // Managed clusters announce node addresses their TLS certificates are issued for: connect to them as named.
       ...(target.tls && { dnsLookup: (address, callback) => callback(null, address) }),
       ...(options.lazyConnect && { lazyConnect: true }),
