@@ -57,7 +57,9 @@ export function goals(results: BenchResults): Goal[] {
       goal: `Redis Cluster: no workload below ${CLUSTER_GOAL_RATIO}x its one-node figure (our gateway)`,
       measured:
         compared.length > 0
-          ? compared.map((row) => `${row.workload} ${fmt(row.ratio, 2)}x`).join(', ')
+          ? compared
+              .map((row) => `${row.workload} ${Number.isFinite(row.ratio) ? `${fmt(row.ratio, 2)}x` : 'not on both'}`)
+              .join(', ')
           : 'not measured (no workload ran on both)',
       met:
         measured.length === 0
