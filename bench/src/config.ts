@@ -18,6 +18,18 @@ export type TargetName = (typeof targetNames)[number];
 export const scenarioNames = ['order', 'feed', 'menu'] as const;
 export type ScenarioName = (typeof scenarioNames)[number];
 
+/**
+ * BENCH_REDIS: which Redis every process of the run uses. `single`: the machine's one node
+ * (REDIS_URL); `cluster`: a Redis Cluster the bench starts itself (3 masters, 3 replicas); `both`:
+ * everything on one node, then the workloads of `clusterComparedWorkloads` on a cluster, side by side.
+ */
+export const redisModes = ['single', 'cluster', 'both'] as const;
+export type RedisMode = (typeof redisModes)[number];
+/** What BENCH_REDIS=both measures on the cluster too (our gateway only). */
+export const clusterComparedWorkloads: readonly WorkloadName[] = ['federated', 'mutations', 'subscriptions'];
+/** The goal on a cluster: no compared workload below this times its one-node figure. */
+export const CLUSTER_GOAL_RATIO = 0.9;
+
 /** How the report and the chart name each target. */
 export const targetLabels: Record<TargetName, string> = {
   ours: 'ours (@food/gateway)',
@@ -70,7 +82,9 @@ export interface BenchConfig {
   /** BENCH_CPU_PROFILE_DIR: our processes run with `--cpu-prof`, one directory per process. */
   cpuProfileDir?: string;
   postgresUrl: string;
+  /** The one node of `single` and `both` (REDIS_URL). */
   redisUrl: string;
+  redis: RedisMode;
 }
 
 const int = (name: string, fallback: number, min = 1): number => {
@@ -111,6 +125,13 @@ export function loadBenchConfig(): BenchConfig {
     return list;
   };
   const baseDir = process.env.BENCH_BASE_DIR || undefined;
+  const redis = (process.env.BENCH_REDIS || 'single') as RedisMode;
+  if (!redisModes.includes(redis))
+    throw new Error(`BENCH_REDIS: unknown "${process.env.BENCH_REDIS}" (one of ${redisModes.join(', ')})`);
+  if (process.env.REDIS_CLUSTER_NODES)
+    throw new Error(
+      'REDIS_CLUSTER_NODES: the bench starts a Redis Cluster of its own (BENCH_REDIS=cluster or both); unset it',
+    );
   if (process.env.BENCH_TARGETS?.includes('base') && !baseDir) {
     throw new Error('BENCH_TARGETS has base: set BENCH_BASE_DIR to a checkout whose gateway is built');
   }
@@ -154,5 +175,6 @@ export function loadBenchConfig(): BenchConfig {
     cpuProfileDir: process.env.BENCH_CPU_PROFILE_DIR || undefined,
     postgresUrl: process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
+    redis,
   };
 }

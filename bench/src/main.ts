@@ -2,13 +2,32 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import pg from 'pg';
-import { InternalTokens, UserTokens } from '@food/platform';
-import { deleteKeys } from '@food/platform/testing';
-import { loadBenchConfig, repoRoot, resultsDir, type ScenarioName } from './config.js';
+import { connectRedis, describeRedisTarget, InternalTokens, UserTokens, type RedisTarget } from '@food/platform';
+import { deleteKeys, RedisClusterProcess, redisEnvOf } from '@food/platform/testing';
+import {
+  clusterComparedWorkloads,
+  loadBenchConfig,
+  repoRoot,
+  resultsDir,
+  type RedisMode,
+  type ScenarioName,
+  type TargetName,
+  type WorkloadName,
+} from './config.js';
 import { ensurePeers, peerVersion } from './peers.js';
-import { CpuWindow, fdLimit, pidsNamed, raisedLimits, sleep, start, stopAll, type CpuGroups } from './procs.js';
+import {
+  CpuWindow,
+  fdLimit,
+  pidsNamed,
+  raisedLimits,
+  sleep,
+  start,
+  stopAll,
+  stopRunning,
+  type CpuGroups,
+} from './procs.js';
 import { markdown } from './report.js';
 import { svgChart } from './chart.js';
 import { NOISY_CPU, problemsOf, type BenchResults, type HttpRun } from './results.js';
@@ -72,8 +91,10 @@ const elapsed = () => {
 const log = (line: string) => console.log(`[bench ${elapsed()}] ${line}`);
 
 let databases: BenchDatabase[] = [];
+/** The Redis Clusters this run started (BENCH_REDIS=cluster or both), removed by the clean-up. */
+const clusters: RedisClusterProcess[] = [];
 let cleaning: Promise<void> | undefined;
-/** Stops every process this run started, drops its databases and deletes its Redis keys; once. */
+/** Stops every process this run started, drops its databases, deletes its Redis keys and its cluster; once. */
 function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
     await stopAll().catch((error: unknown) => log(`stopping processes: ${String(error)}`));
@@ -83,9 +104,14 @@ function cleanUp(): Promise<void> {
         databases.map((db) => db.name),
       ).catch((error: unknown) => log(`dropping databases: ${String(error)}`));
     }
-    await deleteKeys(`${redisPrefix}:`, config.redisUrl).catch((error: unknown) =>
-      log(`deleting Redis keys: ${String(error)}`),
-    );
+    if (config.redis !== 'cluster') {
+      await deleteKeys(`${redisPrefix}:`, { mode: 'single', url: config.redisUrl }).catch((error: unknown) =>
+        log(`deleting Redis keys: ${String(error)}`),
+      );
+    }
+    for (const cluster of clusters.splice(0)) {
+      await cluster.destroy().catch((error: unknown) => log(`removing the Redis Cluster: ${String(error)}`));
+    }
   })();
   return cleaning;
 }
@@ -178,8 +204,15 @@ const noiseBudget = {
 };
 
 /** Waits until every event of the last workload is handled, so its aftermath does not load the next run. */
-async function quiesce(dbUrl: (service: 'orders' | 'payments' | 'meals') => string): Promise<void> {
-  const redis = new Redis(config.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+async function quiesce(
+  dbUrl: (service: 'orders' | 'payments' | 'meals') => string,
+  target: RedisTarget,
+): Promise<void> {
+  const redis = connectRedis(target, {
+    name: `${redisPrefix}:bench-quiesce`,
+    lazyConnect: true,
+    maxRetriesPerRequest: 1,
+  });
   await redis.connect();
   const deadline = Date.now() + 60_000;
   try {
@@ -193,8 +226,9 @@ async function quiesce(dbUrl: (service: 'orders' | 'payments' | 'meals') => stri
         );
         await client.end();
         pending += rows[0]!.n;
-        const key = `${redisPrefix}:events:${service}`;
-        if ((await redis.exists(key)) === 0) continue;
+      }
+      // Every event stream of the run (one per service, or its partitions), on every master of a cluster.
+      for (const key of await streamKeys(redis, `${redisPrefix}:events:`)) {
         const groups = (await redis.xinfo('GROUPS', key)) as unknown[][];
         for (const group of groups) {
           const fields = Object.fromEntries(
@@ -209,6 +243,61 @@ async function quiesce(dbUrl: (service: 'orders' | 'payments' | 'meals') => stri
   } finally {
     redis.disconnect();
   }
+}
+
+/** The streams under `prefix` (not dead-letter streams), found with SCAN on one node or every master of a cluster. */
+async function streamKeys(redis: ReturnType<typeof connectRedis>, prefix: string): Promise<string[]> {
+  const keys: string[] = [];
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    let cursor = '0';
+    do {
+      const [next, found] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 500, 'TYPE', 'stream');
+      cursor = next;
+      keys.push(...found.filter((key) => !key.endsWith(':dead')));
+    } while (cursor !== '0');
+  }
+  return keys;
+}
+
+/** A Redis the bench measures on: the machine's one node (REDIS_URL), or a Redis Cluster it starts itself. */
+interface RedisUnderTest {
+  mode: Exclude<RedisMode, 'both'>;
+  target: RedisTarget;
+  /** What it is, for the report (no credentials). */
+  description: string;
+}
+
+async function redisPersistence(target: RedisTarget): Promise<string> {
+  const redis = connectRedis(target, { name: `${redisPrefix}:bench-info`, lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await redis.connect();
+    const node = redis instanceof Cluster ? redis.nodes('master')[0]! : redis;
+    const [, appendonly] = (await node.config('GET', 'appendonly')) as string[];
+    const [, fsync] = (await node.config('GET', 'appendfsync')) as string[];
+    const version = /redis_version:(\S+)/.exec(await node.info('server'))?.[1] ?? '?';
+    return `redis-server ${version}, appendonly ${appendonly}${appendonly === 'yes' ? `, appendfsync ${fsync}` : ''}`;
+  } catch (error) {
+    return `persistence unknown (${error instanceof Error ? error.message : String(error)})`;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+async function redisUnderTest(mode: RedisUnderTest['mode']): Promise<RedisUnderTest> {
+  if (mode === 'single') {
+    const target: RedisTarget = { mode: 'single', url: config.redisUrl };
+    return { mode, target, description: `one node, ${describeRedisTarget(target)}: ${await redisPersistence(target)}` };
+  }
+  log("starting a Redis Cluster of our own (3 masters, 3 replicas, from the machine's redis-server)");
+  const cluster = await RedisClusterProcess.start();
+  clusters.push(cluster);
+  return {
+    mode,
+    target: cluster.target,
+    description:
+      `a Redis Cluster the bench started (3 masters, 3 replicas on 127.0.0.1, ports ${cluster.ports.join(', ')}; ` +
+      `REDIS_CLUSTER_NODES to every process): ${await redisPersistence(cluster.target)}`,
+  };
 }
 
 function versions(): Record<string, string> {
@@ -260,10 +349,10 @@ async function main(): Promise<void> {
     settings: {},
     notes: [],
     errors: [],
+    redis: {},
     runs: [],
     subscriptions: [],
   };
-  const httpWorkloads = config.workloads.filter((w): w is HttpWorkload => w !== 'subscriptions');
   await ensurePeers(log);
   const built = config.build ? await build() : false;
   if (config.build && !built) results.errors.push('pnpm build failed: the sources ran through tsx instead of dist/');
@@ -285,9 +374,112 @@ async function main(): Promise<void> {
     JWT_SECRET: randomBytes(32).toString('hex'),
   };
   const dbUrl = (service: string) => databases.find((db) => db.service === service)!.url;
+  const shared: Shared = { built, secrets, encryptionKey, dbUrl };
+  const modes: RedisUnderTest['mode'][] = config.redis === 'both' ? ['single', 'cluster'] : [config.redis];
+  const subscriptionState: SubscriptionState = { nextPaid: 0, priceChanges: 0, availability: new Map() };
+  let customerCounts = { federated: 0, mutations: 0 };
+  for (const mode of modes) {
+    // BENCH_REDIS=both: the cluster pass runs our gateway on the workloads the comparison needs.
+    const compared = config.redis === 'both' && mode === 'cluster';
+    const scope = compared
+      ? {
+          workloads: config.workloads.filter((w) => clusterComparedWorkloads.includes(w)),
+          targets: config.targets.filter((t) => t === 'ours'),
+        }
+      : { workloads: config.workloads, targets: config.targets };
+    const errors: string[] = [];
+    let redis: RedisUnderTest | undefined;
+    let pass: Awaited<ReturnType<typeof measurePass>>;
+    try {
+      redis = await redisUnderTest(mode);
+      results.redis[mode] = redis.description;
+      log(`on Redis: ${redis.description}; workloads ${scope.workloads.join(',')}; targets ${scope.targets.join(',')}`);
+      pass = await measurePass(shared, redis, scope, subscriptionState, errors);
+    } catch (error) {
+      if (modes.length === 1) throw error;
+      // BENCH_REDIS=both: the other Redis's results still make a report, which names what failed here.
+      const message = error instanceof Error ? error.message : String(error);
+      errors.push(`the pass did not complete: ${message.slice(0, 2_000)}`);
+      log(`  on ${mode === 'cluster' ? 'the cluster' : 'one node'}: FAILED: ${message.slice(0, 500)}`);
+      await stopRunning();
+      pass = { runs: [], subscriptions: [], customers: customerCounts };
+    }
+    results.errors.push(
+      ...errors.map((error) =>
+        config.redis === 'both' ? `${mode === 'cluster' ? 'on the cluster' : 'on one node'}: ${error}` : error,
+      ),
+    );
+    if (compared) results.cluster = { runs: pass.runs, subscriptions: pass.subscriptions };
+    else {
+      results.runs = pass.runs;
+      results.subscriptions = pass.subscriptions;
+      customerCounts = pass.customers;
+    }
+    if (redis) {
+      await deleteKeys(`${redisPrefix}:`, redis.target).catch((error: unknown) =>
+        log(`deleting Redis keys: ${String(error)}`),
+      );
+    }
+  }
+
+  results.wallSeconds = (Date.now() - startedAt) / 1000;
+  results.versions = versions();
+  const limit = fdLimit();
+  results.settings = {
+    BENCH_DURATION_SECONDS: config.durationSeconds,
+    BENCH_WARMUP_SECONDS: config.warmupSeconds,
+    BENCH_ROUNDS: config.rounds,
+    BENCH_CONNECTIONS: config.queryConnections,
+    BENCH_MUTATION_CONNECTIONS: config.mutationConnections,
+    seed: `${config.seed.users} users / ${config.seed.meals} meals / ${config.seed.orders} orders`,
+    'ours RATE_LIMIT_*': rateLimit,
+    'ours runs': built ? 'gateway/dist/main.js' : 'gateway/src/main.ts via tsx',
+    BENCH_REDIS: config.redis,
+    'open files (soft/hard)': `${limit.soft}/${limit.hard}`,
+  };
+  if (config.workloads.includes('subscriptions') && config.targets.includes('ours')) {
+    Object.assign(results.settings, {
+      BENCH_SUB_SCENARIOS: config.scenarios.join(','),
+      ...Object.fromEntries(
+        config.scenarios.map((s) => [`BENCH_${s.toUpperCase()}_SUBSCRIBERS`, config.subscribers[s].join(',')]),
+      ),
+      BENCH_SUB_CHANGES: config.changes,
+      BENCH_CHANGE_RATE: config.changeRate,
+      BENCH_FEED_CHANGES: config.feedChanges,
+      BENCH_MENU_CHANGES: config.menuChanges,
+      BENCH_SUB_IDLE_SECONDS: config.subscriberIdleSeconds,
+      BENCH_SUB_CONNECT_CONCURRENCY: config.connectConcurrency,
+    });
+  }
+  results.notes = notes(raisedLimits, customerCounts);
+  write(results);
+}
+
+/** What every pass of a run shares: the build, the secrets, the seeded databases. */
+interface Shared {
+  built: boolean;
+  secrets: { INTERNAL_TOKEN_SECRET: string; JWT_SECRET: string };
+  encryptionKey: Buffer;
+  dbUrl: (service: string) => string;
+}
+
+/**
+ * The subgraphs, workers and gateways on one Redis: the backend's warm-up, the HTTP rounds and the
+ * subscription scenarios of `scope`; the backend is stopped at the end.
+ */
+async function measurePass(
+  { built, secrets, encryptionKey, dbUrl }: Shared,
+  redis: RedisUnderTest,
+  scope: { workloads: WorkloadName[]; targets: TargetName[] },
+  state: SubscriptionState,
+  errors: string[],
+): Promise<{ runs: HttpRun[]; subscriptions: SubscriptionRun[]; customers: { federated: number; mutations: number } }> {
+  // Both passes' processes have the same names: BENCH_REDIS=both keeps their logs apart.
+  const passLogDir = config.redis === 'both' ? `${logDir}/${redis.mode}` : logDir;
+  mkdirSync(passLogDir, { recursive: true });
   const launch: Launch = {
     build: built,
-    logDir,
+    logDir: passLogDir,
     cpuProfileDir: config.cpuProfileDir,
     env: {
       ...secrets,
@@ -299,7 +491,7 @@ async function main(): Promise<void> {
       MEALS_DATABASE_URL: dbUrl('meals'),
       ORDERS_DATABASE_URL: dbUrl('orders'),
       PAYMENTS_DATABASE_URL: dbUrl('payments'),
-      REDIS_URL: config.redisUrl,
+      ...redisEnvOf(redis.target),
       REDIS_KEY_PREFIX: redisPrefix,
     },
   };
@@ -310,7 +502,7 @@ async function main(): Promise<void> {
   );
   log(`starting the subgraphs and workers (${built ? 'dist/' : 'sources via tsx'}, NODE_ENV=production)`);
   const backend: Backend = await startBackend(launch);
-  const supergraphPath = `${logDir}/supergraph.graphql`;
+  const supergraphPath = `${passLogDir}/supergraph.graphql`;
   writeSupergraph(backend.urls, supergraphPath);
 
   // Identities: customers log in through the real logIn mutation; peers get static internal tokens.
@@ -363,7 +555,9 @@ async function main(): Promise<void> {
   };
 
   // HTTP workloads: one target at a time, every target once per round (A B C D, A B C D, ...).
-  const targets = config.targets.filter((target) => httpWorkloads.some((w) => appliesTo(w, target)));
+  const httpWorkloads = scope.workloads.filter((w): w is HttpWorkload => w !== 'subscriptions');
+  const runs: HttpRun[] = [];
+  const targets = scope.targets.filter((target) => httpWorkloads.some((w) => appliesTo(w, target)));
 
   // The subgraphs' JIT and Postgres' caches warm up before round 1, through a neutral gateway, so that
   // the first target measured does not pay for them.
@@ -388,7 +582,7 @@ async function main(): Promise<void> {
           durationSeconds: config.backendWarmupSeconds,
         });
         await measure(spec, warm, cpuGroups(warm), backend.urls, logDir);
-        if (workload === 'mutations') await quiesce(dbUrl);
+        if (workload === 'mutations') await quiesce(dbUrl, redis.target);
       }
     } finally {
       await warm.stop();
@@ -410,7 +604,7 @@ async function main(): Promise<void> {
       } catch (error) {
         // Its workloads of this round are missing from the report, which says why.
         const message = error instanceof Error ? error.message : String(error);
-        results.errors.push(`round ${round}: ${name} did not start: ${message.slice(0, 2_000)}`);
+        errors.push(`round ${round}: ${name} did not start: ${message.slice(0, 2_000)}`);
         log(`  ${name} DID NOT START: ${message.slice(0, 500)}`);
         continue;
       }
@@ -429,7 +623,7 @@ async function main(): Promise<void> {
             subgraphRequests: {},
             problems: [],
           };
-          results.runs.push(run);
+          runs.push(run);
           const wrong = await verify(spec);
           if (wrong) {
             run.problems.push(`verification request failed: ${wrong}`);
@@ -453,7 +647,7 @@ async function main(): Promise<void> {
                 `p99 ${r.latencyMs.p99} ms  gateway CPU ${measured.cpu.gateway ?? '-'}%  other CPU ${measured.cpu.other}%` +
                 (run.problems.length ? `  ERRORS: ${run.problems.join('; ')}` : ''),
             );
-            if (workload === 'mutations') await quiesce(dbUrl);
+            if (workload === 'mutations') await quiesce(dbUrl, redis.target);
             if (attempt > 1) noiseBudget.spend(Date.now() - attemptStarted);
             const noisy = (measured.cpu.other ?? 0) > NOISY_CPU;
             if (!noisy || attempt > config.noisyRetries || noiseBudget.leftMs() === 0) break;
@@ -466,43 +660,29 @@ async function main(): Promise<void> {
     }
   }
 
-  if (config.workloads.includes('subscriptions') && config.targets.includes('ours')) {
-    results.subscriptions = await subscriptions(backend, launch, oursEnv, staff.jwt, cpuGroups, results);
+  let subscriptionRuns: SubscriptionRun[] = [];
+  if (scope.workloads.includes('subscriptions') && scope.targets.includes('ours')) {
+    subscriptionRuns = await subscriptions(backend, launch, oursEnv, staff.jwt, cpuGroups, state, errors);
   }
-
-  results.wallSeconds = (Date.now() - startedAt) / 1000;
-  results.versions = versions();
-  const limit = fdLimit();
-  results.settings = {
-    BENCH_DURATION_SECONDS: config.durationSeconds,
-    BENCH_WARMUP_SECONDS: config.warmupSeconds,
-    BENCH_ROUNDS: config.rounds,
-    BENCH_CONNECTIONS: config.queryConnections,
-    BENCH_MUTATION_CONNECTIONS: config.mutationConnections,
-    seed: `${config.seed.users} users / ${config.seed.meals} meals / ${config.seed.orders} orders`,
-    'ours RATE_LIMIT_*': rateLimit,
-    'ours runs': built ? 'gateway/dist/main.js' : 'gateway/src/main.ts via tsx',
-    'open files (soft/hard)': `${limit.soft}/${limit.hard}`,
+  // The next pass starts its own backend on its own Redis.
+  await Promise.all(Object.values(backend.processes).map((managed) => managed.stop()));
+  return {
+    runs,
+    subscriptions: subscriptionRuns,
+    customers: { federated: identities.federated.length, mutations: identities.mutations.length },
   };
-  if (config.workloads.includes('subscriptions') && config.targets.includes('ours')) {
-    Object.assign(results.settings, {
-      BENCH_SUB_SCENARIOS: config.scenarios.join(','),
-      ...Object.fromEntries(
-        config.scenarios.map((s) => [`BENCH_${s.toUpperCase()}_SUBSCRIBERS`, config.subscribers[s].join(',')]),
-      ),
-      BENCH_SUB_CHANGES: config.changes,
-      BENCH_CHANGE_RATE: config.changeRate,
-      BENCH_FEED_CHANGES: config.feedChanges,
-      BENCH_MENU_CHANGES: config.menuChanges,
-      BENCH_SUB_IDLE_SECONDS: config.subscriberIdleSeconds,
-      BENCH_SUB_CONNECT_CONCURRENCY: config.connectConcurrency,
-    });
-  }
-  results.notes = notes(raisedLimits, {
-    federated: identities.federated.length,
-    mutations: identities.mutations.length,
-  });
-  write(results);
+}
+
+/**
+ * What the subscription scenarios have changed so far, kept across the passes of BENCH_REDIS=both so
+ * that the cluster's pass changes other orders (PAID ones) and keeps raising prices.
+ */
+interface SubscriptionState {
+  /** PAID orders already taken, from the start of paidOrders(). */
+  nextPaid: number;
+  priceChanges: number;
+  /** The followed meals' availability as the menu scenario has left it (seeded available). */
+  availability: Map<string, boolean>;
 }
 
 /** Meals the menu scenario's followers subscribe to by id (`mealIds`). */
@@ -527,7 +707,8 @@ async function subscriptions(
   oursEnv: Record<string, string>,
   staffJwt: string,
   cpuGroups: (target?: RunningTarget) => (clientPids: number | number[]) => CpuGroups,
-  results: BenchResults,
+  state: SubscriptionState,
+  errors: string[],
 ): Promise<SubscriptionRun[]> {
   const runs: SubscriptionRun[] = [];
   // One gateway process holds every subscriber of a run, a socket per connection: its hard limit of
@@ -550,7 +731,7 @@ async function subscriptions(
       `open files in the gateway, but the hard limit here is ${limit.hard}: it ran with ${run.n} subscribers ` +
       `instead. Raise the hard limit (e.g. docker run --ulimit nofile=65536:65536, systemd LimitNOFILE=65536, ` +
       `or as root ulimit -Hn 65536) to measure ${run.asked}.`;
-    results.errors.push(message);
+    errors.push(message);
     log(message);
   }
   // PAID orders: the order scenario's subscribers follow one each; the feed's changes move others.
@@ -559,10 +740,8 @@ async function subscriptions(
     (sum, run) => sum + (run.scenario === 'order' ? run.n : run.scenario === 'feed' ? config.feedChanges : 0),
     0,
   );
-  if (paid.length < needed) {
-    results.errors.push(
-      `subscriptions: ${needed} PAID orders needed, the seed has ${paid.length} (raise BENCH_SEED_ORDERS)`,
-    );
+  if (paid.length - state.nextPaid < needed) {
+    errors.push(`subscriptions: ${needed} PAID orders needed, the seed has ${paid.length} (raise BENCH_SEED_ORDERS)`);
     return runs;
   }
   log(
@@ -588,9 +767,7 @@ async function subscriptions(
   });
   const followed = menuMeals(FOLLOWED_MEALS, config.seed).map(mealId);
   // The followed meals as the menu scenario has changed them (seeded available; prices only go up).
-  const availability = new Map(followed.map((id) => [id, true]));
-  let priceChanges = 0;
-  let next = 0;
+  for (const id of followed) if (!state.availability.has(id)) state.availability.set(id, true);
   try {
     for (const { scenario, asked, n } of plan) {
       const common = {
@@ -611,7 +788,7 @@ async function subscriptions(
       if (scenario === 'order') {
         // Each subscriber follows a PAID order of its own, as that order's customer (a JWT as logIn
         // issues it: thousands of scrypt logins would take longer than the whole bench).
-        const mine = paid.slice(next, (next += n));
+        const mine = paid.slice(state.nextPaid, (state.nextPaid += n));
         const subscribers: Subscriber[] = [];
         for (const i of mine) {
           const { token } = await userTokens.issue(userId(customerOf(i, config.seed)), 'CUSTOMER');
@@ -636,7 +813,7 @@ async function subscriptions(
         };
       } else if (scenario === 'feed') {
         // Every subscriber is staff on the feed of every order; orders no subscriber follows change.
-        const changed = paid.slice(next, (next += config.feedChanges));
+        const changed = paid.slice(state.nextPaid, (state.nextPaid += config.feedChanges));
         setup = {
           ...common,
           subscribedTo: 'orderUpdates (every order), as staff',
@@ -662,10 +839,10 @@ async function subscriptions(
           // Each meal's price first, then its availability, in turn.
           let input: Record<string, unknown>;
           if (Math.floor(c / followed.length) % 2 === 0) {
-            input = { priceAmount: 2_000 + ++priceChanges }; // above every seeded price: always a change
+            input = { priceAmount: 2_000 + ++state.priceChanges }; // above every seeded price: always a change
           } else {
-            const available = !availability.get(id);
-            availability.set(id, available);
+            const available = !state.availability.get(id);
+            state.availability.set(id, available);
             input = { available };
           }
           return { query: CHANGE_MEAL, variables: { id, input }, recipients: n };
@@ -689,7 +866,7 @@ async function subscriptions(
       await sleep(1_000);
     }
   } catch (error) {
-    results.errors.push(`subscriptions: ${error instanceof Error ? error.message : String(error)}`);
+    errors.push(`subscriptions: ${error instanceof Error ? error.message : String(error)}`);
     log(`subscriptions FAILED: ${String(error)}`);
   } finally {
     await gateway.stop();

@@ -1,4 +1,4 @@
-import { targetLabels, targetNames } from './config.js';
+import { CLUSTER_GOAL_RATIO, targetLabels, targetNames } from './config.js';
 import { isValid, NOISY_CPU, pairedRatio, summarize, type BenchResults } from './results.js';
 import type { SubscriptionRun } from './subscriptions.js';
 import type { HttpWorkload } from './workloads.js';
@@ -50,7 +50,89 @@ export function goals(results: BenchResults): Goal[] {
     met: Number.isFinite(ceiling.median) ? ceiling.median >= 0.7 : undefined,
   });
   list.push(...subscriptionGoals(results));
+  const compared = clusterComparison(results);
+  if (results.cluster) {
+    const measured = compared.filter((row) => Number.isFinite(row.ratio));
+    list.push({
+      goal: `Redis Cluster: no workload below ${CLUSTER_GOAL_RATIO}x its one-node figure (our gateway)`,
+      measured:
+        compared.length > 0
+          ? compared
+              .map((row) => `${row.workload} ${Number.isFinite(row.ratio) ? `${fmt(row.ratio, 2)}x` : 'not on both'}`)
+              .join(', ')
+          : 'not measured (no workload ran on both)',
+      met:
+        measured.length === 0
+          ? undefined
+          : measured.length === compared.length && measured.every((row) => row.ratio >= CLUSTER_GOAL_RATIO),
+    });
+  }
   return list;
+}
+
+/** The cluster's runs of BENCH_REDIS=both, as results of their own. */
+const clusterView = (results: BenchResults): BenchResults | undefined =>
+  results.cluster && {
+    ...results,
+    errors: [],
+    runs: results.cluster.runs,
+    subscriptions: results.cluster.subscriptions,
+  };
+
+export interface ClusterRow {
+  workload: string;
+  figure: string;
+  single: string;
+  cluster: string;
+  /** The cluster's figure / the one node's, "higher is better" (NaN: not on both). */
+  ratio: number;
+}
+
+/**
+ * BENCH_REDIS=both: each workload measured on both, side by side. HTTP: our gateway's requests/s.
+ * Subscriptions: the one node's p99 latency / the cluster's (below 1: slower on the cluster), and no
+ * more than its delivered share.
+ */
+export function clusterComparison(results: BenchResults): ClusterRow[] {
+  const cluster = clusterView(results);
+  if (!cluster) return [];
+  const rows: ClusterRow[] = [];
+  for (const workload of httpWorkloads) {
+    const one = summarize(results, workload, 'ours');
+    const other = summarize(cluster, workload, 'ours');
+    if (!one && !other) continue;
+    const text = (s: typeof one) =>
+      s ? `${fmt(s.rps, 0)} req/s, p99 ${fmt(s.p99, 1)} ms (${s.validRuns}/${s.runs} valid)` : 'not run';
+    rows.push({
+      workload,
+      figure: 'requests/s',
+      single: text(one),
+      cluster: text(other),
+      ratio: (other?.rps ?? NaN) / (one?.rps ?? NaN),
+    });
+  }
+  const key = (run: SubscriptionRun) => `${run.scenario} ${(run.asked ?? run.subscribers).toLocaleString('en')}`;
+  const names = new Set([...results.subscriptions, ...cluster.subscriptions].map(key));
+  for (const name of names) {
+    const one = results.subscriptions.find((run) => key(run) === name);
+    const other = cluster.subscriptions.find((run) => key(run) === name);
+    const text = (run?: SubscriptionRun) =>
+      run
+        ? `p99 ${fmt(run.latencyMs.p99)} ms, ${fmt(run.deliveryRatio * 100, 2)} % delivered, ${connectedText(run)}`
+        : 'not run';
+    const ratio =
+      one && other
+        ? Math.min(one.latencyMs.p99 / other.latencyMs.p99, other.deliveryRatio / Math.max(one.deliveryRatio, 1e-9))
+        : NaN;
+    rows.push({
+      workload: `subscriptions ${name}`,
+      figure: '1 / p99 latency, and the share delivered',
+      single: text(one),
+      cluster: text(other),
+      ratio,
+    });
+  }
+  return rows;
 }
 
 /**
@@ -151,10 +233,8 @@ function subscriptionGoals(results: BenchResults): Goal[] {
   return list;
 }
 
-export function markdown(results: BenchResults): string {
-  const out: string[] = [];
-  const invalid = results.runs.filter((run) => !isValid(run));
-  const subscriptionProblems = results.subscriptions.filter(
+const subscriptionProblemsOf = (results: BenchResults) =>
+  results.subscriptions.filter(
     (run) =>
       run.connectFailed > 0 ||
       run.changeErrors > 0 ||
@@ -162,6 +242,44 @@ export function markdown(results: BenchResults): string {
       run.registered < run.connected ||
       run.errors.length > 0,
   );
+
+/** Which Redis the runs used, in words. */
+function redisText(results: BenchResults): string {
+  const { single, cluster } = results.redis ?? {};
+  if (single && cluster)
+    return `BENCH_REDIS=both: every workload on ${single}; then federated, mutations and the subscriptions (our gateway) on ${cluster} (see "Redis Cluster against one node")`;
+  if (cluster) return `BENCH_REDIS=cluster, ${cluster}`;
+  return single ? `BENCH_REDIS=single, ${single}` : 'not recorded';
+}
+
+/** Why the runs of `results` are not all results, one line each. */
+function runProblems(results: BenchResults): string[] {
+  return [
+    ...results.runs
+      .filter((run) => !isValid(run))
+      .map((run) => `${run.workload} on ${run.target}, round ${run.round}: ${run.problems.join('; ')}`),
+    ...results.runs.flatMap((run) =>
+      (run.result?.sampleErrors ?? [])
+        .slice(0, 2)
+        .map((sample) => `${run.workload}/${run.target}/${run.round} sample: ${sample}`),
+    ),
+    ...subscriptionProblemsOf(results).map(
+      (run) =>
+        `subscriptions, ${run.scenario} ${run.subscribers}: ${run.connectFailed} failed to connect, ` +
+        `${run.connected - Math.min(run.connected, run.registered)} not registered at the gateway, ` +
+        `${run.dropped} dropped, ${run.changeErrors} change errors; ${run.errors.join('; ')}`,
+    ),
+  ];
+}
+
+export function markdown(results: BenchResults): string {
+  const out: string[] = [];
+  const cluster = clusterView(results);
+  const invalid = [...results.runs, ...(cluster?.runs ?? [])].filter((run) => !isValid(run));
+  const subscriptionProblems = [
+    ...subscriptionProblemsOf(results),
+    ...(cluster ? subscriptionProblemsOf(cluster) : []),
+  ];
   out.push(`# Gateway benchmark: ${results.date}`, '');
   if (invalid.length > 0 || results.errors.length > 0 || subscriptionProblems.length > 0) {
     out.push(
@@ -195,6 +313,8 @@ export function markdown(results: BenchResults): string {
     `Settings: ${Object.entries(results.settings)
       .map(([name, value]) => `${name}=${value}`)
       .join(', ')}.`,
+    '',
+    `Redis: ${redisText(results)}.`,
     '',
     '![requests/s and p99 per workload and target](latest.svg)',
     '',
@@ -417,20 +537,32 @@ export function markdown(results: BenchResults): string {
     }
   }
 
+  if (cluster) {
+    out.push('## Redis Cluster against one node (BENCH_REDIS=both, our gateway)', '');
+    out.push(
+      table(
+        ['workload', 'figure', 'one node', 'Redis Cluster', 'cluster / one node', `>= ${CLUSTER_GOAL_RATIO}x`],
+        clusterComparison(results).map((row) => [
+          row.workload,
+          row.figure,
+          row.single,
+          row.cluster,
+          Number.isFinite(row.ratio) ? `${fmt(row.ratio, 2)}x` : 'n/a',
+          Number.isFinite(row.ratio) ? (row.ratio >= CLUSTER_GOAL_RATIO ? 'met' : '**not met**') : 'not measured',
+        ]),
+      ),
+      '',
+      'One node first (with the peers, in rounds), then the cluster: a fresh backend and gateway on it, the same ' +
+        "databases, later PAID orders for the subscriptions. The cluster is the bench's own on this machine: its " +
+        'six redis-server processes share the cores with everything else, and its persistence is in the Redis line above.',
+      '',
+    );
+  }
+
   const problems = [
     ...results.errors,
-    ...invalid.map((run) => `${run.workload} on ${run.target}, round ${run.round}: ${run.problems.join('; ')}`),
-    ...results.runs.flatMap((run) =>
-      (run.result?.sampleErrors ?? [])
-        .slice(0, 2)
-        .map((sample) => `${run.workload}/${run.target}/${run.round} sample: ${sample}`),
-    ),
-    ...subscriptionProblems.map(
-      (run) =>
-        `subscriptions, ${run.scenario} ${run.subscribers}: ${run.connectFailed} failed to connect, ` +
-        `${run.connected - Math.min(run.connected, run.registered)} not registered at the gateway, ` +
-        `${run.dropped} dropped, ${run.changeErrors} change errors; ${run.errors.join('; ')}`,
-    ),
+    ...runProblems(results),
+    ...(cluster ? runProblems(cluster).map((problem) => `on the cluster: ${problem}`) : []),
   ];
   out.push('## Errors', '', problems.length === 0 ? 'None: every run answered 2xx without GraphQL errors.' : '');
   for (const problem of problems) out.push(`- ${problem.replace(/\n/g, ' ')}`);

@@ -29,9 +29,18 @@ export interface BenchResults {
   notes: string[];
   /** Problems outside any one run (a step that failed, a goal that could not be measured). */
   errors: string[];
+  /** Which Redis the runs used (no credentials): `single` and/or `cluster`, as BENCH_REDIS asked. */
+  redis: RedisUsed;
   runs: HttpRun[];
   subscriptions: SubscriptionRun[];
+  /**
+   * BENCH_REDIS=both: the same workloads (federated, mutations, subscriptions; our gateway) on a Redis
+   * Cluster. `runs` and `subscriptions` above are then the one node's.
+   */
+  cluster?: { runs: HttpRun[]; subscriptions: SubscriptionRun[] };
 }
+
+export type RedisUsed = Partial<Record<'single' | 'cluster', string>>;
 
 /** CPU % of one core used by processes outside the bench above which a run counts as disturbed. */
 export const NOISY_CPU = 20;

@@ -37,7 +37,8 @@ app.kubernetes.io/component: {{ .component }}
 {{/*
 The deployable components. Subgraph workers run their subgraph's image with another command, read
 their subgraph's ConfigMap and then their own (later keys win), and serve /healthz, /readyz and
-/metrics on an operations port. `secrets` are the variables each one takes from a Secret.
+/metrics on an operations port. `secrets` are the variables each one takes from a Secret; `redis`
+ones talk to Redis and all get the same Redis environment (food.redisConfig, food.redisSecrets).
 */}}
 {{- define "food.components" -}}
 gateway:
@@ -46,7 +47,8 @@ gateway:
   image: gateway
   portEnv: GATEWAY_PORT
   configMaps: [gateway]
-  secrets: [INTERNAL_TOKEN_SECRET, JWT_SECRET, REDIS_URL]
+  secrets: [INTERNAL_TOKEN_SECRET, JWT_SECRET]
+  redis: true
   subgraph: false
 users:
   values: users
@@ -86,7 +88,8 @@ meals-worker:
   image: meals
   portEnv: MEALS_WORKER_PORT
   configMaps: [meals, meals-worker]
-  secrets: [INTERNAL_TOKEN_SECRET, MEALS_DATABASE_URL, REDIS_URL]
+  secrets: [INTERNAL_TOKEN_SECRET, MEALS_DATABASE_URL]
+  redis: true
   command: [node, dist/worker-main.js]
   subgraph: false
 orders-worker:
@@ -95,7 +98,8 @@ orders-worker:
   image: orders
   portEnv: ORDERS_WORKER_PORT
   configMaps: [orders, orders-worker]
-  secrets: [INTERNAL_TOKEN_SECRET, ORDERS_DATABASE_URL, REDIS_URL]
+  secrets: [INTERNAL_TOKEN_SECRET, ORDERS_DATABASE_URL]
+  redis: true
   command: [node, dist/worker-main.js]
   subgraph: false
 payments-worker:
@@ -104,7 +108,8 @@ payments-worker:
   image: payments
   portEnv: PAYMENTS_WORKER_PORT
   configMaps: [payments, payments-worker]
-  secrets: [INTERNAL_TOKEN_SECRET, PAYMENTS_DATABASE_URL, REDIS_URL]
+  secrets: [INTERNAL_TOKEN_SECRET, PAYMENTS_DATABASE_URL]
+  redis: true
   command: [node, dist/worker-main.js]
   subgraph: false
 {{- end -}}
@@ -150,13 +155,23 @@ key: {{ $var }}
 name: {{ $fullname }}
 key: {{ $var }}
   {{- end -}}
+{{- else if eq $var "REDIS_PASSWORD" -}}
+  {{- $c := $root.Values.redis.cluster -}}
+  {{- if $c.existingSecret.name -}}
+name: {{ $c.existingSecret.name }}
+key: {{ $c.existingSecret.key | default "REDIS_PASSWORD" }}
+  {{- else -}}
+    {{- $_ := required "redis.cluster.password is empty: set it or redis.cluster.existingSecret.name" $c.password -}}
+name: {{ $fullname }}
+key: REDIS_PASSWORD
+  {{- end -}}
 {{- else if eq $var "REDIS_URL" -}}
   {{- $r := $root.Values.redis -}}
   {{- if $r.existingSecret.name -}}
 name: {{ $r.existingSecret.name }}
 key: {{ $r.existingSecret.key | default "REDIS_URL" }}
   {{- else -}}
-    {{- $_ := required "redis.url is required (redis:// or rediss://), or set redis.existingSecret.name" $r.url -}}
+    {{- $_ := required "redis.url is required (redis:// or rediss://), or set redis.existingSecret.name, or redis.cluster.nodes for a Redis Cluster" $r.url -}}
 name: {{ $fullname }}
 key: REDIS_URL
   {{- end -}}
@@ -174,6 +189,89 @@ key: {{ $var }}
 {{- else -}}
   {{- fail (printf "food.secretRef: unknown secret variable %s" $var) -}}
 {{- end -}}
+{{- end -}}
+
+{{/*
+Redis: one node (redis.url or redis.existingSecret.name: REDIS_URL) or a Redis Cluster
+(redis.cluster.nodes: REDIS_CLUSTER_NODES), never both. "single" or "cluster"; fails with the value
+to set when the values name neither, both, or settings of the other mode.
+*/}}
+{{- define "food.redisMode" -}}
+{{- $r := .Values.redis -}}
+{{- $single := or $r.url $r.existingSecret.name -}}
+{{- $c := $r.cluster -}}
+{{- if and $single $c.nodes -}}
+  {{- fail "redis: set either redis.url / redis.existingSecret.name (one Redis node) or redis.cluster.nodes (a Redis Cluster), not both" -}}
+{{- end -}}
+{{- if and $r.tlsCa.secretName $r.tlsCa.configMapName -}}
+  {{- fail "redis.tlsCa: set either secretName or configMapName, not both" -}}
+{{- end -}}
+{{- if $c.nodes -}}
+  {{- range $c.nodes -}}
+    {{- if not (regexMatch "^(\\[[0-9a-fA-F:]+\\]|[^\\s:,\\[\\]]+)(:[0-9]{1,5})?$" (toString .)) -}}
+      {{- fail (printf "redis.cluster.nodes: %q is not a host:port seed node" (toString .)) -}}
+    {{- end -}}
+  {{- end -}}
+  {{- if and (or $r.tlsCa.secretName $r.tlsCa.configMapName) (not $c.tls) -}}
+    {{- fail "redis.tlsCa is set but redis.cluster.tls is false: turn TLS on to use the CA" -}}
+  {{- end -}}
+cluster
+{{- else -}}
+  {{- if or $c.tls $c.username $c.password $c.existingSecret.name -}}
+    {{- fail "redis.cluster.tls, username, password and existingSecret are for a Redis Cluster (redis.cluster.nodes); one node takes them in its URL (rediss:// for TLS)" -}}
+  {{- end -}}
+single
+{{- end -}}
+{{- end -}}
+
+{{/* The secret variables of one Redis user, as a YAML list: REDIS_URL, or a cluster's REDIS_PASSWORD when it has one. */}}
+{{- define "food.redisSecrets" -}}
+{{- if eq (include "food.redisMode" .) "single" -}}
+[REDIS_URL]
+{{- else if or .Values.redis.cluster.password .Values.redis.cluster.existingSecret.name -}}
+[REDIS_PASSWORD]
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}
+
+{{/* The secret variables of one component (dict "root" $ "component" <its food.components entry>), as a YAML list. */}}
+{{- define "food.componentSecrets" -}}
+{{- $vars := .component.secrets -}}
+{{- if .component.redis -}}
+  {{- $vars = concat $vars (include "food.redisSecrets" .root | fromYamlArray) -}}
+{{- end -}}
+{{- toYaml $vars -}}
+{{- end -}}
+
+{{/* Where the Redis CA file is mounted in the pods, and the file's name there. */}}
+{{- define "food.redisCaDir" -}}/etc/food/redis-ca{{- end -}}
+{{- define "food.redisCaFile" -}}ca.crt{{- end -}}
+
+{{/*
+The non-secret Redis environment every Redis user gets (in its ConfigMap), as YAML. The names of
+the partition and replica settings are here only, so a rename is one line.
+*/}}
+{{- define "food.redisConfig" -}}
+{{- $r := .Values.redis -}}
+{{- $data := dict -}}
+{{- if eq (include "food.redisMode" .) "cluster" -}}
+  {{- $_ := set $data "REDIS_CLUSTER_NODES" (join "," $r.cluster.nodes) -}}
+  {{- $_ := set $data "REDIS_TLS" (ternary "true" "false" (and $r.cluster.tls true)) -}}
+  {{- with $r.cluster.username -}}
+    {{- $_ := set $data "REDIS_USERNAME" . -}}
+  {{- end -}}
+{{- end -}}
+{{- if or $r.tlsCa.secretName $r.tlsCa.configMapName -}}
+  {{- $_ := set $data "REDIS_TLS_CA_FILE" (printf "%s/%s" (include "food.redisCaDir" .) (include "food.redisCaFile" .)) -}}
+{{- end -}}
+{{- if hasKey $r "streamPartitions" -}}
+  {{- $_ := set $data "REDIS_STREAM_PARTITIONS" (include "food.envValue" $r.streamPartitions) -}}
+{{- end -}}
+{{- if hasKey $r "publishReplicas" -}}
+  {{- $_ := set $data "REDIS_PUBLISH_REPLICAS" (include "food.envValue" $r.publishReplicas) -}}
+{{- end -}}
+{{- toYaml $data -}}
 {{- end -}}
 
 {{/* One env entry per secret variable, from food.secretRef. */}}
@@ -261,8 +359,13 @@ ConfigMap first, so theirs holds only what differs. `<component>.env` entries co
 {{- else if eq $name "payments-worker" -}}
   {{- $_ := set $data "PAYMENTS_WORKER_PORT" (include "food.envValue" $v.paymentsWorker.port) -}}
 {{- end -}}
-{{- $values := index (include "food.components" $root | fromYaml) $name "values" -}}
-{{- range $key, $value := (index $v $values "env") -}}
+{{- $component := index (include "food.components" $root | fromYaml) $name -}}
+{{- if $component.redis -}}
+  {{- range $key, $value := (include "food.redisConfig" $root | fromYaml) -}}
+    {{- $_ := set $data $key $value -}}
+  {{- end -}}
+{{- end -}}
+{{- range $key, $value := (index $v $component.values "env") -}}
   {{- $_ := set $data $key (include "food.envValue" $value) -}}
 {{- end -}}
 {{- toYaml $data -}}
