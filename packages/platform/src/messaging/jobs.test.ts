@@ -229,8 +229,9 @@ describe('createMessaging', () => {
     }
     await until(() => ran.size === names.length, 'a job of every queue');
     for (const name of names) expect(await messaging.queue(name).depth()).toBeGreaterThanOrEqual(1);
-    const redis = connectRedis(TEST_REDIS, { name: 'test-slots', maxRetriesPerRequest: 1 });
+    const redis = connectRedis(TEST_REDIS, { name: 'test-slots', maxRetriesPerRequest: 1, lazyConnect: true });
     cleanups.push(async () => void redis.disconnect());
+    await redis.connect();
     const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
     const keys: string[] = [];
     for (const node of nodes) keys.push(...(await node.scan('0', 'MATCH', `${prefix}:bull:*`, 'COUNT', 10_000))[1]);

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
 import {
   connectRedis,
@@ -72,6 +73,9 @@ type PendingInfo = [id: string, consumer: string, idleMs: number, deliveries: nu
 const DEFAULT_PREFIX = 'food:';
 export const DEFAULT_STREAM_PARTITIONS = 8;
 const MAX_RETRY_PAUSE_MS = 5_000;
+/** How long a publish whose slot moved (or whose master is away) keeps looking for its master: a failover takes seconds. */
+const REROUTE_FOR_MS = 10_000;
+const REROUTE_DELAY_MS = 200;
 /** How long close() waits for a running handler before it cuts the connection anyway. */
 const CLOSE_GRACE_MS = 10_000;
 
@@ -129,6 +133,8 @@ export class RedisEventBus implements EventBus {
   private readonly publishReplicas: number;
   private readonly publishConfirmTimeoutMs: number;
   private readonly logger: Logger;
+  /** Hash slots of the keys published to (cluster only). */
+  private readonly slots = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly options: RedisEventBusOptions) {
@@ -177,18 +183,54 @@ export class RedisEventBus implements EventBus {
       await this.publisher.xadd(key, ...trim, '*', 'event', payload);
       return;
     }
-    // One pipeline goes to one node: the master of the XADD's slot, so WAIT counts the replicas of this write.
-    const results = await this.publisher
-      .pipeline()
-      .xadd(key, ...trim, '*', 'event', payload)
-      .wait(this.publishReplicas, this.publishConfirmTimeoutMs)
-      .exec();
-    const failed = results?.find(([error]) => error)?.[0];
-    if (!results || failed) throw failed ?? new Error('the publish pipeline was discarded');
-    const confirmed = Number(results[1]![1]);
-    if (confirmed < this.publishReplicas) {
-      throw new UnconfirmedPublishError(stream, key, confirmed, this.publishReplicas);
+    const deadline = Date.now() + REROUTE_FOR_MS;
+    for (;;) {
+      // XADD then WAIT on one connection to the master of the partition's slot: WAIT counts the
+      // replicas that have this connection's writes, so it must follow the XADD on the same socket.
+      // (Through the Cluster object a keyless WAIT may go elsewhere, and a redirected XADD is not retried.)
+      let results: [Error | null, unknown][] | null;
+      try {
+        const node = await this.masterOf(key);
+        results = await node
+          .pipeline()
+          .xadd(key, ...trim, '*', 'event', payload)
+          .wait(this.publishReplicas, this.publishConfirmTimeoutMs)
+          .exec();
+      } catch (error) {
+        results = [[error instanceof Error ? error : new Error(String(error)), null]];
+      }
+      const failed = results?.find(([error]) => error)?.[0];
+      if (failed && this.publisher instanceof Cluster && Date.now() < deadline) {
+        // The slot moved (a failover, a resharding) or its master is unreachable: learn where it is now.
+        this.publisher.refreshSlotsCache();
+        await delay(REROUTE_DELAY_MS);
+        continue;
+      }
+      if (!results || failed) throw failed ?? new Error('the publish pipeline was discarded');
+      const confirmed = Number(results[1]![1]);
+      if (confirmed < this.publishReplicas) {
+        throw new UnconfirmedPublishError(stream, key, confirmed, this.publishReplicas);
+      }
+      return;
     }
+  }
+
+  /** The connection to the node serving `key` now: the node itself, or on a cluster the master of its slot. */
+  private async masterOf(key: string): Promise<Redis> {
+    const publisher = this.publisher;
+    if (!(publisher instanceof Cluster)) return publisher;
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      // Any node answers (and the call waits for the cluster to be ready); asked once per key.
+      slot = Number(await publisher.call('CLUSTER', 'KEYSLOT', key));
+      this.slots.set(key, slot);
+    }
+    const master = publisher.slots[slot]?.[0];
+    const node = publisher
+      .nodes('master')
+      .find((candidate) => `${candidate.options.host}:${candidate.options.port}` === master);
+    if (!node) throw new Error(`${key}: no known master serves slot ${slot}`);
+    return node;
   }
 
   /** The newest dead letters of a stream (all partitions and groups), newest first. */
