@@ -1,3 +1,6 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
 import { Cluster } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connectRedis } from '../redis.js';
@@ -252,4 +255,39 @@ describe('createMessaging', () => {
     expect(slotErrors(lines)).toEqual([]);
     expect(onCluster).toBe(redis instanceof Cluster);
   });
+
+  it('runs a job again after its worker died holding it (a stalled job)', async () => {
+    const prefix = uniquePrefix();
+    const { logger, lines } = captureLogger();
+    const messaging = createMessaging({ redis: TEST_REDIS, logger, keyPrefix: prefix, redeliverAfterMs: 1_000 });
+    cleanups.push(async () => {
+      await messaging.close();
+      await deleteKeys(prefix);
+    });
+    await messaging.queue('stall').add('hang', { n: 1 }, { attempts: 3 });
+    const worker = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('stalling-worker.fixture.ts', import.meta.url)), prefix],
+      {
+        env: process.env,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const exited = once(worker, 'exit');
+    cleanups.push(async () => {
+      if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+      await exited;
+    });
+    let output = '';
+    worker.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await until(() => output.includes('started'), 'the other process to hold the job', 30_000);
+    worker.kill('SIGKILL');
+    await exited;
+    const runs: unknown[] = [];
+    messaging.work('stall', { hang: async (data) => void runs.push(data) });
+    await until(() => runs.length >= 1, 'the stalled job to run again', 30_000);
+    expect(runs).toEqual([{ n: 1 }]);
+    expect(lines).toContainEqual(expect.objectContaining({ queue: 'stall', msg: expect.stringMatching(/stalled/) }));
+    expect(slotErrors(lines)).toEqual([]);
+  }, 60_000);
 });
