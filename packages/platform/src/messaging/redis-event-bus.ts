@@ -89,9 +89,9 @@ const CLOSE_GRACE_MS = 10_000;
  *   one partition, in order.
  * - `publish` is XADD with approximate MAXLEN trimming. It fails fast while Redis is away (the outbox
  *   relay then retries its rows) rather than queueing in memory. With `publishReplicas` > 0 the XADD
- *   is followed by WAIT on the master that took it (one pipeline, routed there by the XADD's key), and
- *   an entry fewer replicas confirmed rejects with an UnconfirmedPublishError: it may be in the
- *   stream, or lost by a failover.
+ *   is followed by WAIT on the same connection to the master of the partition's slot (one pipeline,
+ *   sent again for up to 10 s while a failover moves the slot), and an entry fewer replicas confirmed
+ *   rejects with an UnconfirmedPublishError: it may be in the stream, or lost by a failover.
  * - `consume` is one member of a consumer group, with one reading loop per partition, each on its own
  *   connection (XREADGROUP cannot take keys of several slots, and a blocking read holds its
  *   connection): XREADGROUP BLOCK, entries handled in partition order, XACK on success. Handlers run
