@@ -67,6 +67,19 @@ export const messagingEnv = {
     .default('food'),
   /** A crashed process's unacknowledged events and running jobs go to another after this long. */
   REDIS_REDELIVER_AFTER_MS: z.coerce.number().int().min(1_000).max(600_000).default(30_000),
+  /**
+   * Partitions per event stream, each its own key and cluster hash slot, an aggregate's events all in
+   * one. 8 spreads every stream over the masters of a usual cluster (3 to 8) with room to grow; each
+   * partition costs every consumer and tail one connection, hence at most 64. Every process must use
+   * the same count; change it only with the relays stopped and the consumers drained (the README says how).
+   */
+  REDIS_STREAM_PARTITIONS: integer(8, 1, 64),
+  /**
+   * Replicas that must confirm each event the outbox relay publishes (WAIT) before its row counts as
+   * published: a failover then cannot lose it. Default 1 on a cluster (a master's replica is what a
+   * failover promotes), 0 on one node (no replica to wait for).
+   */
+  REDIS_PUBLISH_REPLICAS: z.coerce.number().int().min(0).max(5).optional(),
 };
 
 /** Runs `main`, and turns a ConfigError into one clear message and exit code 1 instead of a stack trace. */

@@ -1,6 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import type { Logger } from '../logger.js';
-import { connectRedis, type RedisConnection, type RedisTarget } from '../redis.js';
+import { connectRedis, hashTag, type RedisConnection, type RedisTarget } from '../redis.js';
 import type { FailedJob, JobHandler, JobOptions, JobQueue, JobWorker } from './types.js';
 
 const DEFAULT_ATTEMPTS = 5;
@@ -12,10 +12,17 @@ const KEEP_FAILED = 10_000;
 
 export interface BullOptions {
   redis: RedisTarget;
-  /** BullMQ key prefix, e.g. `food:bull`; tests use their own for isolation. */
+  /** Prefix of every queue's keys, e.g. `food:bull`; tests use their own for isolation. */
   prefix: string;
   logger: Logger;
 }
+
+/**
+ * BullMQ's prefix for one queue, e.g. `food:bull:{orders}` (its keys `food:bull:{orders}:orders:wait`, …).
+ * BullMQ's scripts use many keys of a queue at once, so on a cluster they must share a hash slot: one
+ * slot per queue (not one for all), so queues spread over the masters. The same keys on one node.
+ */
+const queuePrefix = (options: BullOptions, queueName: string) => `${options.prefix}:${hashTag(queueName)}`;
 
 /** Workers block on Redis; they must wait for a restarted Redis rather than fail (BullMQ requires it). */
 const connectionOf = (options: BullOptions, role: string): RedisConnection =>
@@ -36,7 +43,7 @@ export class BullJobQueue implements JobQueue {
     options: BullOptions,
   ) {
     this.connection = connectionOf(options, `queue:${name}`);
-    this.queue = new Queue(name, { connection: this.connection, prefix: options.prefix });
+    this.queue = new Queue(name, { connection: this.connection, prefix: queuePrefix(options, name) });
     // Without a listener an 'error' event would throw; ioredis reconnects by itself.
     this.queue.on('error', (error) => options.logger.warn({ err: error, queue: name }, 'job queue Redis error'));
   }
@@ -116,7 +123,7 @@ export function startBullWorker(
     },
     {
       connection,
-      prefix: options.prefix,
+      prefix: queuePrefix(options, queueName),
       concurrency: options.concurrency ?? 1,
       // A live worker renews its lock every lockDuration / 2; a dead one's job is found at the next check.
       ...(options.stalledAfterMs && { lockDuration: options.stalledAfterMs, stalledInterval: options.stalledAfterMs }),

@@ -139,6 +139,8 @@ export class InProcessEventBus implements EventBus {
       const { eventId, eventType } = describeRawEvent(raw);
       log.deadLetters.push({
         stream,
+        // One process, one log per stream: no partitions here.
+        partition: 0,
         group,
         entryId,
         eventId,

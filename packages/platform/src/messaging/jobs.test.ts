@@ -1,10 +1,17 @@
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { Cluster } from 'ioredis';
 import { afterEach, describe, expect, it } from 'vitest';
+import { connectRedis } from '../redis.js';
 import { createMessaging } from './messaging.js';
 import {
   captureLogger,
   clientNames,
   deleteKeys,
-  REDIS_URL,
+  onCluster,
+  slotErrors,
+  TEST_REDIS,
   uniquePrefix,
   until,
   type LogLine,
@@ -17,22 +24,22 @@ afterEach(async () => {
 });
 
 const backends = [
-  { backend: 'redis', redisUrl: REDIS_URL },
-  { backend: 'in-process', redisUrl: undefined },
+  { backend: 'redis', redis: TEST_REDIS },
+  { backend: 'in-process', redis: undefined },
 ] as const;
 
-describe.each(backends)('jobs ($backend)', ({ redisUrl }) => {
+describe.each(backends)('jobs ($backend)', ({ redis }) => {
   function make(): { messaging: Messaging; errors: () => LogLine[] } {
     const prefix = uniquePrefix();
     const { logger, errors } = captureLogger();
     const messaging = createMessaging({
-      redis: redisUrl ? { mode: 'single', url: redisUrl } : undefined,
+      redis,
       logger,
       keyPrefix: prefix,
     });
     cleanups.push(async () => {
       await messaging.close();
-      if (redisUrl) await deleteKeys(prefix);
+      if (redis) await deleteKeys(prefix);
     });
     return { messaging, errors };
   }
@@ -193,7 +200,7 @@ describe('createMessaging', () => {
   it('with a Redis URL uses Redis, and close releases every connection it opened', async () => {
     const prefix = uniquePrefix();
     const { logger } = captureLogger();
-    const messaging = createMessaging({ redis: { mode: 'single', url: REDIS_URL }, logger, keyPrefix: prefix });
+    const messaging = createMessaging({ redis: TEST_REDIS, logger, keyPrefix: prefix });
     cleanups.push(() => deleteKeys(prefix));
     expect(messaging.mode).toBe('redis');
     await messaging.bus.consume('orders', 'g', async () => {});
@@ -206,4 +213,81 @@ describe('createMessaging', () => {
     await messaging.close();
     await until(async () => (await clientNames(prefix)).length === 0, 'every connection to close');
   });
+
+  it('keeps each queue’s keys in one hash slot of its own, on one node or a cluster', async () => {
+    const prefix = uniquePrefix();
+    const { logger, lines } = captureLogger();
+    const messaging = createMessaging({ redis: TEST_REDIS, logger, keyPrefix: prefix });
+    cleanups.push(async () => {
+      await messaging.close();
+      await deleteKeys(prefix);
+    });
+    const names = ['alpha', 'beta', 'gamma', 'delta'];
+    const ran = new Set<string>();
+    for (const name of names) {
+      await messaging.queue(name).add('job', {}, { delayMs: 60_000 });
+      await messaging.queue(name).add('job', {});
+      await messaging.queue(name).every('tick', 60_000);
+      messaging.work(name, { job: async () => void ran.add(name), tick: async () => {} });
+    }
+    await until(() => ran.size === names.length, 'a job of every queue');
+    for (const name of names) expect(await messaging.queue(name).depth()).toBeGreaterThanOrEqual(1);
+    const redis = connectRedis(TEST_REDIS, { name: 'test-slots', maxRetriesPerRequest: 1, lazyConnect: true });
+    cleanups.push(async () => void redis.disconnect());
+    await redis.connect();
+    const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+    const keys: string[] = [];
+    for (const node of nodes) keys.push(...(await node.scan('0', 'MATCH', `${prefix}:bull:*`, 'COUNT', 10_000))[1]);
+    for (const name of names) {
+      expect(keys.filter((key) => key.startsWith(`${prefix}:bull:{${name}}:${name}:`)).length).toBeGreaterThan(2);
+    }
+    expect(keys.every((key) => names.some((name) => key.startsWith(`${prefix}:bull:{${name}}:`)))).toBe(true);
+    if (redis instanceof Cluster) {
+      const slotOf = async (key: string) => Number(await redis.call('CLUSTER', 'KEYSLOT', key));
+      const slots = new Map<string, Set<number>>();
+      for (const key of keys) {
+        const name = /:bull:\{(\w+)\}/.exec(key)![1]!;
+        slots.set(name, (slots.get(name) ?? new Set()).add(await slotOf(key)));
+      }
+      for (const name of names) expect(slots.get(name)?.size).toBe(1);
+      expect(new Set([...slots.values()].map((slot) => [...slot][0])).size).toBe(names.length);
+    }
+    expect(slotErrors(lines)).toEqual([]);
+    expect(onCluster).toBe(redis instanceof Cluster);
+  });
+
+  it('runs a job again after its worker died holding it (a stalled job)', async () => {
+    const prefix = uniquePrefix();
+    const { logger, lines } = captureLogger();
+    const messaging = createMessaging({ redis: TEST_REDIS, logger, keyPrefix: prefix, redeliverAfterMs: 1_000 });
+    cleanups.push(async () => {
+      await messaging.close();
+      await deleteKeys(prefix);
+    });
+    await messaging.queue('stall').add('hang', { n: 1 }, { attempts: 3 });
+    const worker = spawn(
+      process.execPath,
+      ['--import', 'tsx', fileURLToPath(new URL('stalling-worker.fixture.ts', import.meta.url)), prefix],
+      {
+        env: process.env,
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const exited = once(worker, 'exit');
+    cleanups.push(async () => {
+      if (worker.exitCode === null && worker.signalCode === null) worker.kill('SIGKILL');
+      await exited;
+    });
+    let output = '';
+    worker.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString()));
+    await until(() => output.includes('started'), 'the other process to hold the job', 30_000);
+    worker.kill('SIGKILL');
+    await exited;
+    const runs: unknown[] = [];
+    messaging.work('stall', { hang: async (data) => void runs.push(data) });
+    await until(() => runs.length >= 1, 'the stalled job to run again', 30_000);
+    expect(runs).toEqual([{ n: 1 }]);
+    expect(lines).toContainEqual(expect.objectContaining({ queue: 'stall', msg: expect.stringMatching(/stalled/) }));
+    expect(slotErrors(lines)).toEqual([]);
+  }, 60_000);
 });

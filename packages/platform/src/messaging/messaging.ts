@@ -13,7 +13,7 @@ export interface MessagingOptions {
   logger: Logger;
   /**
    * Prefix for every Redis key and connection name (events under `<prefix>:events:`, queues under
-   * `<prefix>:bull:`), so deployments or test runs can share a Redis. Default `food`.
+   * `<prefix>:bull:{<queue>}:`), so deployments or test runs can share a Redis. Default `food`.
    */
   keyPrefix?: string;
   /**
@@ -22,6 +22,13 @@ export interface MessagingOptions {
    * longest pause a live process may have (a handler's run, a GC pause). Default 30 000.
    */
   redeliverAfterMs?: number;
+  /** Partitions per event stream (REDIS_STREAM_PARTITIONS): the same in every process. Default 8. */
+  streamPartitions?: number;
+  /**
+   * Replicas that must confirm each published event (REDIS_PUBLISH_REPLICAS). Default 1 on a cluster,
+   * 0 on one node.
+   */
+  publishReplicas?: number;
 }
 
 export const IN_PROCESS_WARNING =
@@ -84,7 +91,14 @@ export function createMessaging(options: MessagingOptions): Messaging {
 
   const redis = options.redis;
   const bull = { redis, prefix: `${prefix}:bull`, logger, stalledAfterMs: options.redeliverAfterMs };
-  const bus = new RedisEventBus({ redis, logger, keyPrefix: `${prefix}:`, claimIdleMs: options.redeliverAfterMs });
+  const bus = new RedisEventBus({
+    redis,
+    logger,
+    keyPrefix: `${prefix}:`,
+    claimIdleMs: options.redeliverAfterMs,
+    partitions: options.streamPartitions,
+    publishReplicas: options.publishReplicas ?? (redis.mode === 'cluster' ? 1 : 0),
+  });
   return {
     mode: 'redis',
     bus,
@@ -119,7 +133,12 @@ function countJobRuns(queue: string, handlers: Record<string, JobHandler>): Reco
  */
 export function createSharedMessaging(
   serviceName: string,
-  env: Parameters<typeof redisTargetOf>[0] & { REDIS_KEY_PREFIX: string; REDIS_REDELIVER_AFTER_MS: number },
+  env: Parameters<typeof redisTargetOf>[0] & {
+    REDIS_KEY_PREFIX: string;
+    REDIS_REDELIVER_AFTER_MS: number;
+    REDIS_STREAM_PARTITIONS: number;
+    REDIS_PUBLISH_REPLICAS?: number | undefined;
+  },
   logger: Logger,
 ): Messaging {
   const redis = redisTargetOf(env);
@@ -132,6 +151,8 @@ export function createSharedMessaging(
     redis,
     keyPrefix: env.REDIS_KEY_PREFIX,
     redeliverAfterMs: env.REDIS_REDELIVER_AFTER_MS,
+    streamPartitions: env.REDIS_STREAM_PARTITIONS,
+    publishReplicas: env.REDIS_PUBLISH_REPLICAS,
     logger,
   });
 }

@@ -4,20 +4,25 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { DomainEvent, EventStream } from './events.js';
 import { InProcessEventBus } from './in-process.js';
 import { OUTBOX_RELAY_LOCK_KEY, OutboxRelay, type OutboxRelayOptions } from './outbox-relay.js';
+import type { RedisTarget } from '../redis.js';
 import { RedisEventBus } from './redis-event-bus.js';
 import {
   captureLogger,
   createOutboxDatabase,
   deleteKeys,
-  REDIS_URL,
+  onCluster,
+  RedisClusterProcess,
   RedisServerProcess,
+  slotErrors,
+  TEST_REDIS,
   statusChanged,
   uniquePrefix,
   until,
   versionOf,
   writeOutboxRows,
 } from './test-support.js';
-import type { EventBus } from './types.js';
+import { messagingMetrics } from './telemetry.js';
+import { UnconfirmedPublishError, type EventBus } from './types.js';
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -32,13 +37,20 @@ async function database() {
 }
 
 /** A Redis bus under its own prefix, with a consumer group recording what it receives. */
-async function redisBus(url = REDIS_URL) {
+async function redisBus(redis: RedisTarget = TEST_REDIS, options: { publishReplicas?: number } = {}) {
   const prefix = uniquePrefix();
   const { logger } = captureLogger();
-  const bus = new RedisEventBus({ redis: { mode: 'single', url }, logger, keyPrefix: `${prefix}:`, blockMs: 200 });
+  const bus = new RedisEventBus({
+    redis,
+    logger,
+    keyPrefix: `${prefix}:`,
+    blockMs: 200,
+    // What createMessaging requires: a replica on a cluster, none on one node.
+    publishReplicas: options.publishReplicas ?? (redis.mode === 'cluster' ? 1 : 0),
+  });
   cleanups.push(async () => {
     await bus.close();
-    if (url === REDIS_URL) await deleteKeys(prefix);
+    if (redis === TEST_REDIS) await deleteKeys(prefix);
   });
   const received: DomainEvent[] = [];
   await bus.consume('orders', 'check', async (event) => void received.push(event));
@@ -57,6 +69,8 @@ function instrumented(
   options: {
     delayMs?: number;
     failOn?: (call: number) => boolean;
+    /** Publishes, then reports that too few replicas confirmed it (as a bus requiring replicas does). */
+    unconfirmedOn?: (call: number) => boolean;
     /** Holds a publish until the returned promise settles. */
     gate?: (call: number) => Promise<void> | undefined;
   } = {},
@@ -72,6 +86,7 @@ function instrumented(
         await options.gate?.(call);
         if (options.failOn?.(call)) throw new Error(`publish ${call} failed`);
         await bus.publish(stream, event);
+        if (options.unconfirmedOn?.(call)) throw new UnconfirmedPublishError(stream, 'test', 0, 1);
       } finally {
         stats.inFlight--;
       }
@@ -176,7 +191,8 @@ describe('OutboxRelay', () => {
     await second.start();
     await until(() => received.length >= 60, 'the rest');
     expect(versions()).toEqual(range(1, 60));
-    expect(await unpublished(db.pool)).toBe(0);
+    // A batch is published, then committed: its events may arrive before its rows are marked.
+    await until(async () => (await unpublished(db.pool)) === 0, 'the last batch to commit');
   });
 
   it('rolls back a batch whose publish failed and publishes it again: at least once, never lost', async () => {
@@ -198,11 +214,14 @@ describe('OutboxRelay', () => {
     expect(await unpublished(db.pool)).toBe(0);
   });
 
-  it('while Redis is down leaves rows unpublished, and publishes them once it is back', async () => {
-    const server = await RedisServerProcess.start();
+  it(`while ${onCluster ? 'a master fails over' : 'Redis is down'} leaves rows unpublished, and publishes them once it is back`, async () => {
+    // A Redis of its own, to kill: one node, or a cluster whose master of the order's partition dies.
+    const server = onCluster ? await RedisClusterProcess.start() : await RedisServerProcess.start();
     cleanups.push(() => server.destroy());
     const db = await database();
-    const { bus, versions } = await redisBus(server.url);
+    const target: RedisTarget =
+      server instanceof RedisClusterProcess ? server.target : { mode: 'single', url: server.url };
+    const { bus, versions } = await redisBus(target);
     const { logger, lines } = captureLogger();
     const relayer = relay({ databaseUrl: db.url, bus, logger, pollMs: 50, maxBackoffMs: 200 });
     await relayer.start();
@@ -210,19 +229,82 @@ describe('OutboxRelay', () => {
     await writeOutboxRows(db.pool, [statusChanged(orderId, 1)]);
     await until(() => versions().length === 1, 'the first event');
 
-    await server.kill();
+    const failed = (start: string) => lines.filter((line) => line.msg.startsWith(start)).length;
+    const failures = () => failed('outbox relay could not publish') + failed('outbox relay: too few Redis replicas');
+    if (server instanceof RedisClusterProcess) {
+      const key = bus.partitionKey('orders', bus.partitionOf(orderId));
+      const master = await server.masterOf(key);
+      await server.kill(master);
+      await writeOutboxRows(
+        db.pool,
+        range(2, 4).map((version) => statusChanged(orderId, version)),
+      );
+      await until(async () => (await server.masterOf(key)) !== master, 'the failover', 30_000);
+      // The promoted replica has no replica of its own while the old master is down: nothing is confirmed.
+      await until(() => failed('outbox relay: too few Redis replicas') >= 1, 'an unconfirmed publish', 30_000);
+      expect(await relayer.lag()).toMatchObject({ pending: 3 });
+      await server.restart(master);
+    } else {
+      await server.kill();
+      await writeOutboxRows(
+        db.pool,
+        range(2, 4).map((version) => statusChanged(orderId, version)),
+      );
+      await until(() => failures() >= 2, 'the relay to try and fail twice');
+      expect(await relayer.lag()).toMatchObject({ pending: 3 });
+      await server.start();
+    }
+    await until(async () => (await unpublished(db.pool)) === 0, 'the rows to be marked', 30_000);
+    await until(() => new Set(versions()).size >= 4, 'the held-back events');
+    // Unconfirmed publishes may have reached the stream too: repeats, in order, nothing lost.
+    expect([...new Set(versions())]).toEqual([1, 2, 3, 4]);
+    expect(versions()).toEqual([...versions()].sort((a, b) => a - b));
+    if (!onCluster) expect(versions()).toEqual([1, 2, 3, 4]);
+    expect(slotErrors(lines)).toEqual([]);
+  }, 120_000);
+
+  it('does not mark a row its replicas did not confirm, marks the rows before it, and publishes it again', async () => {
+    const db = await database();
+    const { bus, received, versions } = await redisBus();
+    const orderId = randomUUID();
     await writeOutboxRows(
       db.pool,
-      range(2, 4).map((version) => statusChanged(orderId, version)),
+      range(1, 4).map((version) => statusChanged(orderId, version)),
     );
-    const failures = () => lines.filter((line) => line.msg.startsWith('outbox relay could not publish')).length;
-    await until(() => failures() >= 2, 'the relay to try and fail twice');
-    expect(await relayer.lag()).toMatchObject({ pending: 3 });
+    // The second publish reaches the stream but not its replicas, once.
+    const { bus: unconfirming } = instrumented(bus, { unconfirmedOn: (call) => call === 2 });
+    const relayer = relay({ databaseUrl: db.url, bus: unconfirming, batchSize: 10 });
+    const counted = async () =>
+      (await messagingMetrics.eventsUnconfirmed.get()).values.find((value) => value.labels.stream === 'orders')
+        ?.value ?? 0;
+    const countedBefore = await counted();
+    await expect(relayer.relayOnce()).rejects.toBeInstanceOf(UnconfirmedPublishError);
+    expect(await unpublished(db.pool)).toBe(3);
+    expect(await counted()).toBe(countedBefore + 1);
+    expect(await relayer.relayOnce()).toBe(3);
+    expect(await unpublished(db.pool)).toBe(0);
+    await until(() => received.length >= 5, 'every event');
+    expect(versions()).toEqual([1, 2, 2, 3, 4]);
+  });
 
-    await server.start();
-    await until(() => versions().length >= 4, 'the held-back events');
-    expect(versions()).toEqual([1, 2, 3, 4]);
-    await until(async () => (await unpublished(db.pool)) === 0, 'the rows to be marked');
+  it('with real replicas: never marks a row fewer replicas confirmed than required, marks it once they do', async () => {
+    const db = await database();
+    // More than the Redis has (one node: none; the test cluster: one per master).
+    const { bus: demanding } = await redisBus(TEST_REDIS, { publishReplicas: onCluster ? 2 : 1 });
+    const { logger, lines } = captureLogger();
+    const orderId = randomUUID();
+    await writeOutboxRows(db.pool, [statusChanged(orderId, 1)]);
+    const first = relay({ databaseUrl: db.url, bus: demanding, logger, pollMs: 50, maxBackoffMs: 100 });
+    await first.start();
+    await until(() => lines.filter((line) => line.msg.startsWith('outbox relay: too few')).length >= 2, 'two tries');
+    await first.stop();
+    expect(await unpublished(db.pool)).toBe(1);
+    // What the Redis can confirm: a replica on the cluster (none on one node).
+    const { bus, versions } = await redisBus();
+    expect(await relay({ databaseUrl: db.url, bus }).relayOnce()).toBe(1);
+    expect(await unpublished(db.pool)).toBe(0);
+    await until(() => versions().length >= 1, 'the event');
+    expect(slotErrors(lines)).toEqual([]);
   });
 
   it('publishes a new row at once on NOTIFY, without waiting for its (60 s) poll', async () => {

@@ -5,7 +5,7 @@ import { EventStreams, parseEvent, streamOf, type DomainEvent, type EventStream 
 import { OUTBOX_NOTIFY_CHANNEL, OUTBOX_TABLE } from './outbox.js';
 import { interruptiblePause } from './pause.js';
 import { messagingMetrics } from './telemetry.js';
-import type { EventBus } from './types.js';
+import { UnconfirmedPublishError, type EventBus } from './types.js';
 
 export interface OutboxRelayOptions {
   databaseUrl: string;
@@ -51,6 +51,11 @@ interface OutboxRow {
  *   publish) before the commit leaves them unmarked, and they are published again by the next batch.
  *   Consumers are idempotent (processed_events), so a repeat has no effect. Rows are never marked
  *   unless the bus accepted them: while Redis is away the batch rolls back and is retried with backoff.
+ * - Never on a write a failover can lose: when the bus requires replicas (REDIS_PUBLISH_REPLICAS) and
+ *   they do not confirm an event (UnconfirmedPublishError), the batch stops there: the rows before it
+ *   are marked, it and the rest stay unpublished (counted in `events_unconfirmed_total`, logged) and
+ *   are published again after a backoff, so an aggregate's events are never marked out of order. The
+ *   entry may be in the stream already: a consumer then sees it twice, which it ignores by event id.
  * - Wake-ups: LISTEN on `outbox_events` (a dedicated connection, re-established if lost) plus a
  *   fallback poll (`pollMs`), which is enough alone (LISTEN is not available on every server).
  * - A row whose payload is not a valid event (or whose stream does not match its type) can only come
@@ -127,6 +132,7 @@ export class OutboxRelay {
     for (;;) {
       const batch = await this.batch();
       published += batch.published;
+      if (batch.unconfirmed) throw batch.unconfirmed;
       // Stopping: the batch in flight is done (committed); the rest waits for the next relay.
       if (!batch.locked || batch.selected < this.batchSize || this.state === 'stopped') return published;
     }
@@ -210,10 +216,23 @@ export class OutboxRelay {
         } catch (error) {
           this.failures++;
           const backoffMs = Math.min(250 * 2 ** (this.failures - 1), this.maxBackoffMs);
-          this.logger.warn(
-            { err: error, failures: this.failures, retryInMs: backoffMs },
-            'outbox relay could not publish; rolled back, will retry',
-          );
+          if (error instanceof UnconfirmedPublishError) {
+            this.logger.warn(
+              {
+                err: error,
+                key: error.key,
+                confirmed: error.confirmed,
+                required: error.required,
+                retryInMs: backoffMs,
+              },
+              'outbox relay: too few Redis replicas confirmed an event; its row stays unpublished, will publish it again',
+            );
+          } else {
+            this.logger.warn(
+              { err: error, failures: this.failures, retryInMs: backoffMs },
+              'outbox relay could not publish; rolled back, will retry',
+            );
+          }
           await this.pause.wait(backoffMs);
           this.wakeAgain = true;
         }
@@ -222,7 +241,13 @@ export class OutboxRelay {
     })();
   }
 
-  private async batch(): Promise<{ locked: boolean; selected: number; published: number }> {
+  private async batch(): Promise<{
+    locked: boolean;
+    selected: number;
+    published: number;
+    /** The publish the batch stopped at, its row and the later ones left unpublished. */
+    unconfirmed?: UnconfirmedPublishError;
+  }> {
     const client = await this.pool.connect();
     // A connection that dies while checked out reports on the client, not the pool.
     const onError = (error: Error) => this.logger.warn({ err: error }, 'outbox relay: database connection lost');
@@ -254,6 +279,7 @@ export class OutboxRelay {
       );
       const published: string[] = [];
       const blocked = new Set<string>();
+      let unconfirmed: UnconfirmedPublishError | undefined;
       for (const row of rows) {
         if (blocked.has(row.aggregate_id)) continue;
         const event = this.eventOf(row);
@@ -261,7 +287,14 @@ export class OutboxRelay {
           blocked.add(row.aggregate_id);
           continue;
         }
-        await this.options.bus.publish(row.stream as EventStream, event);
+        try {
+          await this.options.bus.publish(row.stream as EventStream, event);
+        } catch (error) {
+          if (!(error instanceof UnconfirmedPublishError)) throw error;
+          messagingMetrics.eventsUnconfirmed.inc({ stream: row.stream });
+          unconfirmed = error;
+          break;
+        }
         messagingMetrics.eventsPublished.inc({ stream: row.stream, type: event.type });
         published.push(row.sequence);
       }
@@ -271,7 +304,7 @@ export class OutboxRelay {
         ]);
       }
       await client.query('COMMIT');
-      return { locked: true, selected: rows.length, published: published.length };
+      return { locked: true, selected: rows.length, published: published.length, unconfirmed };
     } catch (error) {
       await client.query('ROLLBACK').catch((rollbackError: Error) => (broken = rollbackError));
       throw error;

@@ -1,11 +1,18 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
+import { Cluster, type Redis } from 'ioredis';
 import type { Logger } from '../logger.js';
-import { connectRedis, type RedisConnection, type RedisConnectionOptions, type RedisTarget } from '../redis.js';
+import {
+  connectRedis,
+  hashTag,
+  type RedisConnection,
+  type RedisConnectionOptions,
+  type RedisTarget,
+} from '../redis.js';
 import { describeRawEvent, InvalidEventError, parseEvent, type DomainEvent, type EventStream } from './events.js';
 import { delay, interruptiblePause } from './pause.js';
 import { messagingMetrics } from './telemetry.js';
-import type { EventBus, EventHandler, EventSubscription } from './types.js';
+import { UnconfirmedPublishError, type EventBus, type EventHandler, type EventSubscription } from './types.js';
 
 export interface RedisEventBusOptions {
   redis: RedisTarget;
@@ -22,6 +29,18 @@ export interface RedisEventBusOptions {
   retryBackoffMs?: number;
   /** Entries fetched per read. Default 10. */
   readCount?: number;
+  /**
+   * Partitions per stream (REDIS_STREAM_PARTITIONS), each its own key and hash slot. Every process
+   * sharing the streams must use the same count. Default 8.
+   */
+  partitions?: number;
+  /**
+   * Replicas that must have each published entry (WAIT) before `publish` resolves; fewer within
+   * `publishConfirmTimeoutMs` reject it with an UnconfirmedPublishError. Default 0 (no WAIT).
+   */
+  publishReplicas?: number;
+  /** How long a publish waits for its replicas. Default 1 000 ms. */
+  publishConfirmTimeoutMs?: number;
 }
 
 export interface ConsumeOptions {
@@ -34,6 +53,8 @@ export interface ConsumeOptions {
 /** An entry that was given up on: what it was, which group gave up, and why. */
 export interface DeadLetter {
   stream: EventStream;
+  /** The partition whose dead-letter stream holds it. */
+  partition: number;
   group: string;
   /** The entry's id in its stream. */
   entryId: string;
@@ -50,36 +71,57 @@ type StreamEntry = [id: string, fields: string[] | null];
 type PendingInfo = [id: string, consumer: string, idleMs: number, deliveries: number];
 
 const DEFAULT_PREFIX = 'food:';
+export const DEFAULT_STREAM_PARTITIONS = 8;
 const MAX_RETRY_PAUSE_MS = 5_000;
+/** How long a publish whose slot moved (or whose master is away) keeps looking for its master: a failover takes seconds. */
+const REROUTE_FOR_MS = 10_000;
+const REROUTE_DELAY_MS = 200;
 /** How long close() waits for a running handler before it cuts the connection anyway. */
 const CLOSE_GRACE_MS = 10_000;
 
 /**
- * Events over Redis Streams (ioredis).
+/**
+ * Events over Redis Streams (ioredis), on one node or a Redis Cluster, with the same keys and code.
  *
+ * - Partitions: each stream is `partitions` Redis streams, `<prefix>events:{<stream>:<partition>}`,
+ *   an event going to the partition of its aggregate id (a stable hash). Each partition is its own
+ *   hash slot, so on a cluster the streams spread over the masters, and an aggregate's events stay in
+ *   one partition, in order.
  * - `publish` is XADD with approximate MAXLEN trimming. It fails fast while Redis is away (the outbox
- *   relay then retries its rows) rather than queueing in memory.
- * - `consume` is one member of a consumer group, on its own connection: XREADGROUP BLOCK, entries
- *   handled one at a time in stream order, XACK on success. A handler that throws is retried in place
- *   after a backoff (each retry counted in Redis with XCLAIM, so a later owner sees the real count);
- *   the entries behind it wait, so one member never reorders an aggregate's events. An entry delivered
- *   `maxAttempts` times, or one that is not a valid event, is copied to `<stream>:dead` with the error,
+ *   relay then retries its rows) rather than queueing in memory. With `publishReplicas` > 0 the XADD
+ *   is followed by WAIT on the same connection to the master of the partition's slot (one pipeline,
+ *   sent again for up to 10 s while a failover moves the slot), and an entry fewer replicas confirmed
+ *   rejects with an UnconfirmedPublishError: it may be in the stream, or lost by a failover.
+ * - `consume` is one member of a consumer group, with one reading loop per partition, each on its own
+ *   connection (XREADGROUP cannot take keys of several slots, and a blocking read holds its
+ *   connection): XREADGROUP BLOCK, entries handled in partition order, XACK on success. Handlers run
+ *   one at a time per subscription, as they did before partitions. A handler that throws is retried
+ *   in place after a backoff (each retry counted in Redis with XCLAIM, so a later owner sees the real
+ *   count); the entries behind it in its partition wait, so one member never reorders an aggregate's
+ *   events. An entry delivered `maxAttempts` times, or one that is not a valid event, is copied to its
+ *   partition's `:dead` stream (same slot: the copy and the XACK are one transaction) with the error,
  *   logged at error level and acknowledged. Entries a dead member left pending are taken over with
  *   XAUTOCLAIM once idle for `claimIdleMs`; a live member keeps the idle time of the entries it holds
  *   (the one being handled and the rest of its batch) fresh, so a slow handler is not mistaken for a
- *   dead member, and a closing member hands its unfinished entries back at once. After a reconnect the
- *   member first re-reads its own pending entries (a reply lost in the outage leaves them there).
- *   Order holds per member; when entries change hands (a takeover), an aggregate's events can be
- *   handled by two members, so handlers check versions/idempotency as they must anyway.
- * - `tail` reads (XREAD BLOCK) from the newest entry at the time it was called, keeping its own cursor,
- *   so a reconnect resumes where it left off.
+ *   dead member, and a closing member hands its unfinished entries back at once. After a reconnect a
+ *   partition's loop first re-reads its own pending entries (a reply lost in the outage leaves them
+ *   there). Order holds per member; when entries change hands (a takeover), an aggregate's events can
+ *   be handled by two members, so handlers check versions/idempotency as they must anyway.
+ * - `tail` reads (XREAD BLOCK) every partition from its newest entry at the time it was called,
+ *   keeping a cursor per partition, so a reconnect resumes where it left off. Order holds per partition
+ *   (so per aggregate), not across partitions.
  * - `close` stops every loop, waits for a running handler (bounded), and disconnects every connection.
  *
+ * Connections per process: one publisher, plus `partitions` per `consume` and per `tail` (on a
+ * cluster each talks to the master of its partition only; the publisher to every master).
+ *
  * Trimming is approximate and does not know about groups: a group lagging by more than `maxLength`
- * entries loses the oldest (logged when a pending entry turns out to be gone). Redis needs AOF
- * persistence for a restart to lose nothing.
+ * entries of a partition loses the oldest (logged when a pending entry turns out to be gone). Redis
+ * needs AOF persistence for a restart to lose nothing, and replicas (`publishReplicas`) for a
+ * failover to lose nothing the relay marked published.
  */
 export class RedisEventBus implements EventBus {
+  readonly partitions: number;
   private readonly publisher: RedisConnection;
   private readonly subscriptions = new Set<EventSubscription>();
   private readonly prefix: string;
@@ -88,7 +130,11 @@ export class RedisEventBus implements EventBus {
   private readonly readCount: number;
   private readonly retryBackoffMs: number;
   private readonly claimIdleMs: number;
+  private readonly publishReplicas: number;
+  private readonly publishConfirmTimeoutMs: number;
   private readonly logger: Logger;
+  /** Hash slots of the keys published to (cluster only). */
+  private readonly slots = new Map<string, number>();
   private closed = false;
 
   constructor(private readonly options: RedisEventBusOptions) {
@@ -98,53 +144,110 @@ export class RedisEventBus implements EventBus {
     this.readCount = options.readCount ?? 10;
     this.retryBackoffMs = options.retryBackoffMs ?? 100;
     this.claimIdleMs = options.claimIdleMs ?? 30_000;
+    this.partitions = options.partitions ?? DEFAULT_STREAM_PARTITIONS;
+    this.publishReplicas = options.publishReplicas ?? 0;
+    this.publishConfirmTimeoutMs = options.publishConfirmTimeoutMs ?? 1_000;
+    if (!Number.isInteger(this.partitions) || this.partitions < 1) {
+      throw new Error(`partitions must be a positive integer, not ${this.partitions}`);
+    }
     this.logger = options.logger;
-    // Publishing must fail fast while Redis is away (the relay retries the rows later), not queue up.
-    this.publisher = this.connect('publisher', { maxRetriesPerRequest: 1, commandTimeout: 5_000 });
+    // Publishing must fail fast while Redis is away (the relay retries the rows later), not queue up;
+    // its time limit leaves room for the WAIT after an XADD.
+    this.publisher = this.connect('publisher', {
+      maxRetriesPerRequest: 1,
+      commandTimeout: this.publishConfirmTimeoutMs + 5_000,
+    });
   }
 
-  /** The Redis key of a stream, e.g. `food:events:orders`. */
-  streamKey(stream: EventStream): string {
-    return `${this.prefix}events:${stream}`;
+  /** The Redis key of one partition of a stream, e.g. `food:events:{orders:0}` (the braces: its hash slot). */
+  partitionKey(stream: EventStream, partition: number): string {
+    return `${this.prefix}events:${hashTag(`${stream}:${partition}`)}`;
   }
 
-  /** The Redis key of a stream's dead-letter stream, e.g. `food:events:orders:dead`. */
-  deadLetterKey(stream: EventStream): string {
-    return `${this.streamKey(stream)}:dead`;
+  /** The key of a partition's dead-letter stream, e.g. `food:events:{orders:0}:dead` (same slot). */
+  deadLetterKey(stream: EventStream, partition: number): string {
+    return `${this.partitionKey(stream, partition)}:dead`;
+  }
+
+  /** The partition an aggregate's events go to: the same in every process (first 32 bits of its SHA-256). */
+  partitionOf(aggregateId: string): number {
+    return createHash('sha256').update(aggregateId).digest().readUInt32BE(0) % this.partitions;
   }
 
   async publish(stream: EventStream, event: DomainEvent): Promise<void> {
     this.assertOpen();
-    await this.publisher.xadd(
-      this.streamKey(stream),
-      'MAXLEN',
-      '~',
-      String(this.maxLength),
-      '*',
-      'event',
-      JSON.stringify(event),
-    );
+    const key = this.partitionKey(stream, this.partitionOf(event.aggregateId));
+    const trim = ['MAXLEN', '~', String(this.maxLength)] as const;
+    const payload = JSON.stringify(event);
+    if (this.publishReplicas === 0) {
+      await this.publisher.xadd(key, ...trim, '*', 'event', payload);
+      return;
+    }
+    const deadline = Date.now() + REROUTE_FOR_MS;
+    for (;;) {
+      // XADD then WAIT on one connection to the master of the partition's slot: WAIT counts the
+      // replicas that have this connection's writes, so it must follow the XADD on the same socket.
+      // (Through the Cluster object a keyless WAIT may go elsewhere, and a redirected XADD is not retried.)
+      let results: [Error | null, unknown][] | null;
+      try {
+        const node = await this.masterOf(key);
+        results = await node
+          .pipeline()
+          .xadd(key, ...trim, '*', 'event', payload)
+          .wait(this.publishReplicas, this.publishConfirmTimeoutMs)
+          .exec();
+      } catch (error) {
+        results = [[error instanceof Error ? error : new Error(String(error)), null]];
+      }
+      const failed = results?.find(([error]) => error)?.[0];
+      if (failed && this.publisher instanceof Cluster && Date.now() < deadline) {
+        // The slot moved (a failover, a resharding) or its master is unreachable: learn where it is now.
+        this.publisher.refreshSlotsCache();
+        await delay(REROUTE_DELAY_MS);
+        continue;
+      }
+      if (!results || failed) throw failed ?? new Error('the publish pipeline was discarded');
+      const confirmed = Number(results[1]![1]);
+      if (confirmed < this.publishReplicas) {
+        throw new UnconfirmedPublishError(stream, key, confirmed, this.publishReplicas);
+      }
+      return;
+    }
   }
 
-  /** The newest dead letters of a stream (all groups), newest first. */
+  /** The connection to the node serving `key` now: the node itself, or on a cluster the master of its slot. */
+  private async masterOf(key: string): Promise<Redis> {
+    const publisher = this.publisher;
+    if (!(publisher instanceof Cluster)) return publisher;
+    let slot = this.slots.get(key);
+    if (slot === undefined) {
+      // Any node answers (and the call waits for the cluster to be ready); asked once per key.
+      slot = Number(await publisher.call('CLUSTER', 'KEYSLOT', key));
+      this.slots.set(key, slot);
+    }
+    const master = publisher.slots[slot]?.[0];
+    const node = publisher
+      .nodes('master')
+      .find((candidate) => `${candidate.options.host}:${candidate.options.port}` === master);
+    if (!node) throw new Error(`${key}: no known master serves slot ${slot}`);
+    return node;
+  }
+
+  /** The newest dead letters of a stream (all partitions and groups), newest first. */
   async deadLetters(stream: EventStream, count = 100): Promise<DeadLetter[]> {
-    const entries = (await this.publisher.xrevrange(this.deadLetterKey(stream), '+', '-', 'COUNT', count)) as [
-      string,
-      string[],
-    ][];
-    return entries.map(([, fields]) => {
-      const value = (name: string) => fieldValue(fields, name);
-      return {
-        stream,
-        group: value('group') ?? '',
-        entryId: value('entry') ?? '',
-        eventId: value('eventId') || null,
-        eventType: value('eventType') || null,
-        attempts: Number(value('attempts') ?? 0),
-        error: value('error') ?? '',
-        raw: value('event') ?? '',
-      };
-    });
+    const perPartition = await Promise.all(
+      this.partitionNumbers().map(async (partition) => {
+        const key = this.deadLetterKey(stream, partition);
+        const entries = (await this.publisher.xrevrange(key, '+', '-', 'COUNT', count)) as [string, string[]][];
+        return entries.map(([id, fields]) => ({ id, letter: deadLetterOf(stream, partition, fields) }));
+      }),
+    );
+    // Entry ids start with their master's clock: close enough to merge the partitions newest first.
+    return perPartition
+      .flat()
+      .sort((a, b) => compareEntryIds(b.id, a.id))
+      .slice(0, count)
+      .map(({ letter }) => letter);
   }
 
   async consume(
@@ -154,19 +257,88 @@ export class RedisEventBus implements EventBus {
     options: ConsumeOptions = {},
   ): Promise<EventSubscription> {
     this.assertOpen();
-    const key = this.streamKey(stream);
     const maxAttempts = options.maxAttempts ?? 10;
     const claimIdleMs = options.claimIdleMs ?? this.claimIdleMs;
     const consumer = `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`;
-    const connection = this.connect(`consumer:${stream}:${group}`);
-    const log = this.logger.child({ stream, group, consumer });
+    const connections = this.partitionNumbers().map((partition) =>
+      this.connect(`consumer:${stream}:${group}:${partition}`),
+    );
     try {
-      await createGroup(connection, key, group);
+      await Promise.all(
+        connections.map((connection, partition) =>
+          createGroup(connection, this.partitionKey(stream, partition), group),
+        ),
+      );
     } catch (error) {
-      connection.disconnect();
+      for (const connection of connections) connection.disconnect();
       throw error;
     }
+    // Handlers run one at a time per subscription, whichever partition their entry came from.
+    let handlerTurn: Promise<unknown> = Promise.resolve();
+    const oneAtATime = <T>(run: () => Promise<T>): Promise<T> => {
+      const turn = handlerTurn.then(run);
+      handlerTurn = turn.catch(() => undefined);
+      return turn;
+    };
+    const readers = connections.map((connection, partition) =>
+      this.readPartition({
+        stream,
+        partition,
+        group,
+        consumer,
+        connection,
+        maxAttempts,
+        claimIdleMs,
+        run: (event, stopped) =>
+          oneAtATime(async () => {
+            if (stopped()) return 'stopped';
+            try {
+              await handler(event);
+              return 'ok';
+            } catch (error) {
+              return { failure: error ?? new Error('handler threw a nullish value') };
+            }
+          }),
+      }),
+    );
 
+    const subscription: EventSubscription = {
+      close: async () => {
+        if (!this.subscriptions.delete(subscription)) return;
+        for (const reader of readers) reader.stop();
+        const running = Promise.all(readers.map((reader) => reader.running));
+        // Blocking reads are cut at once; a running handler may finish and acknowledge (bounded wait).
+        for (const reader of readers) if (!reader.busy()) reader.connection.disconnect();
+        if (readers.some((reader) => reader.busy())) await Promise.race([running, delay(CLOSE_GRACE_MS)]);
+        for (const reader of readers) reader.connection.disconnect();
+        await running;
+        await Promise.all(
+          readers.map(async (reader) => {
+            await this.handBack(reader.key, group, consumer, [...reader.held], claimIdleMs);
+            await this.forgetConsumer(reader.key, group, consumer);
+          }),
+        );
+      },
+    };
+    this.subscriptions.add(subscription);
+    return subscription;
+  }
+
+  /** One partition's reading loop of a group member (see the class comment); `run` calls the handler. */
+  private readPartition(member: {
+    stream: EventStream;
+    partition: number;
+    group: string;
+    consumer: string;
+    connection: RedisConnection;
+    maxAttempts: number;
+    claimIdleMs: number;
+    run: (event: DomainEvent, stopped: () => boolean) => Promise<'ok' | 'stopped' | { failure: unknown }>;
+  }): PartitionReader {
+    const { stream, partition, group, consumer, connection, maxAttempts, claimIdleMs } = member;
+    const key = this.partitionKey(stream, partition);
+    const deadKey = this.deadLetterKey(stream, partition);
+    const log = this.logger.child({ stream, partition, group, consumer });
     const call = async <T>(...args: (string | number)[]): Promise<T> =>
       (await connection.call(args[0] as string, ...args.slice(1))) as T;
 
@@ -205,11 +377,12 @@ export class RedisEventBus implements EventBus {
       const raw = fields ? (fieldValue(fields, 'event') ?? JSON.stringify(fields)) : '';
       const { eventId, eventType } = describeRawEvent(raw);
       const message = error instanceof Error ? error.message : String(error);
-      // One transaction: the copy and the acknowledgement happen together or not at all.
+      // One transaction (the dead-letter stream shares the partition's slot): the copy and the
+      // acknowledgement happen together or not at all.
       const results = await connection
         .multi()
         .xadd(
-          `${key}:dead`,
+          deadKey,
           'MAXLEN',
           '~',
           String(this.maxLength),
@@ -235,7 +408,7 @@ export class RedisEventBus implements EventBus {
       if (!results || failed) throw failed ?? new Error('dead-letter transaction was discarded');
       messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'dead_letter' });
       log.error(
-        { err: error, entryId: id, eventId, eventType, attempts, deadLetterStream: `${key}:dead` },
+        { err: error, entryId: id, eventId, eventType, attempts, deadLetterStream: deadKey },
         `event moved to the dead-letter stream: ${why}`,
       );
     };
@@ -281,28 +454,24 @@ export class RedisEventBus implements EventBus {
         return;
       }
       for (;;) {
-        let failure: unknown;
-        try {
-          await handler(event);
-        } catch (error) {
-          failure = error ?? new Error('handler threw a nullish value');
-        }
-        if (failure === undefined) {
+        const outcome = await member.run(event, () => state.stopped);
+        // Stopping: leave it pending (close hands it back); another member takes it over.
+        if (outcome === 'stopped') throw new Stopping();
+        if (outcome === 'ok') {
           await connection.xack(key, group, id);
           messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'ok' });
           return;
         }
         if (attempt >= maxAttempts) {
-          await deadLetter(id, fields, attempt, failure, `failed ${attempt} times`);
+          await deadLetter(id, fields, attempt, outcome.failure, `failed ${attempt} times`);
           return;
         }
         log.warn(
-          { err: failure, entryId: id, eventId: event.id, eventType: event.type, attempt },
+          { err: outcome.failure, entryId: id, eventId: event.id, eventType: event.type, attempt },
           'event handler failed; will retry',
         );
         messagingMetrics.eventsConsumed.inc({ stream, group, outcome: 'retry' });
         await pause.wait(Math.min(this.retryBackoffMs * 2 ** (attempt - 1), MAX_RETRY_PAUSE_MS));
-        // Stopping: leave it pending (close hands it back); another member takes it over.
         if (state.stopped) throw new Stopping();
         const info = (await pendingInfo(id, id, 1)).get(id);
         // Acknowledged or taken over by another member meanwhile: it is theirs now.
@@ -414,42 +583,43 @@ export class RedisEventBus implements EventBus {
       }
     };
 
-    const running = loop();
-    const subscription: EventSubscription = {
-      close: async () => {
-        if (!this.subscriptions.delete(subscription)) return;
+    return {
+      key,
+      connection,
+      held,
+      running: loop(),
+      busy: () => state.busy,
+      stop: () => {
         state.stopped = true;
         clearInterval(keeper);
         pause.interrupt();
-        // A blocking read is cut at once; a running handler may finish and acknowledge (bounded wait).
-        if (state.busy) await Promise.race([running, delay(CLOSE_GRACE_MS)]);
-        connection.disconnect();
-        await running;
-        await this.handBack(key, group, consumer, [...held], claimIdleMs);
-        await this.forgetConsumer(key, group, consumer);
       },
     };
-    this.subscriptions.add(subscription);
-    return subscription;
   }
 
   async tail(stream: EventStream, handler: (event: DomainEvent) => void): Promise<EventSubscription> {
     this.assertOpen();
-    const key = this.streamKey(stream);
-    const connection = this.connect(`tail:${stream}`);
     const log = this.logger.child({ stream });
-    let cursor: string;
+    const connections = this.partitionNumbers().map((partition) => this.connect(`tail:${stream}:${partition}`));
+    let cursors: string[];
     try {
-      // From the newest entry now; our own cursor then, so a reconnect misses nothing and repeats nothing.
-      const newest = (await connection.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
-      cursor = newest[0]?.[0] ?? '0-0';
+      // From each partition's newest entry now; our own cursors then, so a reconnect misses nothing and repeats nothing.
+      cursors = await Promise.all(
+        connections.map(async (connection, partition) => {
+          const key = this.partitionKey(stream, partition);
+          const newest = (await connection.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
+          return newest[0]?.[0] ?? '0-0';
+        }),
+      );
     } catch (error) {
-      connection.disconnect();
+      for (const connection of connections) connection.disconnect();
       throw error;
     }
     let stopped = false;
     const pause = interruptiblePause();
-    const loop = async () => {
+    const loop = async (connection: RedisConnection, partition: number) => {
+      const key = this.partitionKey(stream, partition);
+      let cursor = cursors[partition]!;
       let failing = false;
       while (!stopped) {
         try {
@@ -470,24 +640,24 @@ export class RedisEventBus implements EventBus {
             try {
               handler(parseEvent(JSON.parse(fieldValue(fields, 'event') ?? '')));
             } catch (error) {
-              log.error({ err: error, entryId: id }, 'could not deliver a tailed event');
+              log.error({ err: error, partition, entryId: id }, 'could not deliver a tailed event');
             }
           }
         } catch (error) {
           if (stopped) break;
-          if (!failing) log.warn({ err: error }, 'event tail failed to read; retrying');
+          if (!failing) log.warn({ err: error, partition }, 'event tail failed to read; retrying');
           failing = true;
           await pause.wait(500);
         }
       }
     };
-    const running = loop();
+    const running = Promise.all(connections.map(loop));
     const subscription: EventSubscription = {
       close: async () => {
         if (!this.subscriptions.delete(subscription)) return;
         stopped = true;
         pause.interrupt();
-        connection.disconnect();
+        for (const connection of connections) connection.disconnect();
         await running;
       },
     };
@@ -527,6 +697,10 @@ export class RedisEventBus implements EventBus {
     }
   }
 
+  private partitionNumbers(): number[] {
+    return Array.from({ length: this.partitions }, (_, partition) => partition);
+  }
+
   private assertOpen() {
     if (this.closed) throw new Error('the event bus is closed');
   }
@@ -537,6 +711,18 @@ export class RedisEventBus implements EventBus {
   }
 }
 
+/** One partition's loop of a consumer, as its subscription drives and closes it. */
+interface PartitionReader {
+  key: string;
+  connection: RedisConnection;
+  /** Entries delivered to it and not finished (handed back on close). */
+  held: Set<string>;
+  running: Promise<void>;
+  /** Whether a handler is running (or waiting its turn) for one of its entries. */
+  busy(): boolean;
+  stop(): void;
+}
+
 async function createGroup(connection: RedisConnection, key: string, group: string): Promise<void> {
   try {
     // From the stream's start: a group created after events were published still gets them.
@@ -544,6 +730,29 @@ async function createGroup(connection: RedisConnection, key: string, group: stri
   } catch (error) {
     if (!String(error).includes('BUSYGROUP')) throw error;
   }
+}
+
+function deadLetterOf(stream: EventStream, partition: number, fields: string[]): DeadLetter {
+  const value = (name: string) => fieldValue(fields, name);
+  return {
+    stream,
+    partition,
+    group: value('group') ?? '',
+    entryId: value('entry') ?? '',
+    eventId: value('eventId') || null,
+    eventType: value('eventType') || null,
+    attempts: Number(value('attempts') ?? 0),
+    error: value('error') ?? '',
+    raw: value('event') ?? '',
+  };
+}
+
+/** Orders stream entry ids (`<ms>-<seq>`) by time, then sequence. */
+function compareEntryIds(a: string, b: string): number {
+  const [aMs, aSeq] = a.split('-').map(BigInt) as [bigint, bigint];
+  const [bMs, bSeq] = b.split('-').map(BigInt) as [bigint, bigint];
+  if (aMs !== bMs) return aMs < bMs ? -1 : 1;
+  return aSeq === bSeq ? 0 : aSeq < bSeq ? -1 : 1;
 }
 
 /** Thrown inside a consumer to unwind when it is closed mid-retry. */

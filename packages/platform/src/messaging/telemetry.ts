@@ -11,6 +11,11 @@ export const messagingMetrics = {
     "Deliveries to a consumer group's handler: ok, retry (the handler threw; tried again) or dead_letter.",
     ['stream', 'group', 'outcome'],
   ),
+  eventsUnconfirmed: counter(
+    'events_unconfirmed_total',
+    'Publishes by an outbox relay that too few Redis replicas confirmed: their rows stay unpublished and are sent again.',
+    ['stream'],
+  ),
   outboxPending: sampledGauge('outbox_pending_events', 'Outbox rows not yet published to the event bus.', ['outbox']),
   outboxLag: sampledGauge(
     'outbox_lag_seconds',

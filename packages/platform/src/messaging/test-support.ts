@@ -2,16 +2,21 @@
  * Helpers for the messaging tests (real Redis and Postgres). Not exported from the package.
  */
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import pg from 'pg';
 import { pino } from 'pino';
 import type { Logger } from '../logger.js';
+import { connectRedis, type RedisTarget } from '../redis.js';
+import { testRedisTarget } from '../testing/redis-server.js';
 import { newEvent, type DomainEvent } from './events.js';
 import { OUTBOX_NOTIFY_CHANNEL, outboxRecord } from './outbox.js';
 
-export { deleteKeys, RedisServerProcess } from '../testing/redis-server.js';
+export { deleteKeys, RedisServerProcess, testRedisTarget } from '../testing/redis-server.js';
+export { RedisClusterProcess } from '../testing/redis-cluster.js';
 
-export const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+/** The run's Redis: one node, or (TEST_REDIS=cluster) the run's cluster. */
+export const TEST_REDIS = testRedisTarget();
+export const onCluster = TEST_REDIS.mode === 'cluster';
 export const POSTGRES_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
 
 /** Polls `check` until it holds; fails with `what` after the deadline. */
@@ -57,12 +62,15 @@ export function captureLogger(): { logger: Logger; lines: LogLine[]; errors: () 
 /** A unique key prefix per test, so tests can share one Redis. */
 export const uniquePrefix = () => `test-${randomUUID()}`;
 
-/** Connections whose client name contains `fragment`. */
-export async function clientNames(fragment: string): Promise<string[]> {
-  const redis = new Redis(REDIS_URL);
+/** Connections (to every node of a cluster) whose client name contains `fragment`. */
+export async function clientNames(fragment: string, target: RedisTarget = TEST_REDIS): Promise<string[]> {
+  const redis = connectRedis(target, { name: 'test-client-list', lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
-    const list = String(await redis.client('LIST'));
-    return list
+    await redis.connect();
+    const nodes = redis instanceof Cluster ? redis.nodes('all') : [redis];
+    const lists = await Promise.all(nodes.map(async (node) => String(await node.client('LIST'))));
+    return lists
+      .join('\n')
       .split('\n')
       .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '')
       .filter((name) => name.includes(fragment));
@@ -70,6 +78,10 @@ export async function clientNames(fragment: string): Promise<string[]> {
     redis.disconnect();
   }
 }
+
+/** Lines that show a cluster redirection or a cross-slot command reached the code (none may). */
+export const slotErrors = (lines: LogLine[]) =>
+  lines.filter((line) => /CROSSSLOT|MOVED|ASK /.test(JSON.stringify(line)));
 
 export const OUTBOX_TABLE_SQL = `
   CREATE TABLE outbox_events (

@@ -14,8 +14,30 @@ export interface EventSubscription {
   close(): Promise<void>;
 }
 
+/**
+ * A publish that reached the stream's master but not the replicas it must reach (Redis replicates
+ * asynchronously): the entry may be in the stream, or lost by a failover. Publish it again.
+ */
+export class UnconfirmedPublishError extends Error {
+  override name = 'UnconfirmedPublishError';
+
+  constructor(
+    readonly stream: EventStream,
+    /** The Redis key it was written to. */
+    readonly key: string,
+    readonly confirmed: number,
+    readonly required: number,
+  ) {
+    super(`${key}: ${confirmed} of ${required} replicas confirmed the publish in time`);
+  }
+}
+
 export interface EventBus {
-  /** Appends an event to its stream. Resolves once the stream has it. Used by the outbox relay only. */
+  /**
+   * Appends an event to its stream. Resolves once the stream has it (and, where the bus requires
+   * replicas, once they have it too; else rejects with an UnconfirmedPublishError). Used by the
+   * outbox relay only.
+   */
   publish(stream: EventStream, event: DomainEvent): Promise<void>;
   /**
    * Competing consumption: each event of `stream` is handled by one member of `group` (a service),
