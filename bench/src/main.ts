@@ -289,7 +289,9 @@ async function redisUnderTest(mode: RedisUnderTest['mode']): Promise<RedisUnderT
     return { mode, target, description: `one node, ${describeRedisTarget(target)}: ${await redisPersistence(target)}` };
   }
   log("starting a Redis Cluster of our own (3 masters, 3 replicas, from the machine's redis-server)");
-  const cluster = await RedisClusterProcess.start();
+  // Persistence as the one node it is compared with has it (the machine's: no AOF), so only the cluster differs.
+  const single = await redisPersistence({ mode: 'single', url: config.redisUrl });
+  const cluster = await RedisClusterProcess.start({ appendOnly: single.includes('appendonly yes') });
   clusters.push(cluster);
   return {
     mode,

@@ -27,9 +27,17 @@ export class RedisClusterProcess {
     private readonly nodes: ClusterNode[],
     private readonly dir: string,
     readonly nodeTimeoutMs: number,
+    private readonly appendOnly: boolean,
   ) {}
 
-  static async start(options: { masters?: number; nodeTimeoutMs?: number } = {}): Promise<RedisClusterProcess> {
+  /**
+   * `appendOnly` (default true): every node keeps an AOF fsync'd on every write, so a killed node
+   * restarts with what it acknowledged; false: no persistence, as a bench compares with a node
+   * that has none.
+   */
+  static async start(
+    options: { masters?: number; nodeTimeoutMs?: number; appendOnly?: boolean } = {},
+  ): Promise<RedisClusterProcess> {
     const masters = options.masters ?? 3;
     const dir = await mkdtemp(join(tmpdir(), 'redis-cluster-'));
     const nodes: ClusterNode[] = [];
@@ -37,7 +45,7 @@ export class RedisClusterProcess {
       const port = await freePort();
       nodes.push({ port, dir: join(dir, String(port)), child: null });
     }
-    const cluster = new RedisClusterProcess(nodes, dir, options.nodeTimeoutMs ?? 2_000);
+    const cluster = new RedisClusterProcess(nodes, dir, options.nodeTimeoutMs ?? 2_000, options.appendOnly ?? true);
     try {
       await Promise.all(nodes.map((node) => cluster.startNode(node)));
       await cluster.create();
@@ -173,10 +181,7 @@ export class RedisClusterProcess {
         '--repl-diskless-sync-delay',
         '0',
         // The AOF, fsync'd on every write: a restarted node has what it acknowledged.
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
+        ...(this.appendOnly ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']),
         '--save',
         '',
         '--dir',
