@@ -1,17 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Client } from 'graphql-ws';
-import { RedisServerProcess } from '@food/platform/testing';
 import { startTestSupergraph } from './harness.js';
 import { ServiceProcess } from './service-process.js';
 import { Shop } from './shop.js';
+import { connectTestRedis, startOwnRedis, streamKeyOf, type OwnRedis } from './test-redis.js';
 import { FEED, TRACK, record, statusesOf, wsClient, WHOLE_JOURNEY } from './tracking-clients.js';
 
 /**
  * Crashes while orders are moving: the workers (outbox relays, event consumers, jobs) run as their own
  * processes and are SIGKILLed; Redis is our own redis-server (AOF, fsync always), SIGKILLed and
- * restarted. Nothing may be lost, duplicated or reordered, for the databases or for a subscriber.
+ * restarted, or with `TEST_REDIS=cluster` a Redis Cluster of our own whose master of the orders stream
+ * is SIGKILLed, failed over and restarted (it rejoins as a replica). Nothing may be lost, duplicated or
+ * reordered, for the databases or for a subscriber.
  */
-let redis: RedisServerProcess;
+let redis: OwnRedis;
 let t: Awaited<ReturnType<typeof startTestSupergraph>>;
 let shop: Shop;
 let ordersWorker: ServiceProcess;
@@ -47,8 +49,8 @@ async function paymentEvents(orderIds: string[], type: string): Promise<number[]
 }
 
 beforeAll(async () => {
-  redis = await RedisServerProcess.start();
-  t = await startTestSupergraph({ workers: false, redis: { mode: 'single', url: redis.url } });
+  redis = await startOwnRedis();
+  t = await startTestSupergraph({ workers: false, redis: redis.target });
   shop = await new Shop(t.post, t.supergraph.gatewayUrl).open();
   // A killed worker's unacknowledged events and running jobs go to its successor after 3 s, not 30.
   const workerEnv = { ...t.processEnv, REDIS_REDELIVER_AFTER_MS: '3000' };
@@ -120,13 +122,18 @@ describe('faults while orders move', () => {
     const payingTracker = record(client(shop.tokens.ada), TRACK, { id: paying });
     await payingTracker.received(1);
 
-    await redis.kill();
+    // The server, or on a cluster the master of the stream the orders relay publishes to.
+    const looking = await connectTestRedis('test-faults', redis.target);
+    const ordersStream = await streamKeyOf(looking, t.processEnv.REDIS_KEY_PREFIX!, 'orders').finally(() =>
+      looking.disconnect(),
+    );
+    await redis.kill(ordersStream);
     // Writes need only Postgres: the changes and their events wait in the outboxes.
     for (const status of ['PREPARING', 'READY', 'OUT_FOR_DELIVERY', 'DELIVERED'])
       await shop.changeStatus(moving, status);
     await shop.pay(paying);
     await new Promise((resolve) => setTimeout(resolve, 1_500));
-    await redis.start();
+    await redis.restart();
 
     await trackers[0]!.ended(30_000);
     expect(statusesOf(trackers[0]!.results)).toEqual(WHOLE_JOURNEY);

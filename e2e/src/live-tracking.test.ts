@@ -1,6 +1,5 @@
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
-import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
 import type { Client } from 'graphql-ws';
@@ -18,6 +17,7 @@ import {
   wsClient,
   WHOLE_JOURNEY,
 } from './tracking-clients.js';
+import { connectTestRedis, nodesOf } from './test-redis.js';
 
 /**
  * Live order tracking as deployed: gateway replicas as their own processes behind (imagined) load
@@ -321,11 +321,12 @@ describe('clean-up under churn', () => {
   it('leaves no subscription, listener or Redis connection behind', async () => {
     const gateway = t.supergraph.gateway;
     const prefix = t.processEnv.REDIS_KEY_PREFIX!;
-    const redis = new Redis(t.processEnv.REDIS_URL!);
-    const ourConnections = async () =>
-      String(await redis.client('LIST'))
-        .split('\n')
-        .filter((line) => line.includes(`name=${prefix}`)).length;
+    const redis = await connectTestRedis('test-client-list');
+    // On a cluster, a process's connections are spread over the nodes: count them on every node.
+    const ourConnections = async () => {
+      const lists = await Promise.all(nodesOf(redis).map(async (node) => String(await node.client('LIST'))));
+      return lists.flatMap((list) => list.split('\n')).filter((line) => line.includes(`name=${prefix}`)).length;
+    };
     try {
       const orderId = await shop.placeOrder();
       // Warm: the gateway's one tail of the orders stream is open.

@@ -126,6 +126,12 @@ export class ServiceProcess {
     return this.output;
   }
 
+  /** Whether the process started last is still running (it has not exited or been killed). */
+  get running(): boolean {
+    const child = this.child;
+    return child !== null && child.exitCode === null && child.signalCode === null;
+  }
+
   private async signal(signal: NodeJS.Signals): Promise<number | null> {
     const child = this.child;
     if (!child || child.exitCode !== null || child.signalCode !== null) return child?.exitCode ?? null;
