@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import { freePort } from '@food/platform/testing';
 
 const repoRoot = fileURLToPath(new URL('../..', import.meta.url));
 
@@ -45,7 +46,12 @@ export class ServiceProcess {
     env: Record<string, string>,
     extraEnv: Record<string, string> = {},
   ): Promise<ServiceProcess> {
-    const service = new ServiceProcess(entry, env);
+    // A worker's operations port is fixed by default: tests that run at once each need their own.
+    const workerPort = entry.endsWith('-worker')
+      ? `${entry.slice(0, -'-worker'.length).toUpperCase()}_WORKER_PORT`
+      : null;
+    const own = workerPort && !env[workerPort] ? { [workerPort]: String(await freePort()) } : {};
+    const service = new ServiceProcess(entry, { ...env, ...own });
     await service.start(extraEnv);
     return service;
   }
