@@ -34,7 +34,9 @@ export function defineServiceConfig(service: string) {
     experimental: { adapter: true },
     engine: 'js',
     schema: `${dir}schema.prisma`,
-    migrations: { path: `${dir}migrations` },
+    // PRISMA_MIGRATIONS_DIR: a copy holding the first migrations only, for a test of a later one
+    // (set by `migrateDeploy`'s `migrationsDir`, see testing.ts). Otherwise the committed folder.
+    migrations: { path: process.env.PRISMA_MIGRATIONS_DIR ?? `${dir}migrations` },
     adapter: async () => new PrismaPg(connectionFields(process.env.DATABASE_URL)),
   });
 }
