@@ -281,6 +281,17 @@ describe('the partition job', () => {
     expect(await partitionsRead(database.url, `SELECT * FROM orders WHERE id = '${orderId}'`)).toEqual([
       'orders_p2027_03',
     ]);
+    // Prisma's own statement shape, planned once for any id (a generic plan): pruned when it runs.
+    const generic = await withPostgres(database.url, async (client) => {
+      await client.query('SET plan_cache_mode = force_generic_plan');
+      await client.query(`PREPARE by_id(uuid) AS SELECT * FROM "public"."orders" WHERE "public"."orders"."id" IN ($1)`);
+      const plan = await client.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN (ANALYZE, COSTS OFF, TIMING OFF, SUMMARY OFF) EXECUTE by_id('${orderId}')`,
+      );
+      return plan.rows.map((row) => row['QUERY PLAN']).join('\n');
+    });
+    expect(generic).toMatch(/Subplans Removed/);
+    expect([...generic.matchAll(/ on (orders_\w+)/g)].map((match) => match[1])).toEqual(['orders_p2027_03']);
     // Bounds are the v7 ids of the month's first millisecond.
     const bounds = await withPostgres(database.url, (client) =>
       client.query<{ bound: string }>(
