@@ -11,10 +11,25 @@ const unrefEngineTimers = fileURLToPath(new URL('./unref-engine-timers.cjs', imp
 const configOf = (service: DatabaseService) =>
   fileURLToPath(new URL(`../${service}/prisma.config.ts`, import.meta.url));
 
-/** Applies the committed migrations of one service to a database, offline (`prisma migrate deploy`). */
-export function migrateDeploy(service: DatabaseService, databaseUrl: string): Promise<string> {
-  return runPrisma(['migrate', 'deploy', '--config', configOf(service)], databaseUrl);
+/**
+ * Applies the committed migrations of one service to a database, offline (`prisma migrate deploy`).
+ * `migrationsDir`: another folder of migrations instead (a test applying only the first ones).
+ */
+export function migrateDeploy(
+  service: DatabaseService,
+  databaseUrl: string,
+  { migrationsDir }: { migrationsDir?: string } = {},
+): Promise<string> {
+  return runPrisma(
+    ['migrate', 'deploy', '--config', configOf(service)],
+    databaseUrl,
+    migrationsDir ? { PRISMA_MIGRATIONS_DIR: migrationsDir } : {},
+  );
 }
+
+/** The folder of one service's committed migrations. */
+export const migrationsDirOf = (service: DatabaseService) =>
+  fileURLToPath(new URL(`../${service}/migrations`, import.meta.url));
 
 /** Generates one service's Prisma client into its subgraph's `src/data/generated/prisma`. */
 export function generateClient(service: DatabaseService): Promise<string> {
@@ -22,7 +37,7 @@ export function generateClient(service: DatabaseService): Promise<string> {
   return runPrisma(['generate', '--config', configOf(service)], 'postgresql://unused@127.0.0.1/unused');
 }
 
-function runPrisma(args: string[], databaseUrl: string): Promise<string> {
+function runPrisma(args: string[], databaseUrl: string, env: Record<string, string> = {}): Promise<string> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--require', unrefEngineTimers, prismaCli, ...args], {
       env: {
@@ -31,6 +46,7 @@ function runPrisma(args: string[], databaseUrl: string): Promise<string> {
         PRISMA_HIDE_UPDATE_MESSAGE: '1',
         CHECKPOINT_DISABLE: '1',
         PRISMA_DISABLE_WARNINGS: '1',
+        ...env,
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
+import { cp, mkdtemp, readdir, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import pg from 'pg';
-import { migrateDeploy, type DatabaseService } from './index.js';
+import { migrateDeploy, migrationsDirOf, type DatabaseService } from './index.js';
 
 /**
  * A fresh, migrated database for one test file on the machine's real Postgres, dropped afterwards.
@@ -20,6 +23,40 @@ export async function createTestDatabase(service: DatabaseService): Promise<{ ur
         () => undefined,
       ),
   };
+}
+
+/**
+ * A fresh database (see `createTestDatabase`) migrated only up to and including the migration
+ * `upTo`, for a test of what a later migration does to existing rows. `migrateRest()` then applies
+ * the remaining committed migrations, as `migrate deploy` would on a database in production.
+ */
+export async function createTestDatabaseAt(
+  service: DatabaseService,
+  upTo: string,
+): Promise<{ url: string; migrateRest(): Promise<string>; drop(): Promise<void> }> {
+  const committed = migrationsDirOf(service);
+  const names = await readdir(committed);
+  if (!names.includes(upTo)) throw new Error(`no migration ${upTo} in ${committed}`);
+  const dir = await mkdtemp(path.join(tmpdir(), `migrations-${service}-`));
+  await cp(path.join(committed, 'migration_lock.toml'), path.join(dir, 'migration_lock.toml'));
+  for (const name of names.filter((entry) => /^\d/.test(entry) && entry <= upTo).sort())
+    await cp(path.join(committed, name), path.join(dir, name), { recursive: true });
+  const adminUrl = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+  const name = `test_${service}_${randomBytes(6).toString('hex')}`;
+  await withPostgres(adminUrl, (client) => client.query(`CREATE DATABASE "${name}"`));
+  const url = new URL(adminUrl);
+  url.pathname = `/${name}`;
+  const drop = async () => {
+    await rm(dir, { recursive: true, force: true });
+    await withPostgres(adminUrl, (client) => client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`));
+  };
+  try {
+    await migrateDeploy(service, url.toString(), { migrationsDir: dir });
+  } catch (error) {
+    await drop();
+    throw error;
+  }
+  return { url: url.toString(), migrateRest: () => migrateDeploy(service, url.toString()), drop };
 }
 
 /** One connection to a Postgres URL for `run`, closed afterwards (the admin work of tests and the bench). */

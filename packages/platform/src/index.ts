@@ -1,6 +1,7 @@
 export * from './auth.js';
 export * from './config.js';
 export * from './errors.js';
+export * from './ids.js';
 export * from './http.js';
 export * from './logger.js';
 export * from './subgraph.js';

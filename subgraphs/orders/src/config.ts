@@ -29,6 +29,13 @@ export const OrdersConfigSchema = z
     ORDERS_DELIVERY_FEE_MINOR: z.coerce.number().int().min(0).default(299),
     /** An order still unpaid this long after it was placed is cancelled by the worker. */
     ORDERS_UNPAID_TIMEOUT_SECONDS: z.coerce.number().int().min(60).default(900),
+    /** The worker makes monthly partitions of the orders tables for this month and this many ahead. */
+    ORDERS_PARTITION_MONTHS_AHEAD: z.coerce.number().int().min(1).max(36).default(3),
+    /**
+     * Unset (the default): every partition is kept. N: the worker DETACHes the monthly partitions of
+     * months that ended more than N months ago, keeping them as plain tables to archive: never drops.
+     */
+    ORDERS_PARTITION_RETENTION_MONTHS: z.coerce.number().int().min(1).optional(),
     /** Events and jobs (the worker). a Redis (REDIS_URL or REDIS_CLUSTER_NODES) is required by the worker process; see worker-main.ts. */
     ...messagingEnv,
     /** The worker process's /healthz, /readyz and /metrics (worker-main.ts). */

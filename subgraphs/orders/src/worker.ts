@@ -1,15 +1,19 @@
 import { createLogger, OutboxRelay, type Logger, type Messaging } from '@food/platform';
 import { createOrdersService } from './app.js';
 import type { OrdersConfig } from './config.js';
+import { maintainPartitions } from './data/partitions.js';
 
 export const ORDERS_QUEUE = 'orders';
 const CANCEL_UNPAID = 'cancel-unpaid-orders';
 /** How often the unpaid-order sweep runs; the timeout itself is ORDERS_UNPAID_TIMEOUT_SECONDS. */
 const SWEEP_EVERY_MS = 30_000;
+export const MAINTAIN_PARTITIONS = 'maintain-partitions';
+/** Partitions are made months ahead: hourly is plenty, and a missed run only fills DEFAULT for a while. */
+const PARTITIONS_EVERY_MS = 60 * 60_000;
 
 /**
- * The orders worker: publishes the outbox, moves orders on payment events, and cancels orders left
- * unpaid. Runs as its own process (worker-main.ts) or inside the dev start command.
+ * The orders worker: publishes the outbox, moves orders on payment events, cancels orders left
+ * unpaid, and keeps the monthly partitions of the orders database (data/partitions.ts). Runs as its own process (worker-main.ts) or inside the dev start command.
  */
 export async function startOrdersWorker(
   config: OrdersConfig,
@@ -34,8 +38,22 @@ export async function startOrdersWorker(
       const cancelled = await orders.cancelUnpaidOrders(cutoff);
       if (cancelled > 0) logger.info({ cancelled }, 'cancelled unpaid orders');
     },
+    [MAINTAIN_PARTITIONS]: async () => {
+      await maintainPartitions(
+        prisma,
+        {
+          monthsAhead: config.ORDERS_PARTITION_MONTHS_AHEAD,
+          retentionMonths: config.ORDERS_PARTITION_RETENTION_MONTHS,
+        },
+        logger,
+      );
+    },
   });
-  await messaging.queue(ORDERS_QUEUE).every(CANCEL_UNPAID, SWEEP_EVERY_MS);
+  const queue = messaging.queue(ORDERS_QUEUE);
+  await queue.every(CANCEL_UNPAID, SWEEP_EVERY_MS);
+  // Once now (a fresh database has no monthly partition yet), then hourly.
+  await queue.add(MAINTAIN_PARTITIONS, {});
+  await queue.every(MAINTAIN_PARTITIONS, PARTITIONS_EVERY_MS);
   logger.info('orders worker ready');
   return {
     relay,

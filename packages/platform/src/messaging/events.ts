@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { newId } from '../ids.js';
 import { z } from 'zod';
 import type { EntityReference } from '../changed-entities.js';
 
@@ -201,7 +201,7 @@ export function newEvent<T extends EventType>(
   data: EventOf<T>['data'],
   occurredAt: Date = new Date(),
 ): EventOf<T> {
-  const event = { id: randomUUID(), type, version: 1, aggregateId, occurredAt: occurredAt.toISOString(), data };
+  const event = { id: newId(), type, version: 1, aggregateId, occurredAt: occurredAt.toISOString(), data };
   return eventDefinitions[type].schema.parse(event) as EventOf<T>;
 }
 

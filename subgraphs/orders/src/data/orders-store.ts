@@ -1,5 +1,4 @@
-import { randomUUID } from 'node:crypto';
-import { markEventHandled, writeOutbox, type DomainEvent } from '@food/platform';
+import { markEventHandled, newId, writeOutbox, type DomainEvent } from '@food/platform';
 import type { OrdersPrisma } from './prisma.js';
 import type { OrderStatus } from '../domain/order-status.js';
 import type {
@@ -59,8 +58,9 @@ export class PrismaOrdersStore implements OrdersStore {
   constructor(private readonly prisma: OrdersPrisma) {}
 
   async create(order: NewOrder): Promise<Order> {
-    // Ids are made here so lines and add-ons can each be one multi-row insert.
-    const lines = order.lines.map((line, position) => ({ ...line, id: randomUUID(), position }));
+    // Ids are made here (UUIDv7, like every id in this database) so lines and add-ons can each be one
+    // multi-row insert. Lines, add-ons and history carry the order's id: their partition key.
+    const lines = order.lines.map((line, position) => ({ ...line, id: newId(), position }));
     const row = await this.prisma.$transaction(async (tx) => {
       const created = await tx.order.create({
         data: {
@@ -89,6 +89,8 @@ export class PrismaOrdersStore implements OrdersStore {
       });
       const addons = lines.flatMap((line) =>
         line.addons.map((addon) => ({
+          id: newId(),
+          orderId: created.id,
           orderItemId: line.id,
           addonId: addon.addonId,
           name: addon.name,
@@ -100,6 +102,7 @@ export class PrismaOrdersStore implements OrdersStore {
       await tx.orderStatusChange.create({
         // The first entry is the placing itself: the same instant as the order.
         data: {
+          id: newId(),
           orderId: created.id,
           fromStatus: null,
           toStatus: order.status,
@@ -130,6 +133,7 @@ export class PrismaOrdersStore implements OrdersStore {
         if (count !== 1) throw new Rollback('conflict');
         await tx.orderStatusChange.create({
           data: {
+            id: newId(),
             orderId: change.orderId,
             fromStatus: change.from,
             toStatus: change.to,
