@@ -604,7 +604,8 @@ describe('the food-supergraph chart', () => {
       };
       const result = render(chartDir, ['-f', valuesFile(values)]);
       if (result.status !== 0) throw new Error(`rendering with replicas failed: ${result.stderr}`);
-      return new Release('replicas', parseManifests(result.stdout), merge(chartValues, values));
+      // The minimal values plus replicas: rendered as the defaults scenario is.
+      return new Release('defaults', parseManifests(result.stdout), merge(chartValues, values));
     };
     const envNames = (release: Release, component: string): string[] =>
       release.deployment(component).spec.template.spec.containers[0].env.map((e: Manifest) => e.name);
