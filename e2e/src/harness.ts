@@ -18,16 +18,21 @@ export interface TestSupergraphOptions {
   workers?: boolean;
   /** Default: the suite's Redis (`testRedisTarget()`: the run's cluster in cluster mode, else REDIS_URL or the machine's). */
   redis?: RedisTarget;
+  /** A service's database elsewhere (e.g. a primary with replicas of the test's own); default: a fresh one on the real Postgres. */
+  databaseUrls?: Partial<Record<DatabaseService, string>>;
+  /** More environment for every service and the gateway (e.g. `ORDERS_DATABASE_REPLICA_URLS`). */
+  env?: Record<string, string>;
 }
 
 /** The four subgraphs and the gateway as real HTTP servers on fresh databases of the real Postgres. */
 export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
   const redis = options.redis ?? testRedisTarget();
-  const databases = await Promise.all(databaseServices.map((service) => createTestDatabase(service)));
-  const databaseUrls = Object.fromEntries(databaseServices.map((service, i) => [service, databases[i]!.url])) as Record<
-    DatabaseService,
-    string
-  >;
+  const own = databaseServices.filter((service) => !options.databaseUrls?.[service]);
+  const databases = await Promise.all(own.map((service) => createTestDatabase(service)));
+  const databaseUrls = {
+    ...options.databaseUrls,
+    ...Object.fromEntries(own.map((service, i) => [service, databases[i]!.url])),
+  } as Record<DatabaseService, string>;
   const env = {
     ...testSecrets,
     USERS_ENCRYPTION_KEYS: `e2e:${Buffer.alloc(32, 7).toString('base64')}`,
@@ -43,6 +48,7 @@ export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
         ['QUERIES', 'MUTATIONS', 'SUBSCRIPTIONS'].map((kind) => [`RATE_LIMIT_${scope}_${kind}`, '100000']),
       ),
     ),
+    ...options.env,
   };
   let supergraph: RunningSupergraph;
   try {

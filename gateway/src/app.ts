@@ -20,7 +20,7 @@ import { authenticate } from './auth.js';
 import { supergraphPath } from './compose/compose.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
-import { clientAddress, createEdge, guardHttpOperations } from './edge/index.js';
+import { clientAddress, createEdge, guardHttpOperations, readYourWritesPlugin } from './edge/index.js';
 import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
@@ -192,6 +192,7 @@ export async function startGateway(
           ...(production ? [] : [graphiqlLandingPage<GatewayContext>()]),
           refuseSubscriptionsOverHttp<GatewayContext>(),
           guardHttpOperations(edge.guard),
+          readYourWritesPlugin(edge.readYourWrites),
         ],
         formatError: (formatted, error) =>
           formatError(formatted, error, (unexpected) => logger.error({ err: unexpected }, 'unexpected error')),

@@ -10,6 +10,7 @@ import {
   nodeEnv,
   oneRedisMode,
   port,
+  replicaLagEnv,
   secret,
   tracingEnv,
 } from '@food/platform';
@@ -87,6 +88,11 @@ export const GatewayConfigSchema = z
      */
     ENTITY_CACHE_PRIVATE_TYPES: optionalCommaList,
     ENTITY_CACHE_TTL_SECONDS: integer(60, 1, 86_400),
+    /**
+     * The replica lag bound the services use: for this long after a caller's mutation, its reads go
+     * to the primaries (read-your-writes, edge/read-your-writes.ts). Every process must share it.
+     */
+    ...replicaLagEnv,
     /** Origins browsers may call from (comma-separated, or *). Default: * in development, none in production. */
     CORS_ORIGINS: optionalCommaList,
     /** Apollo's CSRF prevention: refuse simple (non-preflighted) requests that could come from any page. */

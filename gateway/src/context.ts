@@ -12,4 +12,9 @@ export interface GatewayContext {
    * subscription came over: `websocket` (graphql-ws), `sse` or `multipart` (HTTP).
    */
   transport: 'http' | 'websocket' | 'sse' | 'multipart';
+  /**
+   * Set once the operation is known (edge/read-your-writes.ts): whether the subgraphs must read
+   * from their primaries for this request. Unset (not an HTTP operation yet) counts as yes.
+   */
+  readFromPrimary?: boolean;
 }

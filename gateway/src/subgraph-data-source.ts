@@ -92,7 +92,8 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       return JSON.parse(await this.fetchOnce(options, caller)) as SubgraphResponse;
     }
     const { request } = options;
-    const key = `${callerKey(caller)}\n${request.query}\n${JSON.stringify(request.variables ?? {})}`;
+    // A fetch that must read from the primary (after the caller's write) never waits for one that may not.
+    const key = `${callerKey(caller)}\n${readsFromPrimary(options.context)}\n${request.query}\n${JSON.stringify(request.variables ?? {})}`;
     let text = this.inflight.get(key);
     if (!text) {
       text = this.fetchOnce(options, caller).finally(() => this.inflight.delete(key));
@@ -118,7 +119,7 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
     const { url, timeoutMs, internalTokens } = this.options;
     const headers: Record<string, string> = {
       'content-type': 'application/json',
-      [INTERNAL_TOKEN_HEADER]: await internalTokens.sign(caller),
+      [INTERNAL_TOKEN_HEADER]: await internalTokens.sign(caller, { readFromPrimary: readsFromPrimary(context) }),
     };
     if ('requestId' in context && context.requestId) headers[REQUEST_ID_HEADER] = context.requestId;
     // The subgraph's spans continue this fetch's (Apollo's `gateway.fetch` span is active here).
@@ -173,6 +174,14 @@ const privateCacheKey = (options: GraphQLDataSourceProcessOptions<GatewayContext
   options.incomingRequestContext.operation?.operation === 'query'
     ? callerKey(callerOf(options.context))
     : undefined;
+
+/**
+ * Whether the subgraph must read from its primary database: replicas serve only a client's query
+ * over HTTP whose caller made no mutation within the lag bound (edge/read-your-writes.ts). Schema
+ * loads and health checks read nothing of a caller's.
+ */
+const readsFromPrimary = (context: Partial<GatewayContext>): boolean =>
+  context.transport !== undefined && (context.transport !== 'http' || context.readFromPrimary !== false);
 
 /** Schema loads and health checks have no request context: they call as the gateway itself. */
 const callerOf = (context: Partial<GatewayContext>): Caller =>

@@ -150,6 +150,8 @@ const METRICS: Record<string, Record<string, string[] | null>> = {
   events_consumed_total: { stream: null, group: null, outcome: ['ok', 'retry', 'dead_letter'] },
   outbox_pending_events: { outbox: ['meals', 'orders', 'payments'] },
   outbox_lag_seconds: { outbox: ['meals', 'orders', 'payments'] },
+  db_replica_lag_seconds: { database: ['users', 'meals', 'orders', 'payments'], replica: null },
+  db_replica_up: { database: ['users', 'meals', 'orders', 'payments'], replica: null },
   job_queue_depth: { queue: null },
   job_queue_failed_jobs: { queue: null },
   jobs_processed_total: { queue: null, job: null, outcome: ['ok', 'failed'] },
@@ -582,6 +584,71 @@ describe('the food-supergraph chart', () => {
         });
       });
       expect(undocumented).toEqual([]);
+    });
+  });
+
+  describe('read replicas', () => {
+    const REPLICAS = ['postgresql://r1.db:5432/orders', 'postgresql://r2.db:5432/orders'];
+    const replicated = () => {
+      const values = {
+        ...minimalValues,
+        databaseReplicaMaxLagSeconds: 3,
+        databases: {
+          ...minimalValues.databases,
+          orders: { ...minimalValues.databases.orders, replicas: { urls: REPLICAS } },
+          payments: {
+            ...minimalValues.databases.payments,
+            replicas: { existingSecret: { name: 'payments-replicas', key: 'urls' } },
+          },
+        },
+      };
+      const result = render(chartDir, ['-f', valuesFile(values)]);
+      if (result.status !== 0) throw new Error(`rendering with replicas failed: ${result.stderr}`);
+      // The minimal values plus replicas: rendered as the defaults scenario is.
+      return new Release('defaults', parseManifests(result.stdout), merge(chartValues, values));
+    };
+    const envNames = (release: Release, component: string): string[] =>
+      release.deployment(component).spec.template.spec.containers[0].env.map((e: Manifest) => e.name);
+
+    it('gives each subgraph its replica URLs from a Secret, the lag bound to it and the gateway, and the migrations Job neither', () => {
+      const release = replicated();
+      const ref = (component: string, name: string) =>
+        release.deployment(component).spec.template.spec.containers[0].env.find((e: Manifest) => e.name === name)
+          ?.valueFrom?.secretKeyRef;
+      expect(ref('orders', 'ORDERS_DATABASE_REPLICA_URLS')).toEqual({
+        name: 'food',
+        key: 'ORDERS_DATABASE_REPLICA_URLS',
+      });
+      expect(ref('payments', 'PAYMENTS_DATABASE_REPLICA_URLS')).toEqual({ name: 'payments-replicas', key: 'urls' });
+      const [secret] = release.all('Secret').filter((s) => s.metadata.name === 'food');
+      expect(Buffer.from(secret.data.ORDERS_DATABASE_REPLICA_URLS, 'base64').toString()).toBe(REPLICAS.join(','));
+      // Workers read from the primary only; subgraphs without replicas get no variable.
+      for (const component of ['orders-worker', 'payments-worker', 'users', 'meals']) {
+        expect(
+          envNames(release, component).filter((n) => n.endsWith('_REPLICA_URLS')),
+          component,
+        ).toEqual([]);
+      }
+      const orders = loadOrdersConfig(
+        release.environment(release.deployment('orders').spec.template.spec.containers[0], 'orders'),
+      );
+      expect(orders.ORDERS_DATABASE_REPLICA_URLS).toEqual(REPLICAS);
+      expect(orders.DATABASE_REPLICA_MAX_LAG_SECONDS).toBe(3);
+      const gateway = loadGatewayConfig(
+        release.environment(release.deployment('gateway').spec.template.spec.containers[0], 'gateway'),
+      );
+      expect(gateway.DATABASE_REPLICA_MAX_LAG_SECONDS).toBe(3);
+      const [job] = release.all('Job');
+      expect(JSON.stringify(job)).not.toContain('REPLICA');
+    });
+
+    it('without replicas no subgraph gets the variable: every read stays on the primary', () => {
+      for (const component of ['users', 'meals', 'orders', 'payments']) {
+        expect(
+          envNames(releases.defaults, component).filter((n) => n.endsWith('_REPLICA_URLS')),
+          component,
+        ).toEqual([]);
+      }
     });
   });
 
@@ -1113,6 +1180,8 @@ describe('the food-supergraph chart', () => {
           /gateway_subgraph_fetch_duration_seconds_count\{[^}]*outcome=~"unavailable\|timeout"/,
         ],
         ['FoodOutboxLagHigh', /outbox_lag_seconds/],
+        ['FoodDatabaseReplicaLagging', /db_replica_lag_seconds\{.*\}\) > 2$/],
+        ['FoodDatabaseReplicaDown', /db_replica_up\{.*\}\) == 0$/],
         ['FoodJobsFailing', /jobs_processed_total\{[^}]*outcome="failed"/],
         ['FoodJobsFailedSetNotEmpty', /job_queue_failed_jobs/],
         ['FoodJobQueueBacklog', /job_queue_depth/],

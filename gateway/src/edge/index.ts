@@ -18,9 +18,11 @@ import { createEdgeMetrics } from './metrics.js';
 import { OperationGuard } from './operation-guard.js';
 import { OperationSafelist, RedisPersistedQueryCache, type PersistedQueryCache } from './persisted-queries.js';
 import { InMemoryRateLimitStore, RateLimiter, RedisRateLimitStore } from './rate-limit.js';
+import { InMemoryRecentWritesStore, ReadYourWrites, RedisRecentWritesStore } from './read-your-writes.js';
 
 export { clientAddress } from './client-address.js';
 export { guardHttpOperations } from './http-plugin.js';
+export { readYourWritesPlugin } from './read-your-writes.js';
 export type { OperationGuard } from './operation-guard.js';
 
 /** Response headers a browser's script may read: the rate budget and the request id. */
@@ -36,6 +38,8 @@ export interface Edge {
   /** Whether a WebSocket upgrade from this Origin is allowed (browsers send it; other clients may not). */
   allowsOrigin(origin: string | undefined): boolean;
   trustProxy: (address: string, hop: number) => boolean;
+  /** Which callers wrote within the replica lag bound: their reads go to the primaries. */
+  readYourWrites: ReadYourWrites;
   close(): Promise<void>;
 }
 
@@ -154,6 +158,12 @@ export async function createEdge(
     cors: origins.length > 0 ? { origin: anyOrigin ? '*' : origins, exposedHeaders, maxAge: 600 } : undefined,
     allowsOrigin: (origin) => origin === undefined || anyOrigin || origins.includes(origin),
     trustProxy: compileTrustProxy(config.TRUST_PROXY),
+    readYourWrites: new ReadYourWrites(
+      redis ? new RedisRecentWritesStore(redis) : new InMemoryRecentWritesStore(),
+      config.DATABASE_REPLICA_MAX_LAG_SECONDS,
+      prefix,
+      logger,
+    ),
     close: async () => {
       await invalidation?.close();
       await redis?.quit().catch(() => redis.disconnect());

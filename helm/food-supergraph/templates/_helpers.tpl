@@ -175,6 +175,15 @@ key: {{ $r.existingSecret.key | default "REDIS_URL" }}
 name: {{ $fullname }}
 key: REDIS_URL
   {{- end -}}
+{{- else if hasSuffix "_DATABASE_REPLICA_URLS" $var -}}
+  {{- $replicas := (index $root.Values.databases ($var | trimSuffix "_DATABASE_REPLICA_URLS" | lower)).replicas -}}
+  {{- if $replicas.existingSecret.name -}}
+name: {{ $replicas.existingSecret.name }}
+key: {{ $replicas.existingSecret.key | default $var }}
+  {{- else -}}
+name: {{ $fullname }}
+key: {{ $var }}
+  {{- end -}}
 {{- else if hasSuffix "_DATABASE_URL" $var -}}
   {{- $service := $var | trimSuffix "_DATABASE_URL" | lower -}}
   {{- $db := index $root.Values.databases $service -}}
@@ -238,6 +247,13 @@ single
 {{/* The secret variables of one component (dict "root" $ "component" <its food.components entry>), as a YAML list. */}}
 {{- define "food.componentSecrets" -}}
 {{- $vars := .component.secrets -}}
+{{- /* A subgraph with read replicas gets their URLs (a Secret: they hold credentials); workers read the primary only. */ -}}
+{{- if .component.subgraph -}}
+  {{- $replicas := (index .root.Values.databases .component.values).replicas -}}
+  {{- if or $replicas.urls $replicas.existingSecret.name -}}
+    {{- $vars = append $vars (printf "%s_DATABASE_REPLICA_URLS" (upper .component.values)) -}}
+  {{- end -}}
+{{- end -}}
 {{- if .component.redis -}}
   {{- $vars = concat $vars (include "food.redisSecrets" .root | fromYamlArray) -}}
 {{- end -}}
@@ -316,6 +332,8 @@ ConfigMap first, so theirs holds only what differs. `<component>.env` entries co
   {{- $_ := set $data "NODE_ENV" $v.nodeEnv -}}
   {{- $_ := set $data "LOG_LEVEL" $v.logLevel -}}
   {{- $_ := set $data "HOST" "0.0.0.0" -}}
+  {{- /* One lag bound for the subgraphs (replicas older are skipped) and the gateway (read-your-writes window). */ -}}
+  {{- $_ := set $data "DATABASE_REPLICA_MAX_LAG_SECONDS" (include "food.envValue" $v.databaseReplicaMaxLagSeconds) -}}
   {{- with $v.tracing.otlpEndpoint -}}
     {{- $_ := set $data "OTEL_EXPORTER_OTLP_ENDPOINT" . -}}
   {{- end -}}

@@ -15,6 +15,16 @@ describe('tokens, with signing and verification remembered', () => {
     expect(await new InternalTokens(secret).verify(first)).toEqual(user);
   });
 
+  it('carries "read from the primary" signed, apart from the plain token of the same caller', async () => {
+    const tokens = new InternalTokens(secret);
+    const plain = await tokens.sign(user);
+    const primary = await tokens.sign(user, { readFromPrimary: true });
+    expect(primary).not.toBe(plain);
+    expect(await tokens.verifyRequest(primary)).toEqual({ caller: user, readFromPrimary: true });
+    expect(await tokens.verifyRequest(plain)).toEqual({ caller: user, readFromPrimary: false });
+    expect(await tokens.verify(primary)).toEqual(user);
+  });
+
   it('still refuses a remembered internal token once it has expired, and never remembers a forged one', async () => {
     // Two seconds, not one: expiry is in whole seconds, so a 1 s token signed late in a second can
     // be expired a few milliseconds later.

@@ -41,11 +41,27 @@ export const INTERNAL_TOKEN_HEADER = 'x-internal-token';
 const INTERNAL_AUDIENCE = 'food-subgraphs';
 const INTERNAL_ISSUER = 'food-internal';
 
-const InternalClaims = z.discriminatedUnion('kind', [
-  z.object({ kind: z.literal('anonymous') }),
-  z.object({ kind: z.literal('user'), sub: z.uuid(), role: Role }),
-  z.object({ kind: z.literal('service'), sub: z.string().min(1) }),
-]);
+const InternalClaims = z.intersection(
+  z.discriminatedUnion('kind', [
+    z.object({ kind: z.literal('anonymous') }),
+    z.object({ kind: z.literal('user'), sub: z.uuid(), role: Role }),
+    z.object({ kind: z.literal('service'), sub: z.string().min(1) }),
+  ]),
+  /** Read from the primary database (read-your-writes, see read-consistency.ts); absent means replicas may serve. */
+  z.object({ primary: z.literal(true).optional() }),
+);
+
+/** What an internal token says: who calls, and whether its reads must see the primary's latest writes. */
+export interface InternalRequest {
+  caller: Caller;
+  readFromPrimary: boolean;
+}
+
+/** How a token is signed besides its caller. */
+export interface SignOptions {
+  /** The subgraph must read from the primary database, not a replica (see read-consistency.ts). */
+  readFromPrimary?: boolean;
+}
 
 /**
  * Tokens already verified, until they expire: the same string verifies the same way until then, and
@@ -76,7 +92,7 @@ class VerifiedTokens<T extends object> {
 export class InternalTokens {
   private readonly key: Uint8Array;
   private readonly signed = new LRUCache<string, string>({ max: 10_000 });
-  private readonly verified = new VerifiedTokens<Caller>();
+  private readonly verified = new VerifiedTokens<InternalRequest>();
   constructor(
     secret: string,
     private readonly ttlSeconds = 60,
@@ -84,23 +100,24 @@ export class InternalTokens {
     this.key = new TextEncoder().encode(secret);
   }
 
-  async sign(caller: Caller): Promise<string> {
-    const key = callerKey(caller);
+  async sign(caller: Caller, options: SignOptions = {}): Promise<string> {
+    const primary = options.readFromPrimary === true;
+    const key = `${callerKey(caller)}${primary ? '\nprimary' : ''}`;
     const reusable = this.signed.get(key);
     if (reusable) return reusable;
-    const token = await this.signNew(caller);
+    const token = await this.signNew(caller, primary);
     this.signed.set(key, token, { ttl: (this.ttlSeconds * 1_000) / 2 });
     return token;
   }
 
-  private async signNew(caller: Caller): Promise<string> {
+  private async signNew(caller: Caller, primary: boolean): Promise<string> {
     const claims =
       caller.kind === 'user'
         ? { kind: 'user', role: caller.role }
         : caller.kind === 'service'
           ? { kind: 'service' }
           : { kind: 'anonymous' };
-    const jwt = new SignJWT(claims)
+    const jwt = new SignJWT(primary ? { ...claims, primary: true } : claims)
       .setProtectedHeader({ alg: 'HS256' })
       .setIssuer(INTERNAL_ISSUER)
       .setAudience(INTERNAL_AUDIENCE)
@@ -113,6 +130,11 @@ export class InternalTokens {
 
   /** Returns the caller, or throws UNAUTHENTICATED when the token is missing, forged or expired. */
   async verify(token: string | undefined): Promise<Caller> {
+    return (await this.verifyRequest(token)).caller;
+  }
+
+  /** The caller and its read consistency; throws UNAUTHENTICATED as `verify` does. */
+  async verifyRequest(token: string | undefined): Promise<InternalRequest> {
     if (!token) throw new DomainError(ErrorCode.UNAUTHENTICATED, 'Missing internal token: call through the gateway');
     try {
       return await this.verified.verify(token, async (candidate) => {
@@ -122,13 +144,13 @@ export class InternalTokens {
           algorithms: ['HS256'],
         });
         const claims = InternalClaims.parse(payload);
-        const value: Caller =
+        const caller: Caller =
           claims.kind === 'user'
             ? { kind: 'user', userId: claims.sub, role: claims.role }
             : claims.kind === 'service'
               ? { kind: 'service', service: claims.sub }
               : anonymous;
-        return { value, payload };
+        return { value: { caller, readFromPrimary: claims.primary === true }, payload };
       });
     } catch {
       throw new DomainError(ErrorCode.UNAUTHENTICATED, 'Invalid internal token');

@@ -54,6 +54,18 @@ export const commaList = (fallback = '') =>
 export const integer = (fallback: number, min: number, max: number) =>
   z.coerce.number().int().min(min).max(max).default(fallback);
 
+/** A comma-separated list of postgres:// URLs (a service's read replicas); empty means none. */
+export const postgresUrlList = commaList().pipe(z.array(postgresUrl));
+
+/**
+ * The replica lag bound, shared by every service and the gateway: a service skips a replica whose
+ * data is older than this, and the gateway sends a caller's reads to the primaries for this long
+ * after its mutation, so that a replica a caller may read from afterwards already has its write.
+ */
+export const replicaLagEnv = {
+  DATABASE_REPLICA_MAX_LAG_SECONDS: z.coerce.number().positive().max(300).default(2),
+};
+
 /**
  * Where events and jobs go, for every process that publishes, consumes or tails them. Processes that
  * work together must share these values: the prefix lets several deployments (or test runs) share a Redis.

@@ -103,6 +103,15 @@ export function formatError(
       extensions: { code: original.code, ...original.details },
     };
   }
+  if (isDatabaseUnavailable(original)) {
+    // The service's own database is away (a restart, a failover): nothing was written, try again.
+    return {
+      message: 'The database is unavailable; try again shortly',
+      locations: formatted.locations,
+      path: formatted.path,
+      extensions: { code: ErrorCode.UPSTREAM_UNAVAILABLE },
+    };
+  }
   const code = formatted.extensions?.code;
   if (typeof code === 'string' && (requestErrorCodes.has(code) || code in httpStatusOf)) {
     const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
@@ -119,4 +128,29 @@ export function formatError(
     path: formatted.path,
     extensions: { code: ErrorCode.INTERNAL_SERVER_ERROR },
   };
+}
+
+/** Prisma's codes for "cannot reach / lost the database server" (P1001 unreachable, P1017 closed, ...). */
+const unavailablePrismaCodes = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/** The driver adapter's kinds and Postgres's SQLSTATEs for a server that is down, starting or shutting down. */
+const unavailableKinds = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout']);
+const unavailableSqlStates = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);
+
+/**
+ * Whether an error says the database could not be reached or dropped the connection. Read by shape
+ * (Prisma's known-request errors carry `code` and `meta.driverAdapterError.cause`), so this package
+ * needs none of the services' generated Prisma error classes.
+ */
+export function isDatabaseUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const { code, meta } = error as {
+    code?: unknown;
+    meta?: { driverAdapterError?: { cause?: Record<string, unknown> } };
+  };
+  if (typeof code === 'string' && (unavailablePrismaCodes.has(code) || unavailableSqlStates.has(code))) return true;
+  const cause = meta?.driverAdapterError?.cause;
+  if (cause && (unavailableKinds.has(String(cause.kind)) || unavailableSqlStates.has(String(cause.originalCode)))) {
+    return true;
+  }
+  return /Connection terminated|ECONNREFUSED|ECONNRESET|Can't reach database server/.test(error.message);
 }

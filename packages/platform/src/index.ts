@@ -17,3 +17,5 @@ export * from './telemetry/tracing.js';
 export * from './changed-entities.js';
 export * from './process.js';
 export * from './redis.js';
+export * from './read-consistency.js';
+export * from './database/read-replicas.js';

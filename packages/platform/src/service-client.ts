@@ -1,5 +1,6 @@
 import { DomainError, ErrorCode } from './errors.js';
 import { INTERNAL_TOKEN_HEADER, type InternalTokens } from './auth.js';
+import { readsFromPrimary } from './read-consistency.js';
 import { injectTraceContext } from './telemetry/tracing.js';
 
 /**
@@ -20,7 +21,11 @@ export class ServiceClient {
   async request<T>(query: string, variables: Record<string, unknown>): Promise<T> {
     const headers = new Headers({
       'content-type': 'application/json',
-      [INTERNAL_TOKEN_HEADER]: await this.options.tokens.sign({ kind: 'service', service: this.options.caller }),
+      // A request that must see the primary's latest writes asks the service it calls to as well.
+      [INTERNAL_TOKEN_HEADER]: await this.options.tokens.sign(
+        { kind: 'service', service: this.options.caller },
+        { readFromPrimary: readsFromPrimary() },
+      ),
     });
     // The owner's spans join the caller's trace.
     injectTraceContext(headers);

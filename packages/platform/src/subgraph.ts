@@ -3,11 +3,12 @@ import { GraphQLError, parse, type DocumentNode } from 'graphql';
 import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
-import type { Request } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { INTERNAL_TOKEN_HEADER, InternalTokens, type Caller } from './auth.js';
 import { reportChangedEntities } from './changed-entities.js';
 import { formatError } from './errors.js';
 import type { Logger } from './logger.js';
+import { withReadConsistency } from './read-consistency.js';
 import { serveGraphQL, type ReadinessChecks, type RunningHttpService } from './http.js';
 
 /** @apollo/subgraph's resolver map type, which its package does not export by name. */
@@ -49,6 +50,22 @@ export function createSubgraphServer<Ctx extends object>(options: SubgraphServer
 export function callerFromRequest(req: Request, tokens: InternalTokens): Promise<Caller> {
   const header = req.headers[INTERNAL_TOKEN_HEADER];
   return tokens.verify(Array.isArray(header) ? header[0] : header);
+}
+
+/**
+ * Runs the rest of the request with the read consistency its internal token asks for: replicas may
+ * serve it unless the token says "read from the primary" (the gateway's read-your-writes window, a
+ * mutation, a subscription's event). A request whose token does not verify reads from the primary;
+ * its context refuses it anyway.
+ */
+function readConsistencyOfRequest(tokens: InternalTokens): RequestHandler {
+  return (req, _res, next) => {
+    const header = req.headers[INTERNAL_TOKEN_HEADER];
+    tokens.verifyRequest(Array.isArray(header) ? header[0] : header).then(
+      ({ readFromPrimary }) => withReadConsistency(readFromPrimary ? 'primary' : 'replica', next),
+      () => withReadConsistency('primary', next),
+    );
+  };
 }
 
 /**
@@ -95,6 +112,7 @@ export async function startSubgraph<Ctx extends object>(
     host: options.host,
     production: options.nodeEnv === 'production',
     readiness: { ...options.readiness, database: () => database.$queryRawUnsafe('SELECT 1') },
+    beforeApolloServer: [readConsistencyOfRequest(internalTokens)],
     createServer: (plugins) =>
       createSubgraphServer<Ctx>({
         typeDefs: options.typeDefs,

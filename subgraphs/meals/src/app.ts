@@ -10,7 +10,10 @@ export const mealsTypeDefs = loadSchemaFile(new URL('../schema.graphql', import.
 
 /** Wires the meals subgraph from its configuration: database and domain. */
 export function createMealsService(config: MealsConfig) {
-  const prisma = connectMealsDatabase(config.MEALS_DATABASE_URL);
+  const prisma = connectMealsDatabase(config.MEALS_DATABASE_URL, undefined, {
+    replicaUrls: config.MEALS_DATABASE_REPLICA_URLS,
+    maxLagSeconds: config.DATABASE_REPLICA_MAX_LAG_SECONDS,
+  });
   const meals = new MealsService(new PrismaMealsStore(prisma), { currency: config.MEALS_CURRENCY });
   return { prisma, meals };
 }

@@ -7,6 +7,8 @@ import {
   nodeEnv,
   port,
   postgresUrl,
+  postgresUrlList,
+  replicaLagEnv,
   secret,
   tracingEnv,
 } from '@food/platform';
@@ -19,6 +21,9 @@ export const MealsConfigSchema = z
     MEALS_PORT: port(4002),
     HOST: z.string().default('127.0.0.1'),
     MEALS_DATABASE_URL: postgresUrl,
+    /** Streaming replicas that may serve reads a little stale (see withReadReplicas); empty: none. */
+    MEALS_DATABASE_REPLICA_URLS: postgresUrlList,
+    ...replicaLagEnv,
     INTERNAL_TOKEN_SECRET: secret(32),
     /** The menu's one currency: new meals are priced in it. */
     MEALS_CURRENCY: z

@@ -24,7 +24,12 @@ export interface OrdersDependencies {
 
 /** Wires the orders subgraph from its configuration: database, meals client, delivery fee. */
 export function createOrdersService(config: OrdersConfig, deps: OrdersDependencies = {}) {
-  const prisma = deps.prisma ?? connectOrdersDatabase(config.ORDERS_DATABASE_URL);
+  const prisma =
+    deps.prisma ??
+    connectOrdersDatabase(config.ORDERS_DATABASE_URL, undefined, {
+      replicaUrls: config.ORDERS_DATABASE_REPLICA_URLS,
+      maxLagSeconds: config.DATABASE_REPLICA_MAX_LAG_SECONDS,
+    });
   const meals =
     deps.meals ??
     new MealsCatalogClient(

@@ -8,6 +8,8 @@ import {
   nodeEnv,
   port,
   postgresUrl,
+  postgresUrlList,
+  replicaLagEnv,
   secret,
 } from '@food/platform';
 
@@ -19,6 +21,9 @@ export const OrdersConfigSchema = z
     ORDERS_PORT: port(4003),
     HOST: z.string().default('127.0.0.1'),
     ORDERS_DATABASE_URL: postgresUrl,
+    /** Streaming replicas that may serve reads a little stale (see withReadReplicas); empty: none. */
+    ORDERS_DATABASE_REPLICA_URLS: postgresUrlList,
+    ...replicaLagEnv,
     INTERNAL_TOKEN_SECRET: secret(32),
     /** Where prices come from: orders asks meals, never its database. */
     MEALS_SUBGRAPH_URL: z.url({

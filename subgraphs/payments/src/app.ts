@@ -35,7 +35,12 @@ function providerFor(name: PaymentsConfig['PAYMENT_PROVIDER']): PaymentProvider 
 
 /** Wires the payments subgraph from its configuration: database, orders client, provider. */
 export function createPaymentsService(config: PaymentsConfig, deps: PaymentsDependencies = {}) {
-  const prisma = deps.prisma ?? connectPaymentsDatabase(config.PAYMENTS_DATABASE_URL);
+  const prisma =
+    deps.prisma ??
+    connectPaymentsDatabase(config.PAYMENTS_DATABASE_URL, undefined, {
+      replicaUrls: config.PAYMENTS_DATABASE_REPLICA_URLS,
+      maxLagSeconds: config.DATABASE_REPLICA_MAX_LAG_SECONDS,
+    });
   const orders =
     deps.orders ??
     new OrdersLookupClient(

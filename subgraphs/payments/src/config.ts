@@ -8,6 +8,8 @@ import {
   nodeEnv,
   port,
   postgresUrl,
+  postgresUrlList,
+  replicaLagEnv,
   secret,
 } from '@food/platform';
 
@@ -19,6 +21,9 @@ export const PaymentsConfigSchema = z
     PAYMENTS_PORT: port(4004),
     HOST: z.string().default('127.0.0.1'),
     PAYMENTS_DATABASE_URL: postgresUrl,
+    /** Streaming replicas that may serve reads a little stale (see withReadReplicas); empty: none. */
+    PAYMENTS_DATABASE_REPLICA_URLS: postgresUrlList,
+    ...replicaLagEnv,
     INTERNAL_TOKEN_SECRET: secret(32),
     /** Where order totals come from: payments asks orders, never its database. */
     ORDERS_SUBGRAPH_URL: z.url({

@@ -11,7 +11,10 @@ export const usersTypeDefs = loadSchemaFile(new URL('../schema.graphql', import.
 
 /** Wires the users subgraph from its configuration: database, domain, tokens. */
 export function createUsersService(config: UsersConfig) {
-  const prisma = connectUsersDatabase(config.USERS_DATABASE_URL);
+  const prisma = connectUsersDatabase(config.USERS_DATABASE_URL, undefined, {
+    replicaUrls: config.USERS_DATABASE_REPLICA_URLS,
+    maxLagSeconds: config.DATABASE_REPLICA_MAX_LAG_SECONDS,
+  });
   const users = new UsersService(
     new PrismaUsersStore(prisma),
     new PersonalDataCipher(config.USERS_ENCRYPTION_KEYS, config.USERS_ENCRYPTION_ACTIVE_KEY_ID),

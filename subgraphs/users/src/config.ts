@@ -1,5 +1,15 @@
 import { z } from 'zod';
-import { loadConfig, logLevel, nodeEnv, port, postgresUrl, secret, tracingEnv } from '@food/platform';
+import {
+  loadConfig,
+  logLevel,
+  nodeEnv,
+  port,
+  postgresUrl,
+  postgresUrlList,
+  replicaLagEnv,
+  secret,
+  tracingEnv,
+} from '@food/platform';
 
 /** Every variable the users subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
 export const UsersConfigSchema = z.object({
@@ -8,6 +18,9 @@ export const UsersConfigSchema = z.object({
   USERS_PORT: port(4001),
   HOST: z.string().default('127.0.0.1'),
   USERS_DATABASE_URL: postgresUrl,
+  /** Streaming replicas that may serve reads a little stale (see withReadReplicas); empty: none. */
+  USERS_DATABASE_REPLICA_URLS: postgresUrlList,
+  ...replicaLagEnv,
   INTERNAL_TOKEN_SECRET: secret(32),
   JWT_SECRET: secret(32),
   JWT_ISSUER: z.string().min(1).default('food-users'),

@@ -105,3 +105,4 @@ export async function unreachableUrl(): Promise<string> {
 export { deleteKeys, freePort, redisEnvOf, RedisServerProcess, testRedisTarget } from './redis-server.js';
 export { RedisClusterProcess } from './redis-cluster.js';
 export { EmitterBus } from './emitter-bus.js';
+export { PostgresReplicaPair } from './postgres-replica.js';

@@ -1,9 +1,21 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import { withReadReplicas, type ReadReplicaSettings } from '@food/platform';
 import { PrismaClient } from './generated/prisma/client.js';
 
 export type MealsPrisma = PrismaClient;
 
-/** The meals database, through the `pg` driver adapter (no Prisma engine binary). */
-export function connectMealsDatabase(databaseUrl: string, poolSize = 10): MealsPrisma {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl, max: poolSize }) });
+/** Where a replica's reads are allowed: `<SERVICE>_DATABASE_REPLICA_URLS` and the lag bound. */
+export type MealsReplicas = Pick<ReadReplicaSettings<MealsPrisma>, 'replicaUrls' | 'maxLagSeconds' | 'logger'>;
+
+/**
+ * The meals database, through the `pg` driver adapter (no Prisma engine binary); with replicas, its
+ * reads outside transactions may go to them (withReadReplicas), writes stay on the primary.
+ */
+export function connectMealsDatabase(databaseUrl: string, poolSize = 10, replicas?: MealsReplicas): MealsPrisma {
+  const connect = (url: string, pool = {}) =>
+    new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolSize, ...pool }) });
+  const primary = connect(databaseUrl);
+  return replicas
+    ? withReadReplicas(primary, { ...replicas, database: 'meals', primaryUrl: databaseUrl, connect })
+    : primary;
 }

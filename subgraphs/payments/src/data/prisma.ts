@@ -1,9 +1,25 @@
 import { PrismaPg } from '@prisma/adapter-pg';
+import { withReadReplicas, type ReadReplicaSettings } from '@food/platform';
 import { PrismaClient } from './generated/prisma/client.js';
 
 export type PaymentsPrisma = PrismaClient;
 
-/** The payments database, through the `pg` driver adapter (no Prisma engine binary). */
-export function connectPaymentsDatabase(databaseUrl: string, poolSize = 10): PaymentsPrisma {
-  return new PrismaClient({ adapter: new PrismaPg({ connectionString: databaseUrl, max: poolSize }) });
+/** Where a replica's reads are allowed: `<SERVICE>_DATABASE_REPLICA_URLS` and the lag bound. */
+export type PaymentsReplicas = Pick<ReadReplicaSettings<PaymentsPrisma>, 'replicaUrls' | 'maxLagSeconds' | 'logger'>;
+
+/**
+ * The payments database, through the `pg` driver adapter (no Prisma engine binary); with replicas, its
+ * reads outside transactions may go to them (withReadReplicas), writes stay on the primary.
+ */
+export function connectPaymentsDatabase(
+  databaseUrl: string,
+  poolSize = 10,
+  replicas?: PaymentsReplicas,
+): PaymentsPrisma {
+  const connect = (url: string, pool = {}) =>
+    new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolSize, ...pool }) });
+  const primary = connect(databaseUrl);
+  return replicas
+    ? withReadReplicas(primary, { ...replicas, database: 'payments', primaryUrl: databaseUrl, connect })
+    : primary;
 }
