@@ -12,6 +12,7 @@ import {
   onCluster,
   RedisClusterProcess,
   RedisServerProcess,
+  replicatedRedis,
   slotErrors,
   statusChanged,
   TEST_REDIS,
@@ -389,15 +390,39 @@ describe('RedisEventBus', () => {
     expect(letters.map((letter) => letter.partition)).toEqual([bus.partitionOf(second!), bus.partitionOf(first!)]);
   });
 
-  it('rejects a publish its replicas did not confirm (the entry may still be in the stream)', async () => {
-    // More replicas than the Redis has: one node has none, the test cluster one per master.
-    const required = onCluster ? 2 : 1;
-    const { bus, redis, keyOf } = makeBus({ publishReplicas: required });
+  it('rejects a publish a stalled replica did not confirm (the entry may still be in the stream), confirms once it answers', async () => {
+    const redis = await replicatedRedis();
+    cleanups.push(() => redis.destroy());
+    const { bus, redis: connection, keyOf } = makeBus({ redis: redis.target, publishReplicas: 1 });
     const orderId = randomUUID();
-    const publishing = bus.publish('orders', statusChanged(orderId, 1));
+    await bus.publish('orders', statusChanged(orderId, 1));
+    // Connected but acknowledging nothing: the master counts it, WAIT times out.
+    await redis.stallReplicaOf(keyOf(orderId));
+    const publishing = bus.publish('orders', statusChanged(orderId, 2));
     await expect(publishing).rejects.toBeInstanceOf(UnconfirmedPublishError);
-    await expect(publishing).rejects.toMatchObject({ key: keyOf(orderId), confirmed: required - 1, required });
-    expect(await redis.xlen(keyOf(orderId))).toBe(1);
+    await expect(publishing).rejects.toMatchObject({ key: keyOf(orderId), confirmed: 0, required: 1 });
+    expect(await connection.xlen(keyOf(orderId))).toBe(2);
+    redis.resumeReplicas();
+    await until(
+      () =>
+        bus.publish('orders', statusChanged(orderId, 3)).then(
+          () => true,
+          () => false,
+        ),
+      'a confirmed publish',
+    );
+  }, 60_000);
+
+  it('waits for the replicas a master has when it has fewer than asked for (none can be promoted over it), and says so once', async () => {
+    // One node has no replica; the test cluster's masters have one each.
+    const { bus, redis, keyOf, lines } = makeBus({ publishReplicas: onCluster ? 2 : 1 });
+    const orderId = randomUUID();
+    await bus.publish('orders', statusChanged(orderId, 1));
+    await bus.publish('orders', statusChanged(orderId, 2));
+    expect(await redis.xlen(keyOf(orderId))).toBe(2);
+    const warned = lines.filter((line) => line.msg.startsWith('Redis master has fewer replicas than'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]).toMatchObject({ replicas: onCluster ? 1 : 0, wanted: onCluster ? 2 : 1 });
   });
 
   it.runIf(onCluster)('asks the master that took the write to WAIT for its replica', async () => {

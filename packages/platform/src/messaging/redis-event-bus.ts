@@ -76,6 +76,8 @@ const MAX_RETRY_PAUSE_MS = 5_000;
 /** How long a publish whose slot moved (or whose master is away) keeps looking for its master: a failover takes seconds. */
 const REROUTE_FOR_MS = 10_000;
 const REROUTE_DELAY_MS = 200;
+/** How long a master's count of connected replicas is trusted before it is asked again. */
+const REPLICA_COUNT_TTL_MS = 1_000;
 /** How long close() waits for a running handler before it cuts the connection anyway. */
 const CLOSE_GRACE_MS = 10_000;
 
@@ -135,6 +137,10 @@ export class RedisEventBus implements EventBus {
   private readonly logger: Logger;
   /** Hash slots of the keys published to (cluster only). */
   private readonly slots = new Map<string, number>();
+  /** Connected replicas per master (`host:port`), as it last said, and when. */
+  private readonly replicaCounts = new Map<string, { count: number; at: number }>();
+  /** Masters currently short of `publishReplicas` replicas (warned once per such spell). */
+  private readonly shortMasters = new Set<string>();
   private closed = false;
 
   constructor(private readonly options: RedisEventBusOptions) {
@@ -189,12 +195,14 @@ export class RedisEventBus implements EventBus {
       // replicas that have this connection's writes, so it must follow the XADD on the same socket.
       // (Through the Cluster object a keyless WAIT may go elsewhere, and a redirected XADD is not retried.)
       let results: [Error | null, unknown][] | null;
+      let wanted = this.publishReplicas;
       try {
         const node = await this.masterOf(key);
+        wanted = await this.replicasToWaitFor(node);
         results = await node
           .pipeline()
           .xadd(key, ...trim, '*', 'event', payload)
-          .wait(this.publishReplicas, this.publishConfirmTimeoutMs)
+          .wait(wanted, this.publishConfirmTimeoutMs)
           .exec();
       } catch (error) {
         results = [[error instanceof Error ? error : new Error(String(error)), null]];
@@ -208,11 +216,40 @@ export class RedisEventBus implements EventBus {
       }
       if (!results || failed) throw failed ?? new Error('the publish pipeline was discarded');
       const confirmed = Number(results[1]![1]);
-      if (confirmed < this.publishReplicas) {
-        throw new UnconfirmedPublishError(stream, key, confirmed, this.publishReplicas);
-      }
+      if (confirmed < wanted) throw new UnconfirmedPublishError(stream, key, confirmed, wanted);
       return;
     }
+  }
+
+  /**
+   * How many replicas a write on `node` must reach: `publishReplicas`, or as many as the master has
+   * connected when it has fewer. A master left without its replica (it took over from a dead master
+   * and none has joined it yet) has no one a failover could promote, so no write of it can be lost to
+   * one; waiting for a replica it does not have would hold every event of its partitions back until
+   * one joins. Such a spell is logged once, as it is a master whose own crash would now lose what its
+   * AOF has not got.
+   */
+  private async replicasToWaitFor(node: Redis): Promise<number> {
+    const address = `${node.options.host}:${node.options.port}`;
+    let known = this.replicaCounts.get(address);
+    if (!known || Date.now() - known.at > REPLICA_COUNT_TTL_MS) {
+      const info = await node.info('replication');
+      known = { count: Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0), at: Date.now() };
+      this.replicaCounts.set(address, known);
+    }
+    if (known.count >= this.publishReplicas) {
+      if (this.shortMasters.delete(address))
+        this.logger.info({ master: address }, 'Redis master has its replicas again');
+      return this.publishReplicas;
+    }
+    if (!this.shortMasters.has(address)) {
+      this.shortMasters.add(address);
+      this.logger.warn(
+        { master: address, replicas: known.count, wanted: this.publishReplicas },
+        'Redis master has fewer replicas than REDIS_PUBLISH_REPLICAS: its events are confirmed by those it has',
+      );
+    }
+    return known.count;
   }
 
   /** The connection to the node serving `key` now: the node itself, or on a cluster the master of its slot. */

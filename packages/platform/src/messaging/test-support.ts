@@ -11,6 +11,9 @@ import { testRedisTarget } from '../testing/redis-server.js';
 import { newEvent, type DomainEvent } from './events.js';
 import { OUTBOX_NOTIFY_CHANNEL, outboxRecord } from './outbox.js';
 
+import { RedisClusterProcess } from '../testing/redis-cluster.js';
+import { RedisServerProcess } from '../testing/redis-server.js';
+
 export { deleteKeys, RedisServerProcess, testRedisTarget } from '../testing/redis-server.js';
 export { RedisClusterProcess } from '../testing/redis-cluster.js';
 
@@ -139,4 +142,50 @@ export async function writeOutboxRows(pool: pg.Pool, events: DomainEvent[]): Pro
       [row.id, row.stream, row.type, row.aggregateId, row.payload],
     );
   }
+}
+
+/**
+ * A Redis of the test's own whose masters have a replica, in the suite's mode: one node with a
+ * replica (REPLICAOF), or a cluster. `stallReplicaOf(key)` SIGSTOPs the replica of the master that
+ * holds `key`: still connected (the master counts it), but it acknowledges nothing.
+ */
+export async function replicatedRedis(): Promise<{
+  target: RedisTarget;
+  stallReplicaOf(key: string): Promise<void>;
+  resumeReplicas(): void;
+  destroy(): Promise<void>;
+}> {
+  if (onCluster) {
+    const cluster = await RedisClusterProcess.start();
+    const stalled: number[] = [];
+    return {
+      target: cluster.target,
+      stallReplicaOf: async (key) => {
+        for (const replica of await cluster.replicasOf(await cluster.masterOf(key))) {
+          cluster.pause(replica);
+          stalled.push(replica);
+        }
+      },
+      resumeReplicas: () => stalled.splice(0).forEach((port) => cluster.resume(port)),
+      destroy: () => cluster.destroy(),
+    };
+  }
+  const master = await RedisServerProcess.start();
+  const replica = await RedisServerProcess.start();
+  const control = connectRedis({ mode: 'single', url: replica.url }, { name: 'test-replica-control' });
+  try {
+    await control.replicaof('127.0.0.1', String(master.port));
+    await until(async () => (await control.info('replication')).includes('master_link_status:up'), 'the replica');
+  } finally {
+    control.disconnect();
+  }
+  return {
+    target: { mode: 'single', url: master.url },
+    stallReplicaOf: async () => replica.pause(),
+    resumeReplicas: () => replica.resume(),
+    destroy: async () => {
+      replica.resume();
+      await Promise.all([replica.destroy(), master.destroy()]);
+    },
+  };
 }

@@ -100,6 +100,26 @@ export class RedisClusterProcess {
     await exited;
   }
 
+  /** The ports of the replicas connected to the master on `port`, as it reports them. */
+  async replicasOf(port: number): Promise<number[]> {
+    const redis = probe(port);
+    try {
+      const info = await redis.info('replication');
+      return [...info.matchAll(/^slave\d+:.*\bport=(\d+)/gm)].map((match) => Number(match[1]));
+    } finally {
+      redis.disconnect();
+    }
+  }
+
+  /** SIGSTOP one node: it stays connected but answers nothing (a stalled replica acknowledges no write). */
+  pause(port: number): void {
+    this.node(port).child?.kill('SIGSTOP');
+  }
+
+  resume(port: number): void {
+    this.node(port).child?.kill('SIGCONT');
+  }
+
   /** Starts a killed node again on its port and data (`nodes.conf`): it rejoins the cluster. */
   async restart(port: number): Promise<void> {
     await this.startNode(this.node(port));

@@ -133,6 +133,15 @@ export class RedisServerProcess {
     }
   }
 
+  /** SIGSTOP: it keeps its connections but answers nothing (a stalled replica acknowledges no write). */
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
   /** SIGKILL: no shutdown, no final save; only what the AOF already has survives. */
   async kill(): Promise<void> {
     const child = this.child;
