@@ -182,6 +182,9 @@ export function connectRedis(target: RedisTarget, options: RedisConnectionOption
       retryDelayOnFailover: 200,
       retryDelayOnClusterDown: 200,
       retryDelayOnTryAgain: 100,
+      // While a failover settles, nodes can bounce a command between them (MOVED back and forth): pause
+      // between redirections, so the allowance below covers the settling rather than a few milliseconds.
+      retryDelayOnMoved: 100,
       maxRedirections: failFast ? 3 : 32,
       // Managed clusters announce node addresses their TLS certificates are issued for: connect to them as named.
       ...(target.tls && { dnsLookup: (address, callback) => callback(null, address) }),
