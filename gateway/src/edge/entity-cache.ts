@@ -3,6 +3,9 @@ import type { Counter } from 'prom-client';
 import type { EntityReference, Logger } from '@food/platform';
 import { sha256Hex } from './persisted-queries.js';
 
+/** Pauses between tries of a failed invalidation: some 4 s in all, about a Redis failover's length. */
+const INVALIDATION_RETRY_PAUSES_MS = [100, 300, 1_000, 3_000];
+
 /**
  * One cached entity: a Redis hash holding its generation and one field per selection (the subgraph
  * fetch that produced it). Invalidation bumps the generation and drops the selections, so a fetch
@@ -284,10 +287,21 @@ export class EntityCache {
     const keys = entities
       .filter((entity) => this.options.types.has(entity.__typename) || this.options.privateTypes.has(entity.__typename))
       .map((entity) => this.key(subgraph, entity));
-    try {
-      await this.options.store.invalidate(keys, Math.max(this.options.ttlSeconds * 1000, 60_000));
-    } catch (error) {
-      this.options.logger.error({ err: error, entities }, 'entity cache invalidation failed');
+    if (keys.length === 0) return;
+    // A failed invalidation leaves a stale entry for up to the TTL, so it is tried again across the
+    // few seconds a Redis failover takes (commands to a moving slot fail meanwhile) before giving up.
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await this.options.store.invalidate(keys, Math.max(this.options.ttlSeconds * 1000, 60_000));
+        return;
+      } catch (error) {
+        const pauseMs = INVALIDATION_RETRY_PAUSES_MS[attempt];
+        if (pauseMs === undefined) {
+          this.options.logger.error({ err: error, entities }, 'entity cache invalidation failed');
+          return;
+        }
+        await new Promise((resolve) => setTimeout(resolve, pauseMs));
+      }
     }
   }
 
