@@ -215,7 +215,7 @@ describe('OutboxRelay', () => {
     expect(await unpublished(db.pool)).toBe(0);
   });
 
-  it(`while ${onCluster ? 'a master fails over' : 'Redis is down'} leaves rows unpublished, and publishes them once it is back`, async () => {
+  it(`while ${onCluster ? 'a master fails over, publishes through its replica (nothing lost)' : 'Redis is down, leaves rows unpublished, and publishes them once it is back'}`, async () => {
     // A Redis of its own, to kill: one node, or a cluster whose master of the order's partition dies.
     const server = onCluster ? await RedisClusterProcess.start() : await RedisServerProcess.start();
     cleanups.push(() => server.destroy());
