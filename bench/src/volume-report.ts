@@ -31,6 +31,8 @@ interface Summary {
   /** ms of CPU per request, per process group (median over rounds). */
   cpuMsPerRequest: Record<string, number>;
   replicaReads: number;
+  /** % of one core that processes outside the bench used during the runs (median): noise. */
+  other: number;
   problems: string[];
 }
 
@@ -39,7 +41,7 @@ function summarize(runs: VolumeRun[]): Summary | undefined {
   const problems = runs.flatMap((run) => run.problems.map((p) => `round ${run.round}: ${p}`));
   if (valid.length === 0)
     return problems.length
-      ? { rounds: 0, p50: NaN, p99: NaN, rps: NaN, cpuMsPerRequest: {}, replicaReads: 0, problems }
+      ? { rounds: 0, p50: NaN, p99: NaN, rps: NaN, cpuMsPerRequest: {}, replicaReads: 0, other: NaN, problems }
       : undefined;
   const perRequest = (run: VolumeRun, group: string) =>
     // % of one core over the window -> core-ms over the window -> per response.
@@ -52,6 +54,7 @@ function summarize(runs: VolumeRun[]): Summary | undefined {
     rps: median(valid.map((run) => run.result!.rps)),
     cpuMsPerRequest: Object.fromEntries(groups.map((g) => [g, median(valid.map((run) => perRequest(run, g)))])),
     replicaReads: valid.reduce((sum, run) => sum + (run.replicaReads ?? 0), 0),
+    other: median(valid.map((run) => run.cpu.other ?? NaN)),
     problems,
   };
 }
@@ -123,7 +126,8 @@ export function volumeMarkdown(results: VolumeResults): string {
     `Through our gateway (production settings), medians of ${results.settings.BENCH_VOLUME_ROUNDS} rounds of ` +
       `${results.settings.BENCH_DURATION_SECONDS} s (after ${results.settings.BENCH_WARMUP_SECONDS} s of warm-up each); ` +
       `reads at ${results.settings.BENCH_CONNECTIONS} connections, writes at ${results.settings.BENCH_MUTATION_CONNECTIONS}. ` +
-      '"ratio" is the p99 over the smallest size\'s.',
+      '"ratio" is the p99 over the smallest size\'s. "other CPU %": what processes outside the bench used during ' +
+      'the runs (% of one core, median; the machine is shared): above ~20 the figures are disturbed.',
   );
   out.push('');
   const rows: string[][] = [];
@@ -140,6 +144,7 @@ export function volumeMarkdown(results: VolumeResults): string {
         s ? fmt(s.rps, 0) : 'n/a',
         s ? fmt(s.cpuMsPerRequest['orders primary'] ?? NaN, 3) : 'n/a',
         s ? fmt(s.cpuMsPerRequest['orders'] ?? NaN, 3) : 'n/a',
+        s ? fmt(s.other, 0) : 'n/a',
         s ? String(s.rounds) : '0',
       ]);
     }
@@ -155,6 +160,7 @@ export function volumeMarkdown(results: VolumeResults): string {
         'requests/s',
         'orders DB CPU ms/req',
         'orders subgraph CPU ms/req',
+        'other CPU %',
         'valid rounds',
       ],
       rows,
@@ -181,6 +187,7 @@ export function volumeMarkdown(results: VolumeResults): string {
         'standby CPU ms/req',
         'orders subgraph CPU ms/req',
         'reads sent to the replica',
+        'other CPU %',
       ],
       [
         ['none', none],
@@ -196,6 +203,7 @@ export function volumeMarkdown(results: VolumeResults): string {
           summary ? fmt(summary.cpuMsPerRequest['orders standby'] ?? NaN, 3) : 'n/a',
           summary ? fmt(summary.cpuMsPerRequest['orders'] ?? NaN, 3) : 'n/a',
           summary ? n(summary.replicaReads) : 'n/a',
+          summary ? fmt(summary.other, 0) : 'n/a',
         ];
       }),
     ),
