@@ -17,7 +17,7 @@ import {
   type VolumeConfig,
   type WorkloadName,
 } from './config.js';
-import { runVolume } from './volume.js';
+import { runVolume, type VolumeResults } from './volume.js';
 import { volumeMarkdown } from './volume-report.js';
 import { ensurePeers, peerVersion } from './peers.js';
 import {
@@ -1004,6 +1004,20 @@ async function volumeMain(volume: VolumeConfig): Promise<void> {
   log(`run ${runId}: volume, sizes ${volume.sizes.join(',')}; logs in ${logDir}`);
   await ensurePeers(log); // autocannon, the load generator
   const built = config.build ? await build() : false;
+  const save = (results: VolumeResults) => {
+    results.machine = {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+    };
+    if (config.build && !built && !results.errors.some((e) => e.startsWith('pnpm build')))
+      results.errors.push('pnpm build failed: the sources ran through tsx instead of dist/');
+    mkdirSync(rawDir, { recursive: true });
+    const raw = `${rawDir}volume-${stamp}.json`;
+    writeFileSync(raw, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(`${resultsDir}volume.md`, volumeMarkdown(results));
+    log(`report${results.partial ? ' (so far)' : ''}: bench/results/volume.md; raw: ${raw.replace(repoRoot, '')}`);
+  };
   const results = await runVolume({
     config,
     volume,
@@ -1015,18 +1029,9 @@ async function volumeMain(volume: VolumeConfig): Promise<void> {
     rateLimit,
     track: (list) => (databases = list),
     onCleanUp: (undo) => undos.push(undo),
+    checkpoint: save,
   });
-  results.machine = {
-    cpu: os.cpus()[0]?.model ?? 'unknown',
-    cores: os.cpus().length,
-    memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
-  };
-  if (config.build && !built) results.errors.push('pnpm build failed: the sources ran through tsx instead of dist/');
-  mkdirSync(rawDir, { recursive: true });
-  const raw = `${rawDir}volume-${stamp}.json`;
-  writeFileSync(raw, `${JSON.stringify(results, null, 2)}\n`);
-  writeFileSync(`${resultsDir}volume.md`, volumeMarkdown(results));
-  log(`report: bench/results/volume.md; raw: ${raw.replace(repoRoot, '')}`);
+  save(results);
   console.log(`\n${volumeMarkdown(results)}`);
 }
 

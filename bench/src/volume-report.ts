@@ -73,6 +73,13 @@ export function volumeMarkdown(results: VolumeResults): string {
     `Run ${results.date}, ${Math.round(results.wallSeconds / 60)} min, by \`BENCH_VOLUME=1 pnpm bench\` (bench/src/volume.ts). ` +
       'Raw JSON and every process log: `bench/results/raw/` (not committed).',
   );
+  if (results.partial) {
+    out.push('');
+    out.push(
+      `> **Partial**: written after ${n(largest)} orders, with sizes still to come (the run was stopped, or is ` +
+        'still running): the replica comparison and the EXPLAINs are made at the largest size only.',
+    );
+  }
   const errors = [
     ...results.errors,
     ...results.runs.flatMap((r) => r.problems.map((p) => `${r.size} ${r.workload} round ${r.round}: ${p}`)),

@@ -82,6 +82,8 @@ export interface VolumeResults {
   explains: Partial<Record<VolumeWorkload | 'read-mix', { sql: string; plan: string }>>;
   partitions: string[];
   errors: string[];
+  /** Set while sizes remain to be measured (a checkpoint's report). */
+  partial?: boolean;
 }
 
 export interface VolumeContext {
@@ -97,6 +99,8 @@ export interface VolumeContext {
   track: (databases: BenchDatabase[]) => void;
   /** Something the clean-up must undo (the replica pair). */
   onCleanUp: (undo: () => Promise<void>) => void;
+  /** Called after each size with what is measured so far (`partial` set): a report of it survives a stop. */
+  checkpoint: (results: VolumeResults) => void;
 }
 
 /** Every process of one PostgreSQL cluster: its postmaster (found from a backend) and its children. */
@@ -450,6 +454,20 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     return run;
   };
 
+  const noteSettings = () => {
+    results.settings = {
+      BENCH_VOLUME_SIZES: sizes.join(','),
+      BENCH_VOLUME_CUSTOMERS: volume.customers,
+      BENCH_VOLUME_PLACING_CUSTOMERS: volume.placingCustomers,
+      BENCH_VOLUME_ROUNDS: volume.rounds,
+      BENCH_DURATION_SECONDS: config.durationSeconds,
+      BENCH_WARMUP_SECONDS: config.warmupSeconds,
+      BENCH_CONNECTIONS: config.queryConnections,
+      BENCH_MUTATION_CONNECTIONS: config.mutationConnections,
+      'orders database': `${server!.v.split(' on ')[0]} (the bench's own primary + standby, shared_buffers ${server!.sb}, fsync off)`,
+      meals: meals,
+    };
+  };
   let seeded = 0;
   for (const size of sizes) {
     if (size - seeded >= 1_000_000) await waitWhileFile(ctx, `seeding up to ${size.toLocaleString('en')}`);
@@ -484,21 +502,15 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     } finally {
       await stopStack(stack);
     }
+    if (!last) {
+      noteSettings();
+      results.wallSeconds = (Date.now() - startedAt) / 1000;
+      ctx.checkpoint({ ...results, partial: true });
+    }
   }
+  noteSettings();
   results.explains = await explains(dbUrl('orders'), layout, sizes.at(-1)!, volume);
   results.wallSeconds = (Date.now() - startedAt) / 1000;
-  results.settings = {
-    BENCH_VOLUME_SIZES: sizes.join(','),
-    BENCH_VOLUME_CUSTOMERS: volume.customers,
-    BENCH_VOLUME_PLACING_CUSTOMERS: volume.placingCustomers,
-    BENCH_VOLUME_ROUNDS: volume.rounds,
-    BENCH_DURATION_SECONDS: config.durationSeconds,
-    BENCH_WARMUP_SECONDS: config.warmupSeconds,
-    BENCH_CONNECTIONS: config.queryConnections,
-    BENCH_MUTATION_CONNECTIONS: config.mutationConnections,
-    'orders database': `${server!.v.split(' on ')[0]} (the bench's own primary + standby, shared_buffers ${server!.sb}, fsync off)`,
-    meals: meals,
-  };
   return results;
 }
 
