@@ -99,8 +99,8 @@ export interface VolumeConfig {
   placingCustomers: number;
   /** Rounds of each workload at each size (the median of their p50, p99 and requests/s is reported). */
   rounds: number;
-  /** BENCH_WAIT_WHILE_FILE: before seeding 1M or more and before each measurement, wait while it exists. */
-  waitWhileFile?: string;
+  /** BENCH_QUIET_FILE: a file the run creates while it measures (and removes), for cooperating jobs to wait on. */
+  quietFile?: string;
 }
 
 const int = (name: string, fallback: number, min = 1): number => {
@@ -216,6 +216,6 @@ function loadVolumeConfig(sizes: (name: string, fallback: string) => number[]): 
     customers,
     placingCustomers,
     rounds: int('BENCH_VOLUME_ROUNDS', 3),
-    waitWhileFile: process.env.BENCH_WAIT_WHILE_FILE || undefined,
+    quietFile: process.env.BENCH_QUIET_FILE || undefined,
   };
 }

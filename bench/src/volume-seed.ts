@@ -260,9 +260,15 @@ export async function tableSizes(
         GROUP BY p.relname ORDER BY p.relname`,
       [['orders', 'order_items', 'order_status_changes']],
     );
+    // reltuples is the planner's estimate (off by a few % on partitions): the report counts exactly.
+    const exact = new Map<string, number>();
+    for (const row of rows) {
+      const counted = await client.query<{ n: string }>(`SELECT count(*)::text AS n FROM "${row.table}"`);
+      exact.set(row.table, Number(counted.rows[0]!.n));
+    }
     return rows.map((row) => ({
       table: row.table,
-      rows: Number(row.rows),
+      rows: exact.get(row.table)!,
       partitions: Number(row.partitions),
       bytes: Number(row.bytes),
     }));
