@@ -85,6 +85,22 @@ export interface BenchConfig {
   /** The one node of `single` and `both` (REDIS_URL). */
   redisUrl: string;
   redis: RedisMode;
+  /** BENCH_VOLUME=1: the volume run (issue 15) instead of the gateway comparison; see volume.ts. */
+  volume?: VolumeConfig;
+}
+
+/** The volume run: orders at growing sizes, and the read mix with and without a read replica. */
+export interface VolumeConfig {
+  /** Orders at each measured size, ascending; each size adds to the previous one's rows. */
+  sizes: number[];
+  /** Customers the orders are spread over (each has about size / customers orders). */
+  customers: number;
+  /** Of them, the last ones place orders; every other one reads (a caller returns only after all others). */
+  placingCustomers: number;
+  /** Rounds of each workload at each size (the median of their p50, p99 and requests/s is reported). */
+  rounds: number;
+  /** BENCH_QUIET_FILE: a file the run creates while it measures (and removes), for cooperating jobs to wait on. */
+  quietFile?: string;
 }
 
 const int = (name: string, fallback: number, min = 1): number => {
@@ -135,7 +151,9 @@ export function loadBenchConfig(): BenchConfig {
   if (process.env.BENCH_TARGETS?.includes('base') && !baseDir) {
     throw new Error('BENCH_TARGETS has base: set BENCH_BASE_DIR to a checkout whose gateway is built');
   }
+  const volume = process.env.BENCH_VOLUME === '1' || process.env.BENCH_VOLUME === 'true';
   return {
+    volume: volume ? loadVolumeConfig(sizes) : undefined,
     quick,
     durationSeconds: int('BENCH_DURATION_SECONDS', quick ? 3 : 8),
     warmupSeconds: int('BENCH_WARMUP_SECONDS', quick ? 1 : 2, 0),
@@ -176,5 +194,28 @@ export function loadBenchConfig(): BenchConfig {
     postgresUrl: process.env.BENCH_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
     redisUrl: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379',
     redis,
+  };
+}
+
+function loadVolumeConfig(sizes: (name: string, fallback: string) => number[]): VolumeConfig {
+  const list = sizes('BENCH_VOLUME_SIZES', '100000,1000000,10000000');
+  if (list.some((n, k) => k > 0 && n <= list[k - 1]!))
+    throw new Error('BENCH_VOLUME_SIZES: ascending sizes (each adds to the one before), e.g. 100000,1000000');
+  const customers = int('BENCH_VOLUME_CUSTOMERS', 10_000, 200);
+  const placingCustomers = int('BENCH_VOLUME_PLACING_CUSTOMERS', 100);
+  if (placingCustomers >= customers / 2)
+    throw new Error('BENCH_VOLUME_PLACING_CUSTOMERS must be below half of BENCH_VOLUME_CUSTOMERS');
+  // Every reader must have a full page (10 orders) at the smallest size.
+  if (list[0]! < (customers - placingCustomers) * 10)
+    throw new Error(
+      `BENCH_VOLUME_SIZES: the smallest size must give every reading customer 10 orders (at least ${(customers - placingCustomers) * 10}); ` +
+        'lower BENCH_VOLUME_CUSTOMERS',
+    );
+  return {
+    sizes: list,
+    customers,
+    placingCustomers,
+    rounds: int('BENCH_VOLUME_ROUNDS', 3),
+    quietFile: process.env.BENCH_QUIET_FILE || undefined,
   };
 }

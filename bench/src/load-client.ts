@@ -13,13 +13,20 @@ export interface LoadSpec {
   connections: number;
   warmupSeconds: number;
   durationSeconds: number;
-  /** `query`: one body, identities rotated per request; `mutations`: placeOrder then payForOrder. */
-  kind: 'query' | 'mutations';
+  /**
+   * `query`: one body, identities rotated per request; `mutations`: placeOrder then payForOrder;
+   * `requests`: the prepared `requests` in turn, each once, the warm-up's and the measured run's
+   * together (a status change cannot be made twice); when they run out they start again, and
+   * `LoadResult.sent` says how many were taken.
+   */
+  kind: 'query' | 'mutations' | 'requests';
   body?: string;
   /** Headers of each identity (a JWT for ours, a static internal token for the peers). */
   identities: Record<string, string>[];
   /** Available meals to order (mutations). */
   mealIds?: string[];
+  /** `requests`: each request's headers and body. */
+  requests?: { headers: Record<string, string>; body: string }[];
 }
 
 export interface LoadResult {
@@ -39,6 +46,8 @@ export interface LoadResult {
   bodyBytes: { min: number; mean: number; max: number };
   statusCodes: Record<string, number>;
   sampleErrors: string[];
+  /** `requests`: how many of the prepared requests were taken, warm-up included. */
+  sent?: number;
 }
 
 interface Request {
@@ -63,6 +72,9 @@ type Autocannon = (options: Record<string, unknown>) => Promise<AutocannonResult
 const PLACE_ORDER = `mutation PlaceOrder($input: PlaceOrderInput!) { placeOrder(input: $input) { id status total { amount currency } } }`;
 const PAY = `mutation Pay($input: PayForOrderInput!) { payForOrder(input: $input) { id status } }`;
 
+/** `requests`: the next prepared request, across the warm-up and the measured run. */
+let nextPrepared = 0;
+
 async function run(spec: LoadSpec, seconds: number, counters: Counters): Promise<AutocannonResult> {
   const autocannon = createRequire(import.meta.url)(autocannonPath()) as Autocannon;
   const baseHeaders = { 'content-type': 'application/json' };
@@ -79,58 +91,71 @@ async function run(spec: LoadSpec, seconds: number, counters: Counters): Promise
     if (counters.samples.length < 5) counters.samples.push(`${status} ${body.slice(0, 300)}`);
     return false;
   };
+  const prepared = (request: Request) => {
+    const { headers, body } = spec.requests![nextPrepared++ % spec.requests!.length]!;
+    return { ...request, headers: { ...baseHeaders, ...headers }, body };
+  };
   const requests =
-    spec.kind === 'query'
+    spec.kind === 'requests'
       ? [
           {
             method: 'POST',
-            setupRequest: (request: Request) => ({
-              ...request,
-              headers: { ...baseHeaders, ...identity() },
-              body: spec.body,
-            }),
+            setupRequest: prepared,
             onResponse: (status: number, body: string) => void check(status, body),
           },
         ]
-      : [
-          {
-            method: 'POST',
-            setupRequest: (request: Request, context: Context) => {
-              context.identity = identity();
-              const meals = spec.mealIds!;
-              const items = [{ mealId: meals[next % meals.length], quantity: 1 + (next % 2) }];
-              if (next % 3 === 0) items.push({ mealId: meals[(next * 7) % meals.length], quantity: 1 });
-              const input = { deliveryAddress: '1 Benchmark Street, Berlin', items };
-              return {
+      : spec.kind === 'query'
+        ? [
+            {
+              method: 'POST',
+              setupRequest: (request: Request) => ({
                 ...request,
-                headers: { ...baseHeaders, ...context.identity },
-                body: JSON.stringify({ query: PLACE_ORDER, variables: { input } }),
-              };
+                headers: { ...baseHeaders, ...identity() },
+                body: spec.body,
+              }),
+              onResponse: (status: number, body: string) => void check(status, body),
             },
-            onResponse: (status: number, body: string, context: Context) => {
-              context.orderId = undefined;
-              if (!check(status, body)) return;
-              context.orderId = (JSON.parse(body) as { data?: { placeOrder?: { id?: string } } }).data?.placeOrder?.id;
+          ]
+        : [
+            {
+              method: 'POST',
+              setupRequest: (request: Request, context: Context) => {
+                context.identity = identity();
+                const meals = spec.mealIds!;
+                const items = [{ mealId: meals[next % meals.length], quantity: 1 + (next % 2) }];
+                if (next % 3 === 0) items.push({ mealId: meals[(next * 7) % meals.length], quantity: 1 });
+                const input = { deliveryAddress: '1 Benchmark Street, Berlin', items };
+                return {
+                  ...request,
+                  headers: { ...baseHeaders, ...context.identity },
+                  body: JSON.stringify({ query: PLACE_ORDER, variables: { input } }),
+                };
+              },
+              onResponse: (status: number, body: string, context: Context) => {
+                context.orderId = undefined;
+                if (!check(status, body)) return;
+                context.orderId = (JSON.parse(body) as { data?: { placeOrder?: { id?: string } } }).data?.placeOrder
+                  ?.id;
+              },
             },
-          },
-          {
-            method: 'POST',
-            setupRequest: (request: Request, context: Context) => {
-              if (!context.orderId) return undefined; // placeOrder failed: counted, start over
-              const input = {
-                orderId: context.orderId,
-                paymentToken: 'tok_sandbox_success',
-                idempotencyKey: `bench-${randomUUID()}`,
-              };
-              return {
-                ...request,
-                headers: { ...baseHeaders, ...context.identity },
-                body: JSON.stringify({ query: PAY, variables: { input } }),
-              };
+            {
+              method: 'POST',
+              setupRequest: (request: Request, context: Context) => {
+                if (!context.orderId) return undefined; // placeOrder failed: counted, start over
+                const input = {
+                  orderId: context.orderId,
+                  paymentToken: 'tok_sandbox_success',
+                  idempotencyKey: `bench-${randomUUID()}`,
+                };
+                return {
+                  ...request,
+                  headers: { ...baseHeaders, ...context.identity },
+                  body: JSON.stringify({ query: PAY, variables: { input } }),
+                };
+              },
+              onResponse: (status: number, body: string) => void check(status, body),
             },
-            onResponse: (status: number, body: string) => void check(status, body),
-          },
-        ];
+          ];
   return autocannon({
     url: spec.url,
     connections: spec.connections,
@@ -191,6 +216,7 @@ process.on('message', (message: { spec: LoadSpec }) => {
       },
       statusCodes,
       sampleErrors: counted.samples,
+      ...(spec.kind === 'requests' && { sent: nextPrepared }),
     };
     process.send!({ type: 'result', result: loadResult }, () => process.exit(0));
   })().catch((error: unknown) => {

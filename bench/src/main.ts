@@ -14,8 +14,11 @@ import {
   type RedisMode,
   type ScenarioName,
   type TargetName,
+  type VolumeConfig,
   type WorkloadName,
 } from './config.js';
+import { runVolume, type VolumeResults } from './volume.js';
+import { volumeMarkdown } from './volume-report.js';
 import { ensurePeers, peerVersion } from './peers.js';
 import {
   CpuWindow,
@@ -91,6 +94,8 @@ const elapsed = () => {
 const log = (line: string) => console.log(`[bench ${elapsed()}] ${line}`);
 
 let databases: BenchDatabase[] = [];
+/** What else the clean-up must undo (the volume run's Postgres primary + standby). */
+const undos: (() => Promise<void>)[] = [];
 /** The Redis Clusters this run started (BENCH_REDIS=cluster or both), removed by the clean-up. */
 const clusters: RedisClusterProcess[] = [];
 let cleaning: Promise<void> | undefined;
@@ -98,6 +103,7 @@ let cleaning: Promise<void> | undefined;
 function cleanUp(): Promise<void> {
   cleaning ??= (async () => {
     await stopAll().catch((error: unknown) => log(`stopping processes: ${String(error)}`));
+    for (const undo of undos.splice(0)) await undo().catch((error: unknown) => log(`cleaning up: ${String(error)}`));
     if (databases.length > 0) {
       await dropDatabases(
         config.postgresUrl,
@@ -333,6 +339,7 @@ function pruneLogs(keep = 3): void {
 async function main(): Promise<void> {
   pruneLogs();
   mkdirSync(logDir, { recursive: true });
+  if (config.volume) return volumeMain(config.volume);
   log(`run ${runId}: workloads ${config.workloads.join(',')}; targets ${config.targets.join(',')}; logs in ${logDir}`);
   const results: BenchResults = {
     date: new Date().toISOString(),
@@ -990,6 +997,42 @@ function subscriptionNotes(): string[] {
       'change). GATEWAY_MAX_HTTP_SUBSCRIPTIONS_PER_ADDRESS bounds SSE and multipart only: not in play here.',
   );
   return notes;
+}
+
+/** BENCH_VOLUME=1: the volume run alone (volume.ts), its report in results/volume.md. */
+async function volumeMain(volume: VolumeConfig): Promise<void> {
+  log(`run ${runId}: volume, sizes ${volume.sizes.join(',')}; logs in ${logDir}`);
+  await ensurePeers(log); // autocannon, the load generator
+  const built = config.build ? await build() : false;
+  const save = (results: VolumeResults) => {
+    results.machine = {
+      cpu: os.cpus()[0]?.model ?? 'unknown',
+      cores: os.cpus().length,
+      memoryGiB: Math.round(os.totalmem() / 1024 ** 3),
+    };
+    if (config.build && !built && !results.errors.some((e) => e.startsWith('pnpm build')))
+      results.errors.push('pnpm build failed: the sources ran through tsx instead of dist/');
+    mkdirSync(rawDir, { recursive: true });
+    const raw = `${rawDir}volume-${stamp}.json`;
+    writeFileSync(raw, `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(`${resultsDir}volume.md`, volumeMarkdown(results));
+    log(`report${results.partial ? ' (so far)' : ''}: bench/results/volume.md; raw: ${raw.replace(repoRoot, '')}`);
+  };
+  const results = await runVolume({
+    config,
+    volume,
+    built,
+    log,
+    logDir,
+    runId,
+    redisPrefix,
+    rateLimit,
+    track: (list) => (databases = list),
+    onCleanUp: (undo) => undos.push(undo),
+    checkpoint: save,
+  });
+  save(results);
+  console.log(`\n${volumeMarkdown(results)}`);
 }
 
 function write(results: BenchResults): void {

@@ -211,7 +211,7 @@ export async function seed(databases: BenchDatabase[], sizes: SeedSizes, secrets
  * The rules every database's seed shares, as session-local SQL functions. Order i: status by i % 20
  * (PAID, the kitchen's steps, mostly DELIVERED, some CANCELLED before payment), 1 to 3 items.
  */
-function sqlFunctions(sizes: SeedSizes, base: string): string {
+export function sqlFunctions(sizes: SeedSizes, base: string): string {
   const fn = (signature: string, returns: string, body: string) =>
     `CREATE FUNCTION pg_temp.${signature} RETURNS ${returns} LANGUAGE sql IMMUTABLE AS $fn$ ${body} $fn$;`;
   return [
