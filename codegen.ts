@@ -9,7 +9,7 @@ import type { CodegenConfig } from '@graphql-codegen/cli';
 const mappedTypes = {
   users: ['User'],
   meals: ['Meal', 'Category', 'MealAddon', 'MealComponent'],
-  orders: ['Order', 'OrderItem', 'OrderItemAddon', 'OrderStatusChange', 'User', 'Meal'],
+  orders: ['Order', 'OrderItem', 'OrderItemAddon', 'OrderStatusChange', 'KitchenQueueConnection', 'User', 'Meal'],
   payments: ['Payment', 'Order'],
 } as const;
 

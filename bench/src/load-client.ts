@@ -124,7 +124,12 @@ async function run(spec: LoadSpec, seconds: number, counters: Counters): Promise
                 const meals = spec.mealIds!;
                 const items = [{ mealId: meals[next % meals.length], quantity: 1 + (next % 2) }];
                 if (next % 3 === 0) items.push({ mealId: meals[(next * 7) % meals.length], quantity: 1 });
-                const input = { deliveryAddress: '1 Benchmark Street, Berlin', items };
+                // A new key for every request: each one places an order, none is answered as a repeat.
+                const input = {
+                  deliveryAddress: '1 Benchmark Street, Berlin',
+                  items,
+                  idempotencyKey: `bench-${randomUUID()}`,
+                };
                 return {
                   ...request,
                   headers: { ...baseHeaders, ...context.identity },

@@ -905,7 +905,7 @@ function notes(raised: typeof raisedLimits, customers: { federated: number; muta
       'workloads use one customer per connection, so their requests rarely coincide.',
     `Workloads: one-subgraph = \`meals(first: 20)\` (anonymous); federated = \`me { orders(first: 10) { ... customer { name } ` +
       `items { meal { name } } payment { status } } }\` (${customers.federated} customers in turn, all four subgraphs); ` +
-      'mutations = placeOrder then payForOrder (tok_sandbox_success, a new idempotency key each) as ' +
+      'mutations = placeOrder then payForOrder (tok_sandbox_success), each with a new idempotency key, as ' +
       `${customers.mutations} other customers. Each run is a fixed concurrency (${config.queryConnections} connections ` +
       `for queries, ${config.mutationConnections} for the mutation mix) for ${config.durationSeconds} s after ` +
       `${config.warmupSeconds} s of the same load, by autocannon in its own process.`,

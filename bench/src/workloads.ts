@@ -79,7 +79,11 @@ export async function verify(spec: LoadSpec): Promise<string | undefined> {
     const placed = await post({
       query: `mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }`,
       variables: {
-        input: { deliveryAddress: '1 Benchmark Street, Berlin', items: [{ mealId: spec.mealIds![0], quantity: 1 }] },
+        input: {
+          deliveryAddress: '1 Benchmark Street, Berlin',
+          items: [{ mealId: spec.mealIds![0], quantity: 1 }],
+          idempotencyKey: `bench-${randomUUID()}`,
+        },
       },
     });
     const paid = await post({

@@ -50,6 +50,30 @@ describe('order lifecycle through the gateway, with the workers on Redis', () =>
     expect(codes(refused)).toEqual(['INVALID_STATUS_TRANSITION']);
   });
 
+  it("shows paid orders in the kitchen's queue, oldest first with counts, to staff only", async () => {
+    const [older, newer] = [await placeAndPay('tok_sandbox_success'), await placeAndPay('tok_sandbox_success')];
+    await shop.orderOnceItIs(older, 'PAID');
+    await shop.orderOnceItIs(newer, 'PAID');
+    const QUEUE = `query ($statuses: [OrderStatus!]!) { kitchenQueue(statuses: $statuses, first: 50) {
+      edges { node { id status items { quantity meal { name } } } } counts { status count } } }`;
+    const { kitchenQueue } = await shop.call(QUEUE, { statuses: ['PAID', 'ACCEPTED'] }, 'chef');
+    const ids = kitchenQueue.edges.map((edge: { node: { id: string } }) => edge.node.id);
+    expect(ids.indexOf(older)).toBeGreaterThanOrEqual(0);
+    expect(ids.indexOf(older)).toBeLessThan(ids.indexOf(newer));
+    // Fields of the meals subgraph, joined through the gateway.
+    expect(kitchenQueue.edges[ids.indexOf(older)].node.items[0].meal.name).toEqual(expect.any(String));
+    const inStatus = (status: string) =>
+      kitchenQueue.edges.filter((edge: { node: { status: string } }) => edge.node.status === status).length;
+    expect(kitchenQueue.counts).toEqual([
+      { status: 'PAID', count: inStatus('PAID') },
+      { status: 'ACCEPTED', count: inStatus('ACCEPTED') },
+    ]);
+    const refused = await t.gateway(QUEUE, { statuses: ['PAID'] }, shop.headers('ada'));
+    expect(codes(refused)).toEqual(['FORBIDDEN']);
+    expect(codes(await t.gateway(QUEUE, { statuses: ['PAID'] }))).toEqual(['UNAUTHENTICATED']);
+    for (const orderId of [older, newer]) await shop.changeStatus(orderId, 'ACCEPTED');
+  });
+
   it('becomes PAYMENT_FAILED on a decline', async () => {
     const orderId = await placeAndPay('tok_sandbox_decline');
     await shop.orderOnceItIs(orderId, 'PAYMENT_FAILED');

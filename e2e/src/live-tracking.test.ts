@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { ApolloClient, ApolloLink, HttpLink, InMemoryCache, gql } from '@apollo/client';
 import { GraphQLWsLink } from '@apollo/client/link/subscriptions';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
@@ -209,7 +210,13 @@ describe('Apollo Client as a frontend', () => {
           }
         }
       `,
-      variables: { input: { deliveryAddress: '1 Apollo Avenue', items: [{ mealId: shop.mealId, quantity: 1 }] } },
+      variables: {
+        input: {
+          deliveryAddress: '1 Apollo Avenue',
+          items: [{ mealId: shop.mealId, quantity: 1 }],
+          idempotencyKey: `order-${randomUUID()}`,
+        },
+      },
     });
     const orderId = (placed.data as { placeOrder: { id: string } }).placeOrder.id;
     const seen: string[] = [];

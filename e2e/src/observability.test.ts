@@ -115,7 +115,11 @@ describe('operating the supergraph: logs, metrics and traces of a whole run', ()
       {
         query: `mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }`,
         variables: {
-          input: { deliveryAddress: customer.deliveryAddress, items: [{ mealId: shop.mealId, quantity: 2 }] },
+          input: {
+            deliveryAddress: customer.deliveryAddress,
+            items: [{ mealId: shop.mealId, quantity: 2 }],
+            idempotencyKey: `order-${randomUUID()}`,
+          },
         },
       },
       auth,

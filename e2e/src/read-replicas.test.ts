@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PostgresReplicaPair } from '@food/platform/testing';
 import { codes, startTestSupergraph, type GraphQLResponse } from './harness.js';
@@ -27,7 +28,13 @@ async function orderAs(user: 'ada' | 'chef', id: string): Promise<GraphQLRespons
 async function place(user: 'ada' | 'grace' = 'ada'): Promise<GraphQLResponse> {
   return t.gateway(
     PLACE,
-    { input: { deliveryAddress: '1 Replica Road', items: [{ mealId: shop.mealId, quantity: 1 }] } },
+    {
+      input: {
+        deliveryAddress: '1 Replica Road',
+        items: [{ mealId: shop.mealId, quantity: 1 }],
+        idempotencyKey: `order-${randomUUID()}`,
+      },
+    },
     shop.headers(user),
   );
 }

@@ -49,7 +49,14 @@ export class Shop {
   async placeOrder(user: DemoUser = 'ada'): Promise<string> {
     const placed = await this.call(
       `mutation ($input: PlaceOrderInput!) { placeOrder(input: $input) { id } }`,
-      { input: { deliveryAddress: '1 Tracking Street', items: [{ mealId: this.mealId, quantity: 1 }] } },
+      {
+        input: {
+          deliveryAddress: '1 Tracking Street',
+          items: [{ mealId: this.mealId, quantity: 1 }],
+          // A new key per order: the same key again would answer with this order, not place another.
+          idempotencyKey: `order-${randomUUID()}`,
+        },
+      },
       user,
     );
     return placed.placeOrder.id as string;

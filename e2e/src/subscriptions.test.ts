@@ -59,7 +59,13 @@ const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 async function placeOrder(token = tokens.ada): Promise<string> {
   const placed = await t.gateway(
     PLACE,
-    { input: { deliveryAddress: '1 Subscription Street', items: [{ mealId, quantity: 2 }] } },
+    {
+      input: {
+        deliveryAddress: '1 Subscription Street',
+        items: [{ mealId, quantity: 2 }],
+        idempotencyKey: `order-${randomUUID()}`,
+      },
+    },
     bearer(token),
   );
   expect(placed.errors).toBeUndefined();

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { InternalTokens } from '@food/platform';
 import { codes, startTestSupergraph } from './harness.js';
@@ -87,6 +88,7 @@ describe('the supergraph, end to end through the gateway', () => {
       {
         input: {
           deliveryAddress: '1 Analytical Engine Way',
+          idempotencyKey: `order-${randomUUID()}`,
           items: [
             { mealId: first.id, quantity: 2, addons: [{ addonId: addon.id, quantity: 1 }] },
             { mealId: second.id, quantity: 1 },
@@ -128,6 +130,27 @@ describe('the supergraph, end to end through the gateway', () => {
     expect(read.data.order.statusHistory).toEqual([{ from: null, to: 'PENDING_PAYMENT' }]);
   });
 
+  it('places an order once per idempotency key: a retry gets it back, another request under the key is refused', async () => {
+    const meal = withAddons()[0]!;
+    const input = {
+      deliveryAddress: '2 Analytical Engine Way',
+      idempotencyKey: `order-${randomUUID()}`,
+      items: [{ mealId: meal.id, quantity: 1 }],
+    };
+    const placed = await t.gateway(PLACE_ORDER, { input }, bearer(bobToken));
+    expect(placed.errors).toBeUndefined();
+    const orders = await t.count('orders', 'orders');
+    const retried = await t.gateway(PLACE_ORDER, { input }, bearer(bobToken));
+    expect(retried.data.placeOrder).toEqual(placed.data.placeOrder);
+    const reused = await t.gateway(
+      PLACE_ORDER,
+      { input: { ...input, items: [{ mealId: meal.id, quantity: 2 }] } },
+      bearer(bobToken),
+    );
+    expect(reused.errors?.map((error) => error.extensions?.code)).toEqual(['IDEMPOTENCY_KEY_REUSED']);
+    expect(await t.count('orders', 'orders')).toBe(orders);
+  });
+
   it('pays for the order once, whatever the retries, and shows the payment on the order', async () => {
     const input = { orderId: aliceOrderId, paymentToken: 'tok_sandbox_success', idempotencyKey: 'alice-order-1-try-1' };
     const paid = await t.gateway(PAY, { input }, bearer(aliceToken));
@@ -160,7 +183,7 @@ describe('the supergraph, end to end through the gateway', () => {
     const otherMealsAddon = () => withAddons()[1]!.addons.find((a) => a.available)!;
     const unavailable = () => menu.find((meal) => !meal.available)!;
     const order = (items: unknown, deliveryAddress = '1 Analytical Engine Way') => ({
-      input: { items, deliveryAddress },
+      input: { items, deliveryAddress, idempotencyKey: `order-${randomUUID()}` },
     });
 
     const cases: [string, () => [string, Record<string, unknown>, Record<string, string>], string][] = [

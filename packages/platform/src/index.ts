@@ -10,6 +10,7 @@ export * from './service-client.js';
 export * from './scalars.js';
 export * from './lifecycle.js';
 export * from './validation.js';
+export * from './idempotency.js';
 export * from './messaging/index.js';
 export * from './telemetry/metrics.js';
 export * from './telemetry/request-telemetry.js';

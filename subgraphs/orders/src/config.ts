@@ -34,6 +34,16 @@ export const OrdersConfigSchema = z
     ORDERS_DELIVERY_FEE_MINOR: z.coerce.number().int().min(0).default(299),
     /** An order still unpaid this long after it was placed is cancelled by the worker. */
     ORDERS_UNPAID_TIMEOUT_SECONDS: z.coerce.number().int().min(60).default(900),
+    /**
+     * placeOrder's idempotency keys are remembered this long (then the worker forgets them, and a key
+     * may place a new order): long enough for any client's retries, short enough to keep the table small.
+     */
+    ORDERS_IDEMPOTENCY_KEY_RETENTION_HOURS: z.coerce
+      .number()
+      .int()
+      .min(1)
+      .max(24 * 30)
+      .default(24),
     /** The worker makes monthly partitions of the orders tables for this month and this many ahead. */
     ORDERS_PARTITION_MONTHS_AHEAD: z.coerce.number().int().min(1).max(36).default(3),
     /**

@@ -10,7 +10,7 @@ import { createContext, type SubgraphContext } from './context.js';
 import { ordersTypeDefs } from './app.js';
 import { PrismaOrdersStore } from './data/orders-store.js';
 import { PrismaClient } from './data/generated/prisma/client.js';
-import { OrdersService, type MealCatalog } from './domain/orders.js';
+import { OrdersService, type MealCatalog, type Order } from './domain/orders.js';
 import type { MenuMeal } from './domain/pricing.js';
 import { resolvers } from './resolvers/index.js';
 
@@ -110,10 +110,17 @@ const tableCounts = async () => ({
   addons: await prisma.orderItemAddon.count(),
   changes: await prisma.orderStatusChange.count(),
   outbox: await prisma.outboxEvent.count(),
+  keys: await prisma.orderIdempotencyKey.count(),
 });
 
-const placeFor = (caller: Caller, items: unknown[] = [{ mealId: SALAD, quantity: 1 }]) =>
-  run(caller, PLACE_ORDER, { input: { items, deliveryAddress: '1 Baker Street, London' } });
+/** A new key for each order a client means to place. */
+const newKey = () => `order-${randomUUID()}`;
+const placeFor = (
+  caller: Caller,
+  items: unknown[] = [{ mealId: SALAD, quantity: 1 }],
+  idempotencyKey = newKey(),
+  deliveryAddress = '1 Baker Street, London',
+) => run(caller, PLACE_ORDER, { input: { items, deliveryAddress, idempotencyKey } });
 
 describe('orders subgraph', () => {
   let adaOrderId = '';
@@ -128,6 +135,7 @@ describe('orders subgraph', () => {
           { mealId: PIZZA, quantity: 1 },
         ],
         deliveryAddress: '  12 St James Square, London  ',
+        idempotencyKey: newKey(),
       },
     });
     expect(result.errors).toBeUndefined();
@@ -180,6 +188,7 @@ describe('orders subgraph', () => {
       addons: before.addons + 2,
       changes: before.changes + 1,
       outbox: before.outbox + 1,
+      keys: before.keys + 1,
     });
     const [change] = await prisma.orderStatusChange.findMany({ where: { orderId: adaOrderId } });
     expect(change).toMatchObject({ fromStatus: null, toStatus: 'PENDING_PAYMENT', changedBy: ADA });
@@ -227,7 +236,7 @@ describe('orders subgraph', () => {
     ],
   ])('refuses %s, and writes nothing', async (_label, items, code, extensions) => {
     const before = await tableCounts();
-    const result = await run(ada, PLACE_ORDER, { input: { items, deliveryAddress: '1 Baker Street, London' } });
+    const result = await placeFor(ada, items);
     expect(errorCodes(result)).toEqual([code]);
     expect(result.errors![0]!.extensions).toMatchObject(extensions);
     expect(await tableCounts()).toEqual(before);
@@ -238,7 +247,7 @@ describe('orders subgraph', () => {
     ['a delivery address short once trimmed', '   ab   '],
   ])('refuses %s, and writes nothing', async (_label, deliveryAddress) => {
     const before = await tableCounts();
-    const result = await run(ada, PLACE_ORDER, { input: { items: [line()], deliveryAddress } });
+    const result = await placeFor(ada, [line()], newKey(), deliveryAddress);
     expect(errorCodes(result)).toEqual(['BAD_USER_INPUT']);
     expect(result.errors![0]!.extensions!.field).toBe('deliveryAddress');
     expect(meals.calls).toEqual([]);
@@ -277,6 +286,7 @@ describe('orders subgraph', () => {
         status: 'PENDING_PAYMENT',
         changedBy: ADA,
         events: [],
+        idempotency: { key: `half-way-${randomUUID()}`, requestHash: '0'.repeat(64) },
         lines: [
           {
             mealId: PIZZA,
@@ -649,5 +659,375 @@ describe('order lifecycle', () => {
     expect(byId.get(fresh.id)!.status).toBe('PENDING_PAYMENT');
     const [history] = await orders.historyOf([stale.id]);
     expect(history!.at(-1)).toMatchObject({ to: 'CANCELLED', actor: 'SYSTEM', reason: 'not paid in time' });
+  });
+});
+
+describe('placing an order once per idempotency key', () => {
+  // Customers of their own, so the other tests' counts of Ada's and Bob's orders stay as they are.
+  const customer = (): Caller => ({ kind: 'user', userId: randomUUID(), role: 'CUSTOMER' });
+  const PIZZA_WITH_ADDONS = [{ mealId: PIZZA, quantity: 2, addons: [{ addonId: CHEESE, quantity: 1 }] }];
+  const ordersOf = (caller: Caller) =>
+    prisma.order.count({ where: { customerId: caller.kind === 'user' ? caller.userId : '' } });
+
+  it('answers a repeat with the same order: no second order, event or meals call', async () => {
+    const grace = customer();
+    const key = newKey();
+    const first = await placeFor(grace, PIZZA_WITH_ADDONS, key);
+    expect(first.errors).toBeUndefined();
+    const before = await tableCounts();
+    meals.calls = [];
+    // The same request, as a retry would send it: the same key, lines and address (spaces aside).
+    const again = await placeFor(grace, PIZZA_WITH_ADDONS, key, '  1 Baker Street, London ');
+    expect(again.errors).toBeUndefined();
+    expect(again.data!.placeOrder).toEqual(first.data!.placeOrder);
+    expect(meals.calls).toEqual([]);
+    expect(await tableCounts()).toEqual(before);
+    expect(await ordersOf(grace)).toBe(1);
+    expect(await prisma.outboxEvent.count({ where: { aggregateId: first.data!.placeOrder.id } })).toBe(1);
+  });
+
+  it('answers a repeat after the order moved on with the order as it is now', async () => {
+    const grace = customer();
+    const key = newKey();
+    const placed = (await placeFor(grace, undefined, key)).data!.placeOrder;
+    await run(grace, `mutation ($input: CancelOrderInput!) { cancelOrder(input: $input) { id } }`, {
+      input: { orderId: placed.id },
+    });
+    const again = await placeFor(grace, undefined, key);
+    expect(again.data!.placeOrder).toMatchObject({ id: placed.id, status: 'CANCELLED', version: 2 });
+  });
+
+  it.each([
+    ['other items', [{ mealId: PIZZA, quantity: 3, addons: [{ addonId: CHEESE, quantity: 1 }] }], undefined],
+    [
+      'another add-on quantity',
+      [{ mealId: PIZZA, quantity: 2, addons: [{ addonId: CHEESE, quantity: 2 }] }],
+      undefined,
+    ],
+    ['another address', PIZZA_WITH_ADDONS, '2 Baker Street, London'],
+  ])('refuses the key with %s: IDEMPOTENCY_KEY_REUSED, and writes nothing', async (_label, items, address) => {
+    const grace = customer();
+    const key = newKey();
+    expect((await placeFor(grace, PIZZA_WITH_ADDONS, key)).errors).toBeUndefined();
+    const before = await tableCounts();
+    const reused = await placeFor(grace, items, key, address);
+    expect(errorCodes(reused)).toEqual(['IDEMPOTENCY_KEY_REUSED']);
+    expect(reused.errors![0]!.extensions).toMatchObject({ field: 'idempotencyKey' });
+    expect(reused.data?.placeOrder ?? null).toBeNull();
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('keeps keys per customer: two customers place an order each with the same key', async () => {
+    const [grace, linus] = [customer(), customer()];
+    const key = newKey();
+    const graces = await placeFor(grace, PIZZA_WITH_ADDONS, key);
+    // Even another request: Linus's key is his own.
+    const linuss = await placeFor(linus, [{ mealId: SALAD, quantity: 1 }], key);
+    expect(graces.errors).toBeUndefined();
+    expect(linuss.errors).toBeUndefined();
+    expect(linuss.data!.placeOrder.id).not.toBe(graces.data!.placeOrder.id);
+    expect(linuss.data!.placeOrder.customer).toEqual({ id: (linus as { userId: string }).userId });
+    expect([await ordersOf(grace), await ordersOf(linus)]).toEqual([1, 1]);
+  });
+
+  it('makes exactly one order of ten identical calls at once, and answers all ten with it', async () => {
+    const grace = customer();
+    const key = newKey();
+    const before = await tableCounts();
+    const results = await Promise.all(Array.from({ length: 10 }, () => placeFor(grace, PIZZA_WITH_ADDONS, key)));
+    expect(results.map((result) => errorCodes(result))).toEqual(Array(10).fill([]));
+    const ids = new Set(results.map((result) => result.data!.placeOrder.id));
+    expect(ids.size).toBe(1);
+    const [orderId] = [...ids];
+    expect(await ordersOf(grace)).toBe(1);
+    expect(await tableCounts()).toEqual({
+      orders: before.orders + 1,
+      items: before.items + 1,
+      addons: before.addons + 1,
+      changes: before.changes + 1,
+      outbox: before.outbox + 1,
+      keys: before.keys + 1,
+    });
+    expect(await prisma.outboxEvent.count({ where: { aggregateId: orderId } })).toBe(1);
+    // Every caller got the whole order, not a partial one.
+    expect(new Set(results.map((result) => JSON.stringify(result.data!.placeOrder))).size).toBe(1);
+  });
+
+  it('refuses ten calls at once with one key and two requests: one request wins, the others of it get its order', async () => {
+    const grace = customer();
+    const key = newKey();
+    const results = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        placeFor(grace, [{ mealId: i % 2 === 0 ? PIZZA : SALAD, quantity: 1 }], key),
+      ),
+    );
+    const [order] = await prisma.order.findMany({ where: { customerId: (grace as { userId: string }).userId } });
+    expect(await ordersOf(grace)).toBe(1);
+    const won = results.filter((result) => result.errors === undefined);
+    expect(won.length).toBe(5);
+    expect(new Set(won.map((result) => result.data!.placeOrder.id))).toEqual(new Set([order!.id]));
+    expect(results.filter((result) => errorCodes(result)[0] === 'IDEMPOTENCY_KEY_REUSED')).toHaveLength(5);
+  });
+
+  it.each([
+    ['a key shorter than 8 characters', 'short'],
+    ['a key with a space', 'bad key!!'],
+    ['a key over 100 characters', 'k'.repeat(101)],
+  ])('refuses %s (the rule of payForOrder), and writes nothing', async (_label, key) => {
+    const before = await tableCounts();
+    const result = await placeFor(customer(), undefined, key);
+    expect(errorCodes(result)).toEqual(['BAD_USER_INPUT']);
+    expect(result.errors![0]!.extensions).toMatchObject({ field: 'idempotencyKey' });
+    expect(meals.calls).toEqual([]);
+    expect(await tableCounts()).toEqual(before);
+  });
+
+  it('requires a key', async () => {
+    const result = await run(customer(), PLACE_ORDER, {
+      input: { items: [{ mealId: SALAD, quantity: 1 }], deliveryAddress: '1 Baker Street, London' },
+    });
+    expect(errorCodes(result)).toEqual(['BAD_USER_INPUT']);
+    expect(result.errors![0]!.message).toMatch(/idempotencyKey/);
+  });
+
+  it('forgets keys past their retention, after which the key places a new order', async () => {
+    const grace = customer();
+    const key = newKey();
+    const first = (await placeFor(grace, undefined, key)).data!.placeOrder;
+    const recent = newKey();
+    await placeFor(grace, undefined, recent);
+    await prisma.orderIdempotencyKey.updateMany({
+      where: { key },
+      data: { createdAt: new Date(Date.now() - 25 * 3_600_000) },
+    });
+    const forgotten = await orders.forgetIdempotencyKeys(new Date(Date.now() - 24 * 3_600_000), 1);
+    expect(forgotten).toBeGreaterThanOrEqual(1);
+    expect(await prisma.orderIdempotencyKey.count({ where: { key } })).toBe(0);
+    expect(await prisma.orderIdempotencyKey.count({ where: { key: recent } })).toBe(1);
+    const second = await placeFor(grace, undefined, key);
+    expect(second.errors).toBeUndefined();
+    expect(second.data!.placeOrder.id).not.toBe(first.id);
+    // The order itself is kept: only the key is forgotten.
+    expect(await ordersOf(grace)).toBe(3);
+  });
+});
+
+describe("the kitchen's queue", () => {
+  const QUEUE = `query ($statuses: [OrderStatus!]!, $first: Int, $after: String) {
+    kitchenQueue(statuses: $statuses, first: $first, after: $after) {
+      edges { cursor node { id status createdAt } } pageInfo { hasNextPage endCursor } counts { status count } } }`;
+  const queue = (caller: Caller, variables: Record<string, unknown>) => run(caller, QUEUE, variables);
+  const cook: Caller = { kind: 'user', userId: randomUUID(), role: 'CUSTOMER' };
+
+  /** Every page of the queue, `first` at a time. */
+  async function readAll(statuses: string[], first: number): Promise<{ ids: string[]; pages: number }> {
+    const ids: string[] = [];
+    let after: string | null = null;
+    let pages = 0;
+    for (;;) {
+      const result = await queue(staff, { statuses, first, after });
+      expect(result.errors).toBeUndefined();
+      const page = result.data!.kitchenQueue;
+      pages++;
+      expect(page.edges.length).toBeLessThanOrEqual(first);
+      ids.push(...page.edges.map((edge: any) => edge.node.id));
+      if (!page.pageInfo.hasNextPage) return { ids, pages };
+      after = page.pageInfo.endCursor;
+    }
+  }
+
+  /** The queue as the database has it: each status's orders oldest first, in the order asked. */
+  async function expectedQueue(statuses: Order['status'][]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const status of statuses) {
+      const rows = await prisma.order.findMany({
+        where: { status },
+        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        select: { id: true },
+      });
+      ids.push(...rows.map((row) => row.id));
+    }
+    return ids;
+  }
+
+  /** Orders of this block's customer in the given statuses, placed at the given times (test set-up). */
+  async function ordersAt(rows: [Order['status'], string][]): Promise<string[]> {
+    const ids: string[] = [];
+    for (const [status, at] of rows) {
+      const placed = await placeFor(cook);
+      expect(placed.errors).toBeUndefined();
+      const id = placed.data!.placeOrder.id as string;
+      await prisma.order.update({ where: { id }, data: { status, createdAt: new Date(at) } });
+      ids.push(id);
+    }
+    return ids;
+  }
+
+  // Placed in 2000, before any other test's orders: they lead their statuses' queues.
+  let fixture: Record<string, string> = {};
+  beforeAll(async () => {
+    const [readyLate, paidFirst, readyEarly, paidTieA, paidTieB, accepted] = await ordersAt([
+      ['READY', '2000-01-01T10:05:00.000Z'],
+      ['PAID', '2000-01-01T10:00:00.000Z'],
+      ['READY', '2000-01-01T10:01:00.000Z'],
+      ['PAID', '2000-01-01T10:02:00.000Z'],
+      ['PAID', '2000-01-01T10:02:00.000Z'],
+      ['ACCEPTED', '2000-01-01T09:00:00.000Z'],
+    ]);
+    const [tieFirst, tieSecond] = [paidTieA!, paidTieB!].sort();
+    fixture = {
+      readyLate: readyLate!,
+      paidFirst: paidFirst!,
+      readyEarly: readyEarly!,
+      tieFirst: tieFirst!,
+      tieSecond: tieSecond!,
+      accepted: accepted!,
+    };
+  });
+
+  it('lists the statuses in the order asked, each oldest first (ties by id), across pages', async () => {
+    const statuses = ['READY', 'PAID', 'ACCEPTED'] as const;
+    const expected = await expectedQueue([...statuses]);
+    expect(expected.length).toBeGreaterThan(6);
+    const { ids, pages } = await readAll([...statuses], 2);
+    expect(ids).toEqual(expected);
+    expect(pages).toBe(Math.ceil(expected.length / 2));
+    // This block's orders, placed first in their statuses, in the order the kitchen works them.
+    const mine = new Set(Object.values(fixture));
+    expect(ids.filter((id) => mine.has(id))).toEqual([
+      fixture.readyEarly,
+      fixture.readyLate,
+      fixture.paidFirst,
+      fixture.tieFirst,
+      fixture.tieSecond,
+      fixture.accepted,
+    ]);
+    const first = (await queue(staff, { statuses, first: 3 })).data!.kitchenQueue;
+    expect(first.edges.map((edge: any) => edge.node.id)).toEqual(expected.slice(0, 3));
+    expect(first.edges.slice(0, 2).map((edge: any) => [edge.node.id, edge.node.status])).toEqual([
+      [fixture.readyEarly, 'READY'],
+      [fixture.readyLate, 'READY'],
+    ]);
+    // Another order of the statuses gives another queue: PAID first now.
+    const { ids: paidFirst } = await readAll(['PAID', 'READY'], 50);
+    expect(paidFirst).toEqual(await expectedQueue(['PAID', 'READY']));
+    expect(paidFirst.slice(0, 3)).toEqual([fixture.paidFirst, fixture.tieFirst, fixture.tieSecond]);
+  });
+
+  it('counts each status asked for, in the order asked, over the whole queue', async () => {
+    const statuses = ['PAID', 'READY', 'OUT_FOR_DELIVERY', 'ACCEPTED'] as const;
+    const counted = async () => {
+      const result = await queue(staff, { statuses, first: 1 });
+      expect(result.errors).toBeUndefined();
+      return result.data!.kitchenQueue.counts as { status: string; count: number }[];
+    };
+    const counts = await counted();
+    expect(counts).toEqual(
+      await Promise.all(
+        statuses.map(async (status) => ({ status, count: await prisma.order.count({ where: { status } }) })),
+      ),
+    );
+    expect(counts[0]!.count).toBeGreaterThanOrEqual(3);
+    const [paid] = await ordersAt([['PAID', '2000-01-02T00:00:00.000Z']]);
+    await ordersAt([['DELIVERED', '2000-01-02T00:00:00.000Z']]);
+    const after = await counted();
+    expect(after.map((c) => c.count)).toEqual([counts[0]!.count + 1, ...counts.slice(1).map((c) => c.count)]);
+    await prisma.order.update({ where: { id: paid! }, data: { status: 'DELIVERED' } });
+    expect(await counted()).toEqual(counts);
+  });
+
+  it('keeps its place when the last order of a page moves on before the next page', async () => {
+    const statuses = ['PAID', 'ACCEPTED'];
+    const before = await expectedQueue(['PAID', 'ACCEPTED']);
+    const page1 = (await queue(staff, { statuses, first: 2 })).data!.kitchenQueue;
+    expect(page1.edges.map((edge: any) => edge.node.id)).toEqual(before.slice(0, 2));
+    // The kitchen accepts the order the page ended on: the next page goes on after it in PAID.
+    await prisma.order.update({ where: { id: before[1]! }, data: { status: 'ACCEPTED' } });
+    const page2 = (await queue(staff, { statuses, first: 2, after: page1.pageInfo.endCursor })).data!.kitchenQueue;
+    expect(page2.edges.map((edge: any) => edge.node.id)).toEqual(before.slice(2, 4));
+    await prisma.order.update({ where: { id: before[1]! }, data: { status: 'PAID' } });
+  });
+
+  it('is for staff only: customers get FORBIDDEN, anonymous callers UNAUTHENTICATED', async () => {
+    expect(errorCodes(await queue(ada, { statuses: ['PAID'] }))).toEqual(['FORBIDDEN']);
+    expect(errorCodes(await queue(anonymous, { statuses: ['PAID'] }))).toEqual(['UNAUTHENTICATED']);
+    const asAdmin = await queue({ kind: 'user', userId: randomUUID(), role: 'ADMIN' }, { statuses: ['PAID'] });
+    expect(asAdmin.errors).toBeUndefined();
+  });
+
+  it.each([
+    ['no status', { statuses: [] }, 'statuses'],
+    ['a final status', { statuses: ['PAID', 'DELIVERED'] }, 'statuses.1'],
+    ['a status twice', { statuses: ['PAID', 'READY', 'PAID'] }, 'statuses.2'],
+    ['first over 50', { statuses: ['PAID'], first: 51 }, undefined],
+    ['first of 0', { statuses: ['PAID'], first: 0 }, undefined],
+    ['a made-up cursor', { statuses: ['PAID'], after: 'garbage' }, undefined],
+  ])('refuses %s with BAD_USER_INPUT', async (_label, variables, field) => {
+    const result = await queue(staff, variables);
+    expect(errorCodes(result)).toEqual(['BAD_USER_INPUT']);
+    if (field) expect(result.errors![0]!.extensions).toMatchObject({ field });
+  });
+
+  it("refuses a cursor of a queue of other statuses, and myOrders' cursors", async () => {
+    const ready = (await queue(staff, { statuses: ['READY'], first: 1 })).data!.kitchenQueue;
+    expect(errorCodes(await queue(staff, { statuses: ['PAID'], after: ready.pageInfo.endCursor }))).toEqual([
+      'BAD_USER_INPUT',
+    ]);
+    const mine = (await run(ada, MY_ORDERS, { first: 1 })).data!.myOrders;
+    expect(errorCodes(await queue(staff, { statuses: ['PAID'], after: mine.pageInfo.endCursor }))).toEqual([
+      'BAD_USER_INPUT',
+    ]);
+  });
+});
+
+describe("the kitchen's queue beside a large history", () => {
+  /** Postgres's plan of one statement, run: the scans it used and the buffers it touched. */
+  async function planOf(sql: string, params: unknown[]) {
+    const [row] = await prisma.$queryRawUnsafe<{ 'QUERY PLAN': [{ Plan: Record<string, any> }] }[]>(
+      `EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) ${sql}`,
+      ...params,
+    );
+    const nodes: Record<string, any>[] = [];
+    const walk = (node: Record<string, any>) => {
+      nodes.push(node);
+      for (const child of node.Plans ?? []) walk(child);
+    };
+    const plan = row!['QUERY PLAN'][0].Plan;
+    walk(plan);
+    return {
+      scans: nodes.map((node) => node['Node Type'] as string),
+      buffers: plan['Shared Hit Blocks'] + plan['Shared Read Blocks'],
+    };
+  }
+
+  it('reads a page and the counts from the status index, not the delivered orders', async () => {
+    // 100,000 delivered orders (the history), spread over the partitions like old ids are.
+    await prisma.$executeRawUnsafe(`
+      INSERT INTO orders (id, customer_id, status, currency, subtotal_amount, delivery_fee_amount, total_amount,
+        delivery_address, created_at, updated_at)
+      SELECT gen_random_uuid(), gen_random_uuid(), 'DELIVERED', 'EUR', 100, 0, 100, 'Delivered Street 1',
+        now() - (g || ' seconds')::interval, now() FROM generate_series(1, 100000) g`);
+    await prisma.$executeRawUnsafe('VACUUM ANALYZE orders');
+    // The statements' shapes as Prisma sends them (statuses as text cast to the enum).
+    const status = (n: number) => `CAST($${n}::text AS "public"."OrderStatus")`;
+    const page = await planOf(
+      `SELECT "id" FROM "public"."orders" WHERE "status" = ${status(1)} AND "created_at" >= $2 ORDER BY "created_at" ASC, "id" ASC LIMIT $3`,
+      ['PAID', new Date(0), 21],
+    );
+    const counts = await planOf(
+      `SELECT "status", COUNT(*) FROM "public"."orders" WHERE "status" IN (${status(1)}, ${status(2)}, ${status(3)}, ${status(4)}) GROUP BY "status"`,
+      ['PAID', 'ACCEPTED', 'PREPARING', 'READY'],
+    );
+    for (const plan of [page, counts]) {
+      expect(plan.scans).not.toContain('Seq Scan');
+      expect(plan.scans.some((scan) => scan.startsWith('Index') || scan.startsWith('Bitmap Index'))).toBe(true);
+      // A sequential scan of the history alone is over a thousand pages.
+      expect(plan.buffers).toBeLessThan(200);
+    }
+    const result = await run(staff, `{ kitchenQueue(statuses: [PAID, READY]) { counts { status count } } }`);
+    expect(result.data!.kitchenQueue.counts).toEqual([
+      { status: 'PAID', count: await prisma.order.count({ where: { status: 'PAID' } }) },
+      { status: 'READY', count: await prisma.order.count({ where: { status: 'READY' } }) },
+    ]);
   });
 });

@@ -8,12 +8,15 @@ const CANCEL_UNPAID = 'cancel-unpaid-orders';
 /** How often the unpaid-order sweep runs; the timeout itself is ORDERS_UNPAID_TIMEOUT_SECONDS. */
 const SWEEP_EVERY_MS = 30_000;
 export const MAINTAIN_PARTITIONS = 'maintain-partitions';
+const FORGET_IDEMPOTENCY_KEYS = 'forget-idempotency-keys';
+/** Keys are kept for hours (ORDERS_IDEMPOTENCY_KEY_RETENTION_HOURS): forgetting them every 10 minutes is plenty. */
+const FORGET_KEYS_EVERY_MS = 10 * 60_000;
 /** Partitions are made months ahead: hourly is plenty, and a missed run only fills DEFAULT for a while. */
 const PARTITIONS_EVERY_MS = 60 * 60_000;
 
 /**
  * The orders worker: publishes the outbox, moves orders on payment events, cancels orders left
- * unpaid, and keeps the monthly partitions of the orders database (data/partitions.ts). Runs as its own process (worker-main.ts) or inside the dev start command.
+ * unpaid, forgets expired placeOrder idempotency keys, and keeps the monthly partitions of the orders database (data/partitions.ts). Runs as its own process (worker-main.ts) or inside the dev start command.
  */
 export async function startOrdersWorker(
   config: OrdersConfig,
@@ -38,6 +41,11 @@ export async function startOrdersWorker(
       const cancelled = await orders.cancelUnpaidOrders(cutoff);
       if (cancelled > 0) logger.info({ cancelled }, 'cancelled unpaid orders');
     },
+    [FORGET_IDEMPOTENCY_KEYS]: async () => {
+      const cutoff = new Date(Date.now() - config.ORDERS_IDEMPOTENCY_KEY_RETENTION_HOURS * 3_600_000);
+      const forgotten = await orders.forgetIdempotencyKeys(cutoff);
+      if (forgotten > 0) logger.info({ forgotten }, 'forgot expired placeOrder idempotency keys');
+    },
     [MAINTAIN_PARTITIONS]: async () => {
       await maintainPartitions(
         prisma,
@@ -51,6 +59,7 @@ export async function startOrdersWorker(
   });
   const queue = messaging.queue(ORDERS_QUEUE);
   await queue.every(CANCEL_UNPAID, SWEEP_EVERY_MS);
+  await queue.every(FORGET_IDEMPOTENCY_KEYS, FORGET_KEYS_EVERY_MS);
   // Once now (a fresh database has no monthly partition yet), then hourly.
   await queue.add(MAINTAIN_PARTITIONS, {});
   await queue.every(MAINTAIN_PARTITIONS, PARTITIONS_EVERY_MS);

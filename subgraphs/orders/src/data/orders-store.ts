@@ -2,10 +2,13 @@ import { markEventHandled, newId, writeOutbox, type DomainEvent } from '@food/pl
 import type { OrdersPrisma } from './prisma.js';
 import type { OrderStatus } from '../domain/order-status.js';
 import type {
+  CreateResult,
   HandledEvent,
   NewOrder,
   Order,
   OrdersStore,
+  PlacedByKey,
+  QueuePosition,
   StatusTransition,
   StoredOrderItem,
   StoredStatusChange,
@@ -18,6 +21,9 @@ class Rollback extends Error {
     super(outcome);
   }
 }
+
+/** Thrown inside placeOrder's transaction to roll it back: the idempotency key is taken. */
+class KeyTaken extends Error {}
 
 const orderColumns = {
   id: true,
@@ -57,11 +63,34 @@ const toOrder = ({ currency, subtotalAmount, deliveryFeeAmount, totalAmount, ...
 export class PrismaOrdersStore implements OrdersStore {
   constructor(private readonly prisma: OrdersPrisma) {}
 
-  async create(order: NewOrder): Promise<Order> {
+  async create(order: NewOrder): Promise<CreateResult> {
     // Ids are made here (UUIDv7, like every id in this database) so lines and add-ons can each be one
     // multi-row insert. Lines, add-ons and history carry the order's id: their partition key.
     const lines = order.lines.map((line, position) => ({ ...line, id: newId(), position }));
-    const row = await this.prisma.$transaction(async (tx) => {
+    try {
+      return { outcome: 'created', order: toOrder(await this.insertOrder(order, lines)) };
+    } catch (error) {
+      if (error instanceof KeyTaken) return { outcome: 'key_taken' };
+      throw error;
+    }
+  }
+
+  private insertOrder(order: NewOrder, lines: (NewOrder['lines'][number] & { id: string; position: number })[]) {
+    return this.prisma.$transaction(async (tx) => {
+      // The key first: ON CONFLICT DO NOTHING waits for a concurrent twin holding it, then skips if
+      // the twin committed. Nothing else is written then, and nothing fails half-way.
+      const { count } = await tx.orderIdempotencyKey.createMany({
+        data: [
+          {
+            customerId: order.customerId,
+            key: order.idempotency.key,
+            requestHash: order.idempotency.requestHash,
+            orderId: order.id,
+          },
+        ],
+        skipDuplicates: true,
+      });
+      if (count !== 1) throw new KeyTaken();
       const created = await tx.order.create({
         data: {
           id: order.id,
@@ -114,7 +143,61 @@ export class PrismaOrdersStore implements OrdersStore {
       await writeOutbox(tx, order.events);
       return created;
     });
-    return toOrder(row);
+  }
+
+  async findByIdempotencyKey(customerId: string, key: string): Promise<PlacedByKey | null> {
+    // In a mutation, reads go to the primary (read-consistency.ts): a twin's commit is seen.
+    const taken = await this.prisma.orderIdempotencyKey.findUnique({
+      where: { customerId_key: { customerId, key } },
+      select: { requestHash: true, orderId: true },
+    });
+    if (!taken) return null;
+    const [order] = await this.findByIds([taken.orderId]);
+    return { requestHash: taken.requestHash, order: order ?? null };
+  }
+
+  deleteIdempotencyKeys(before: Date, limit: number): Promise<number> {
+    // Oldest first through the created_at index, a bounded batch per statement (no long lock).
+    return this.prisma.$executeRaw`
+      DELETE FROM "order_idempotency_keys" WHERE ("customer_id", "key") IN (
+        SELECT "customer_id", "key" FROM "order_idempotency_keys"
+        WHERE "created_at" < ${before} ORDER BY "created_at" LIMIT ${limit})`;
+  }
+
+  async pageOfStatuses(statuses: readonly OrderStatus[], take: number, after: QueuePosition | null): Promise<Order[]> {
+    // One status at a time, each a range of the (status, created_at, id) index read in its order: a
+    // page costs at most one short index scan per status asked for, however many orders are final.
+    const rows: Order[] = [];
+    const start = after ? statuses.indexOf(after.status) : 0;
+    for (let index = Math.max(start, 0); index < statuses.length && rows.length < take; index++) {
+      const keyset =
+        after && index === start
+          ? {
+              // `gte` bounds the index scan; the OR is the strict keyset on (createdAt, id).
+              createdAt: { gte: after.createdAt },
+              OR: [{ createdAt: { gt: after.createdAt } }, { id: { gt: after.id } }],
+            }
+          : {};
+      const page = await this.prisma.order.findMany({
+        where: { status: statuses[index]!, ...keyset },
+        orderBy: [{ createdAt: 'asc' }, { id: 'asc' }],
+        take: take - rows.length,
+        select: orderColumns,
+      });
+      rows.push(...page.map(toOrder));
+    }
+    return rows;
+  }
+
+  async countByStatus(statuses: readonly OrderStatus[]): Promise<Map<OrderStatus, number>> {
+    // Each status's range of the (status, created_at, id) index, on every partition: only the orders
+    // in those statuses are read (the domain asks for statuses still in progress only).
+    const groups = await this.prisma.order.groupBy({
+      by: ['status'],
+      where: { status: { in: [...statuses] } },
+      _count: { _all: true },
+    });
+    return new Map(groups.map((group) => [group.status, group._count._all]));
   }
 
   async transition(change: StatusTransition): Promise<TransitionResult> {

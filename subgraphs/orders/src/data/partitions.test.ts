@@ -255,6 +255,7 @@ describe('the partition job', () => {
         },
       ],
       events: [],
+      idempotency: { key: `partitions-${id}`, requestHash: '0'.repeat(64) },
     });
 
   it('a write to a month with no partition lands in DEFAULT, not an error', async () => {

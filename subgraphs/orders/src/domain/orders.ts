@@ -2,19 +2,24 @@ import { z } from 'zod';
 import {
   badInput,
   decodeCursor,
+  decodeKeysetCursor,
   DomainError,
+  encodeKeysetCursor,
   ErrorCode,
   forbidden,
+  idempotencyKeyReused,
   isStaff,
   newEvent,
   newId,
   notFound,
   pageSize,
   parseInput,
+  requestFingerprint,
   requireStaff,
   requireUser,
   toConnection,
   unauthenticated,
+  ZIdempotencyKey,
   type Caller,
   type DomainEvent,
 } from '@food/platform';
@@ -98,6 +103,27 @@ export interface NewOrder {
   changedBy: string;
   /** Written to the outbox in the same transaction. */
   events: DomainEvent[];
+  /** The customer's idempotency key, taken in the same transaction (or not at all). */
+  idempotency: { key: string; requestHash: string };
+}
+
+export type CreateResult =
+  | { outcome: 'created'; order: Order }
+  /** The customer's idempotency key was taken (by a concurrent twin, committed): nothing was written. */
+  | { outcome: 'key_taken' };
+
+/** An order placed under an idempotency key, with the fingerprint of the request that placed it. */
+export interface PlacedByKey {
+  requestHash: string;
+  /** Null only if the order was removed since (keys outlive no order in practice: see retention). */
+  order: Order | null;
+}
+
+/** A place in the kitchen's queue: the status an order was in when read, when it was placed, its id. */
+export interface QueuePosition {
+  status: OrderStatus;
+  createdAt: Date;
+  id: string;
 }
 
 /** One status change, applied only if the order is still at `expectedVersion`. */
@@ -128,8 +154,16 @@ export type TransitionResult =
 
 /** The persistence the orders domain needs; implemented over Prisma in ../data. */
 export interface OrdersStore {
-  /** Writes the order, its lines, their add-ons and the first status change, all or nothing. */
-  create(order: NewOrder): Promise<Order>;
+  /**
+   * Takes the idempotency key, then writes the order, its lines, their add-ons, the first status change
+   * and the events, all or nothing. A key already taken (a concurrent twin's insert makes this one wait
+   * until the twin commits) writes nothing: `key_taken`.
+   */
+  create(order: NewOrder): Promise<CreateResult>;
+  /** The order a customer placed with this key, and that request's fingerprint; null if the key is unused. */
+  findByIdempotencyKey(customerId: string, key: string): Promise<PlacedByKey | null>;
+  /** Forgets up to `limit` idempotency keys taken before `before`, oldest first. Returns how many. */
+  deleteIdempotencyKeys(before: Date, limit: number): Promise<number>;
   findByIds(ids: readonly string[]): Promise<Order[]>;
   /** A customer's orders newest first (createdAt desc, id desc), strictly after `after` when given. */
   pageOfCustomer(customerId: string, take: number, after: Pick<Order, 'id' | 'createdAt'> | null): Promise<Order[]>;
@@ -147,6 +181,13 @@ export interface OrdersStore {
   recordHandled(handled: HandledEvent, events: DomainEvent[]): Promise<'recorded' | 'duplicate'>;
   /** Orders in one of `statuses` placed before `before`, oldest first, at most `limit`. */
   findStale(statuses: readonly OrderStatus[], before: Date, limit: number): Promise<Order[]>;
+  /**
+   * At most `take` orders in `statuses`: all of the first status's, then the next's, each status's
+   * oldest first (createdAt, id), starting strictly after `after` (whose status is one of them).
+   */
+  pageOfStatuses(statuses: readonly OrderStatus[], take: number, after: QueuePosition | null): Promise<Order[]>;
+  /** How many orders are in each of `statuses` (absent: none). */
+  countByStatus(statuses: readonly OrderStatus[]): Promise<Map<OrderStatus, number>>;
 }
 
 /** The port to the meals service (never its database): meals by id, absent when unknown. */
@@ -179,7 +220,54 @@ const ZLine = z.object({
 export const ZPlaceOrderInput = z.object({
   items: z.array(ZLine).min(1, 'must have at least 1 item').max(50, 'must have at most 50 items'),
   deliveryAddress: z.string().trim().min(5, 'must be at least 5 characters').max(500, 'must be at most 500 characters'),
+  idempotencyKey: ZIdempotencyKey,
 });
+type TPlaceOrderInput = z.infer<typeof ZPlaceOrderInput>;
+
+/**
+ * What makes two placeOrder requests the same, for their idempotency key: the lines in their order,
+ * each line's add-ons in any order, and the address as stored (trimmed); ids in lower case. Salted with
+ * the customer and the key, so equal requests of different customers (or keys) never share a hash.
+ */
+export function placeOrderFingerprint(
+  customerId: string,
+  { idempotencyKey, items, deliveryAddress }: TPlaceOrderInput,
+) {
+  const lines = items.map((item) => ({
+    mealId: item.mealId.toLowerCase(),
+    quantity: item.quantity,
+    addons: item.addons
+      .map((addon) => ({ addonId: addon.addonId.toLowerCase(), quantity: addon.quantity }))
+      .sort((a, b) => (a.addonId < b.addonId ? -1 : a.addonId > b.addonId ? 1 : 0)),
+  }));
+  return requestFingerprint(customerId, idempotencyKey, JSON.stringify({ lines, deliveryAddress }));
+}
+
+/** The statuses the kitchen's queue takes: those an order is still in progress in, not the final ones. */
+export const QUEUE_STATUSES = ORDER_STATUSES.filter((status) => !OrderStatusMachine.isFinal(status));
+const ZQueueStatuses = z
+  .array(z.enum(ORDER_STATUSES, { error: 'must be order statuses' }))
+  .min(1, 'must name at least 1 status')
+  .superRefine((statuses, ctx) => {
+    statuses.forEach((status, index) => {
+      if (OrderStatusMachine.isFinal(status)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [index],
+          message: `must be statuses still in progress (${QUEUE_STATUSES.join(', ')}): ${status} is final`,
+        });
+      } else if (statuses.indexOf(status) !== index) {
+        ctx.addIssue({ code: 'custom', path: [index], message: `must not repeat a status (${status})` });
+      }
+    });
+  });
+const ZQueueArgs = z.object({ statuses: ZQueueStatuses });
+/** A queue cursor: [status, placed at (ISO), id]. */
+const ZQueueCursor = z
+  .tuple([z.enum(ORDER_STATUSES), z.iso.datetime(), ZUuid])
+  .transform(([status, at, id]): QueuePosition => ({ status, createdAt: new Date(at), id }));
+const queueCursor = (order: Order) => encodeKeysetCursor([order.status, order.createdAt.toISOString(), order.id]);
+const QUEUE_PAGE = { fallback: 20, max: 50 };
 
 const ZReason = z.string().trim().max(500, 'must be at most 500 characters').nullish();
 const ZExpectedVersion = z.number().int('must be a whole number').positive('must be positive').nullish();
@@ -210,15 +298,24 @@ export class OrdersService {
     private readonly options: OrdersOptions,
   ) {}
 
+  /**
+   * Places an order once per idempotency key: a repeat of the request (a retry, a double click, a
+   * concurrent twin) gets the order the first placed, without a second order or event; the key with
+   * another request is refused. The key is taken in the order's own transaction.
+   */
   async placeOrder(caller: Caller, input: unknown): Promise<Order> {
     const { userId } = requireUser(caller);
     const data = parseInput(ZPlaceOrderInput, input);
+    const requestHash = placeOrderFingerprint(userId, data);
+    // A repeat is answered before anything else: not priced again (a meal sold out since would refuse it).
+    const earlier = await this.store.findByIdempotencyKey(userId, data.idempotencyKey);
+    if (earlier) return replayPlaced(earlier, requestHash);
     // One call for the whole order, so a large order is not N round trips to meals.
     const menu = await this.meals.findMeals([...new Set(data.items.map((item) => item.mealId))]);
     const priced = priceOrder(data.items, menu, this.options.deliveryFeeAmount);
     // A UUIDv7: the orders database is partitioned by month of the id (see data/partitions.ts).
     const id = newId();
-    return this.store.create({
+    const result = await this.store.create({
       id,
       customerId: userId,
       currency: priced.currency,
@@ -237,7 +334,51 @@ export class OrdersService {
           status: INITIAL_ORDER_STATUS,
         }),
       ],
+      idempotency: { key: data.idempotencyKey, requestHash },
     });
+    if (result.outcome === 'created') return result.order;
+    // A concurrent twin took the key and committed first: answer with its order, as a repeat would.
+    const winner = await this.store.findByIdempotencyKey(userId, data.idempotencyKey);
+    if (!winner) throw new Error(`idempotency key of customer ${userId} taken, then not found`);
+    return replayPlaced(winner, requestHash);
+  }
+
+  /** Forgets idempotency keys taken before `before`, in batches (the worker's retention job). */
+  async forgetIdempotencyKeys(before: Date, batch = 1000): Promise<number> {
+    let forgotten = 0;
+    for (;;) {
+      const deleted = await this.store.deleteIdempotencyKeys(before, batch);
+      forgotten += deleted;
+      if (deleted < batch) return forgotten;
+    }
+  }
+
+  /**
+   * The kitchen's queue (staff): orders in `statuses` (still in progress ones only), grouped by status
+   * in the order given, oldest first within each. The cursor is the order's place when read, so an
+   * order that moves on between two pages shifts nothing.
+   */
+  async kitchenQueue(
+    caller: Caller,
+    statuses: unknown,
+    first: number | null | undefined,
+    after: string | null | undefined,
+  ) {
+    requireStaff(caller);
+    const wanted = parseInput(ZQueueArgs, { statuses }).statuses;
+    const size = pageSize(first, QUEUE_PAGE);
+    const anchor = after ? decodeKeysetCursor(after, ZQueueCursor) : null;
+    // A cursor from a queue of other statuses is no place in this one.
+    if (anchor && !wanted.includes(anchor.status)) throw badInput('Invalid cursor', { argument: 'after' });
+    const rows = await this.store.pageOfStatuses(wanted, size + 1, anchor);
+    return { ...toConnection(rows, size, queueCursor), statuses: wanted };
+  }
+
+  /** How many orders are in each of the queue's statuses, in the order given (staff). */
+  async kitchenQueueCounts(caller: Caller, statuses: readonly OrderStatus[]) {
+    requireStaff(caller);
+    const counts = await this.store.countByStatus(statuses);
+    return statuses.map((status) => ({ status, count: counts.get(status) ?? 0 }));
   }
 
   /** Staff move an order along the kitchen's flow (or to any status the machine lets staff set). */
@@ -489,6 +630,13 @@ export class OrdersService {
     }
     return toConnection(await this.store.pageOfCustomer(customerId, size + 1, anchor), size);
   }
+}
+
+/** An earlier placing with this key: the same request gets its order, another one is refused. */
+function replayPlaced(earlier: PlacedByKey, requestHash: string): Order {
+  if (earlier.requestHash !== requestHash) throw idempotencyKeyReused('placeOrder');
+  if (!earlier.order) throw new Error('the order placed with this idempotency key is gone');
+  return earlier.order;
 }
 
 function conflict(order: Order, expectedVersion: number): DomainError {

@@ -1,14 +1,16 @@
-import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import {
   DomainError,
   ErrorCode,
+  idempotencyKeyReused,
   isStaff,
   newEvent,
   notFound,
   parseInput,
+  requestFingerprint as fingerprintOf,
   requireUser,
   unauthenticated,
+  ZIdempotencyKey,
   type Caller,
   type DomainEvent,
   type EventOf,
@@ -115,9 +117,7 @@ const CONFIRM_BATCH = 100;
 const ZUuid = z.uuid({ error: 'must be a UUID' });
 const ZPayForOrderInput = z.object({
   orderId: z.uuid({ error: 'must be a UUID' }),
-  idempotencyKey: z
-    .string()
-    .regex(/^[A-Za-z0-9_\-:.]{8,100}$/, 'must be 8 to 100 characters of letters, digits, _ - : or .'),
+  idempotencyKey: ZIdempotencyKey,
   // Checked by parsePaymentToken: its message must never include the value.
   paymentToken: z.unknown(),
 });
@@ -136,7 +136,7 @@ export class PaymentsService {
     const { userId } = requireUser(caller);
     const { orderId, idempotencyKey, paymentToken: rawToken } = parseInput(ZPayForOrderInput, input);
     const paymentToken = parsePaymentToken(rawToken);
-    const requestFingerprint = createHash('sha256').update(`${orderId}\n${paymentToken}`).digest('hex');
+    const requestFingerprint = fingerprintOf(orderId, paymentToken);
 
     const earlier = await this.store.findByKey(userId, idempotencyKey);
     if (earlier) return this.replay(earlier, requestFingerprint);
@@ -272,13 +272,7 @@ export class PaymentsService {
 
   /** An earlier request with this key: the same request gets the same answer, another is refused. */
   private replay(earlier: Payment, requestFingerprint: string): Payment {
-    if (earlier.requestFingerprint !== requestFingerprint) {
-      throw new DomainError(
-        ErrorCode.IDEMPOTENCY_KEY_REUSED,
-        'This idempotency key was used for a different payment request; choose a new key',
-        { field: 'idempotencyKey' },
-      );
-    }
+    if (earlier.requestFingerprint !== requestFingerprint) throw idempotencyKeyReused('payment');
     return earlier;
   }
 
