@@ -194,9 +194,11 @@ export async function seed(databases: BenchDatabase[], sizes: SeedSizes, secrets
         `INSERT INTO orders (id, customer_id, status, currency, subtotal_amount, delivery_fee_amount, total_amount,
                              delivery_address_encrypted, delivery_address_key_id, version, created_at, updated_at)
          SELECT pg_temp.uid('order-' || i), pg_temp.customer(i), pg_temp.status(i)::"OrderStatus", 'EUR',
-                pg_temp.subtotal(i), 299, pg_temp.subtotal(i) + 299, ($2::text[])[1 + i % $3::int], $4,
+                pg_temp.subtotal(i), 299, pg_temp.subtotal(i) + 299, a.sealed, $4,
                 pg_temp.version(i), pg_temp.created(i), pg_temp.created(i) + interval '30 minutes'
-           FROM generate_series(1, $1::int) i`,
+           FROM generate_series(1, $1::int) i
+           -- A join, not $2[k] per row (which costs 0.6 s more on 100k rows: the array is read each time).
+           JOIN unnest($2::text[]) WITH ORDINALITY AS a(sealed, k) ON a.k = 1 + i % $3::int`,
         [sizes.orders, addresses, ORDER_ADDRESSES, secrets.encryptionKeyId],
       );
       await client.query(
