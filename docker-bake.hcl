@@ -23,14 +23,14 @@ group "default" {
   targets = ["services", "food-migrations"]
 }
 
-# food-gateway and the four subgraphs' images (the meals, orders and payments workers run these too,
+# food-gateway and the four subgraphs' images (the users, meals, orders and payments workers run these too,
 # with node dist/worker-main.js on the second port): the Dockerfile's service stage, one target each.
 target "services" {
   name = "food-${item.name}"
   matrix = {
     item = [
       { name = "gateway", package = "@food/gateway", ports = "4000" },
-      { name = "users", package = "@food/users-subgraph", ports = "4001" },
+      { name = "users", package = "@food/users-subgraph", ports = "4001 9467" },
       { name = "meals", package = "@food/meals-subgraph", ports = "4002 9466" },
       { name = "orders", package = "@food/orders-subgraph", ports = "4003 9464" },
       { name = "payments", package = "@food/payments-subgraph", ports = "4004 9465" },

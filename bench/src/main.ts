@@ -51,6 +51,7 @@ import {
   staleDatabases,
   userId,
   type BenchDatabase,
+  type Secrets,
 } from './seed.js';
 import { CHANGE_MEAL, CHANGE_ORDER, FEED, MENU, TRACK } from './live-operations.js';
 import type { Subscriber } from './subscriber-client.js';
@@ -373,9 +374,14 @@ async function main(): Promise<void> {
   );
   databases = await createDatabases(config.postgresUrl, runId);
   await migrate(databases);
-  const encryptionKey = randomBytes(32);
+  const keys: Secrets = {
+    encryptionKeyId: 'bench',
+    usersKey: randomBytes(32),
+    blindIndexKey: randomBytes(32),
+    ordersKey: randomBytes(32),
+  };
   const t0 = Date.now();
-  await seed(databases, config.seed, { encryptionKeyId: 'bench', encryptionKey });
+  await seed(databases, config.seed, keys);
   log(`seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
   const secrets = {
@@ -383,7 +389,7 @@ async function main(): Promise<void> {
     JWT_SECRET: randomBytes(32).toString('hex'),
   };
   const dbUrl = (service: string) => databases.find((db) => db.service === service)!.url;
-  const shared: Shared = { built, secrets, encryptionKey, dbUrl };
+  const shared: Shared = { built, secrets, keys, dbUrl };
   const modes: RedisUnderTest['mode'][] = config.redis === 'both' ? ['single', 'cluster'] : [config.redis];
   const subscriptionState: SubscriptionState = { nextPaid: 0, priceChanges: 0, availability: new Map() };
   let customerCounts = { federated: 0, mutations: 0 };
@@ -468,7 +474,7 @@ async function main(): Promise<void> {
 interface Shared {
   built: boolean;
   secrets: { INTERNAL_TOKEN_SECRET: string; JWT_SECRET: string };
-  encryptionKey: Buffer;
+  keys: Secrets;
   dbUrl: (service: string) => string;
 }
 
@@ -477,7 +483,7 @@ interface Shared {
  * subscription scenarios of `scope`; the backend is stopped at the end.
  */
 async function measurePass(
-  { built, secrets, encryptionKey, dbUrl }: Shared,
+  { built, secrets, keys, dbUrl }: Shared,
   redis: RedisUnderTest,
   scope: { workloads: WorkloadName[]; targets: TargetName[] },
   state: SubscriptionState,
@@ -494,8 +500,11 @@ async function measurePass(
       ...secrets,
       NODE_ENV: 'production',
       JWT_TTL_SECONDS: '86400',
-      USERS_ENCRYPTION_KEYS: `bench:${encryptionKey.toString('base64')}`,
-      USERS_ENCRYPTION_ACTIVE_KEY_ID: 'bench',
+      USERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.usersKey.toString('base64')}`,
+      USERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
+      USERS_BLIND_INDEX_KEY: keys.blindIndexKey.toString('base64'),
+      ORDERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.ordersKey.toString('base64')}`,
+      ORDERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
       USERS_DATABASE_URL: dbUrl('users'),
       MEALS_DATABASE_URL: dbUrl('meals'),
       ORDERS_DATABASE_URL: dbUrl('orders'),
@@ -886,7 +895,7 @@ async function subscriptions(
 function notes(raised: typeof raisedLimits, customers: { federated: number; mutations: number }): string[] {
   return [
     "Every deployable is its own process, as deployed: four subgraphs (Prisma on this machine's Postgres, one fresh " +
-      'database each, created, migrated and dropped by the bench), the orders, payments and meals workers, and one gateway ' +
+      'database each, created, migrated and dropped by the bench), the orders, payments, meals and users workers, and one gateway ' +
       'at a time. Our gateway runs its production configuration (NODE_ENV=production, real Redis for rate limits, ' +
       'APQ, the entity cache and subscriptions, LOG_LEVEL default info: one log line per request, to a file).',
     `Our gateway's RATE_LIMIT_{USER,IP}_{QUERIES,MUTATIONS,SUBSCRIPTIONS} are ${rateLimit} (the largest its config ` +

@@ -380,7 +380,7 @@ export function markdown(results: BenchResults): string {
     ),
     '',
     'Gateway CPU is % of one core over the measured window (/proc/<pid>/stat); the machine has ' +
-      `${m.cores} cores, shared by the gateway, the four subgraphs, the three workers, Postgres, Redis and the load client. ` +
+      `${m.cores} cores, shared by the gateway, the four subgraphs, the four workers, Postgres, Redis and the load client. ` +
       '"ours / this" is ours divided by that target, round by round, then the median.',
     '',
   );

@@ -6,13 +6,17 @@ import { hiveBin } from './peers.js';
 
 export const subgraphs = ['users', 'meals', 'orders', 'payments'] as const;
 export type Subgraph = (typeof subgraphs)[number];
-/** The services with an outbox, each relayed (and its events consumed) by its own worker process. */
-export const workers = ['orders-worker', 'payments-worker', 'meals-worker'] as const;
+/**
+ * The workers, each its own process: the services with an outbox relay it (and consume events); the
+ * users worker keeps personal data under the active key (nothing to do on the bench's seed).
+ */
+export const workers = ['orders-worker', 'payments-worker', 'meals-worker', 'users-worker'] as const;
 export type Worker = (typeof workers)[number];
 const workerPortVariable: Record<Worker, string> = {
   'orders-worker': 'ORDERS_WORKER_PORT',
   'payments-worker': 'PAYMENTS_WORKER_PORT',
   'meals-worker': 'MEALS_WORKER_PORT',
+  'users-worker': 'USERS_WORKER_PORT',
 };
 
 export interface Launch {
@@ -52,7 +56,7 @@ export const graphqlReady = (url: string, headers: Record<string, string> = {}) 
     body: '{"query":"{ __typename }"}',
   });
 
-/** The four subgraphs and the three workers, each its own process, as deployed. */
+/** The four subgraphs and the four workers, each its own process, as deployed. */
 export async function startBackend(launch: Launch): Promise<Backend> {
   const ports = Object.fromEntries(await Promise.all(subgraphs.map(async (s) => [s, await freePort()]))) as Record<
     Subgraph,
@@ -76,6 +80,7 @@ export async function startBackend(launch: Launch): Promise<Backend> {
     ORDERS_WORKER_PORT: String(await freePort()),
     PAYMENTS_WORKER_PORT: String(await freePort()),
     MEALS_WORKER_PORT: String(await freePort()),
+    USERS_WORKER_PORT: String(await freePort()),
   };
   const processes = {} as Backend['processes'];
   const launchOne = async (name: keyof Backend['processes'], dir: string, entry: 'main' | 'worker-main') => {

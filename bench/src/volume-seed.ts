@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import pg from 'pg';
+import type { PersonalDataCipher } from '@food/platform';
 import { sqlFunctions, type SeedSizes } from './seed.js';
 
 /**
@@ -18,6 +19,12 @@ import { sqlFunctions, type SeedSizes } from './seed.js';
  */
 
 export const VOLUME_SPAN_MS = 365 * 86_400_000;
+/**
+ * Distinct delivery addresses, each sealed once with the orders service's key and shared by every
+ * order with that number mod this (as bench/src/seed.ts): rows are seeded as the service writes them,
+ * not in plaintext that its worker would re-encrypt during the measurements.
+ */
+const SEALED_ADDRESSES = 1_000;
 /** Orders written per statement: small enough to report progress, large enough to stay fast. */
 const CHUNK = 500_000;
 
@@ -167,11 +174,11 @@ const chunkOrders = (layout: VolumeLayout, hi: number, lo: number, from: number,
  */
 const chunkStatements = (orders: string): string[] => [
   `INSERT INTO orders (id, customer_id, status, currency, subtotal_amount, delivery_fee_amount, total_amount,
-                       delivery_address, version, created_at, updated_at)
+                       delivery_address_encrypted, delivery_address_key_id, version, created_at, updated_at)
    SELECT pg_temp.vid(i), pg_temp.customer(i::int), pg_temp.status(i::int)::"OrderStatus", 'EUR',
-          pg_temp.subtotal(i::int), 299, pg_temp.subtotal(i::int) + 299, i || ' Benchmark Street, Berlin',
+          pg_temp.subtotal(i::int), 299, pg_temp.subtotal(i::int) + 299, a.sealed, a.key_id,
           pg_temp.version(i::int), pg_temp.vcreated(i), pg_temp.vcreated(i) + interval '30 minutes'
-     FROM ${orders} o`,
+     FROM ${orders} o JOIN pg_temp.sealed_addresses a ON a.k = i % ${SEALED_ADDRESSES}`,
   `INSERT INTO order_items (id, order_id, position, meal_id, meal_name, unit_price_amount, quantity, line_total_amount)
    SELECT gen_random_uuid(), o.id, j, pg_temp.uid('meal-' || pg_temp.item_meal(i::int, j)),
           pg_temp.meal_name(pg_temp.item_meal(i::int, j)), pg_temp.price(pg_temp.item_meal(i::int, j)),
@@ -214,6 +221,7 @@ export async function seedOrders(
   layout: VolumeLayout,
   from: number,
   to: number,
+  ordersCipher: PersonalDataCipher,
   progress: (share: number) => void,
 ): Promise<void> {
   const clients = await Promise.all(
@@ -224,6 +232,17 @@ export async function seedOrders(
       await client.query(volumeFunctions(layout));
       return client;
     }),
+  );
+  // The orders' statement (on the first connection) joins the sealed addresses.
+  await clients[0]!.query(
+    `CREATE TEMP TABLE sealed_addresses (k int PRIMARY KEY, sealed text NOT NULL, key_id text NOT NULL)`,
+  );
+  await clients[0]!.query(
+    `INSERT INTO pg_temp.sealed_addresses SELECT k - 1, sealed, $2 FROM unnest($1::text[]) WITH ORDINALITY AS a(sealed, k)`,
+    [
+      Array.from({ length: SEALED_ADDRESSES }, (_, k) => ordersCipher.encrypt(`${k} Benchmark Street, Berlin`)),
+      ordersCipher.activeKeyId,
+    ],
   );
   // About CHUNK orders of this size per chunk of slots.
   const slotsPerChunk = Math.max(1, Math.ceil((CHUNK * layout.maxOrders) / (to - from)));

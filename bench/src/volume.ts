@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
-import { newId, UserTokens } from '@food/platform';
+import { newId, PersonalDataCipher, UserTokens } from '@food/platform';
 import { PostgresReplicaPair, redisEnvOf } from '@food/platform/testing';
 import { migrateDeploy, databaseServices } from '@food/prisma';
 import { withPostgres } from '@food/prisma/testing';
@@ -10,7 +10,7 @@ import { CHANGE_ORDER } from './live-operations.js';
 import type { LoadResult, LoadSpec } from './load-client.js';
 import { CpuWindow, pidsNamed, sleep, type CpuGroups } from './procs.js';
 import { problemsOf } from './results.js';
-import { availableMeal, mealId, seed, userId, type BenchDatabase } from './seed.js';
+import { availableMeal, mealId, seed, userId, type BenchDatabase, type Secrets } from './seed.js';
 import { startBackend, startTarget, workers, writeSupergraph, type Backend, type RunningTarget } from './targets.js';
 import {
   isPaid,
@@ -258,9 +258,16 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   await Promise.all(databases.map((db) => migrateDeploy(db.service, db.url)));
 
   const meals = config.seed.meals;
-  const encryptionKey = randomBytes(32);
+  // The services' personal-data keys: rows are seeded sealed, as the services write them.
+  const keys: Secrets = {
+    encryptionKeyId: 'bench',
+    usersKey: randomBytes(32),
+    blindIndexKey: randomBytes(32),
+    ordersKey: randomBytes(32),
+  };
+  const ordersCipher = new PersonalDataCipher(new Map([[keys.encryptionKeyId, keys.ordersKey]]), keys.encryptionKeyId);
   // Users and meals as the default run seeds them; orders come below, at each size.
-  await seed(databases, { users: volume.customers, meals, orders: 0 }, { encryptionKeyId: 'bench', encryptionKey });
+  await seed(databases, { users: volume.customers, meals, orders: 0 }, keys);
   const sizes = volume.sizes;
   const layout = volumeLayout(startedAt - 60_000, sizes.at(-1)!, volume.customers, meals);
   results.partitions = await preparePartitions(dbUrl('orders'), layout);
@@ -274,8 +281,11 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     ...secrets,
     NODE_ENV: 'production',
     JWT_TTL_SECONDS: '86400',
-    USERS_ENCRYPTION_KEYS: `bench:${encryptionKey.toString('base64')}`,
-    USERS_ENCRYPTION_ACTIVE_KEY_ID: 'bench',
+    USERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.usersKey.toString('base64')}`,
+    USERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
+    USERS_BLIND_INDEX_KEY: keys.blindIndexKey.toString('base64'),
+    ORDERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.ordersKey.toString('base64')}`,
+    ORDERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
     USERS_DATABASE_URL: dbUrl('users'),
     MEALS_DATABASE_URL: dbUrl('meals'),
     ORDERS_DATABASE_URL: dbUrl('orders'),
@@ -485,7 +495,7 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   for (const size of sizes) {
     log(`seeding orders ${(seeded + 1).toLocaleString('en')} .. ${size.toLocaleString('en')}`);
     const t0 = Date.now();
-    await seedOrders(dbUrl('orders'), layout, seeded, size, (share) => {
+    await seedOrders(dbUrl('orders'), layout, seeded, size, ordersCipher, (share) => {
       if (share < 1) log(`  ${Math.round(share * 100)} % of the year (${Math.round((Date.now() - t0) / 1000)} s)`);
     });
     const seedSeconds = (Date.now() - t0) / 1000;

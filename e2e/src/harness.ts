@@ -35,8 +35,12 @@ export async function startTestSupergraph(options: TestSupergraphOptions = {}) {
   } as Record<DatabaseService, string>;
   const env = {
     ...testSecrets,
+    // Personal data at rest: each service its own keys, and the email's blind index key.
     USERS_ENCRYPTION_KEYS: `e2e:${Buffer.alloc(32, 7).toString('base64')}`,
     USERS_ENCRYPTION_ACTIVE_KEY_ID: 'e2e',
+    USERS_BLIND_INDEX_KEY: Buffer.alloc(32, 8).toString('base64'),
+    ORDERS_ENCRYPTION_KEYS: `e2e:${Buffer.alloc(32, 9).toString('base64')}`,
+    ORDERS_ENCRYPTION_ACTIVE_KEY_ID: 'e2e',
     LOG_LEVEL: process.env.E2E_LOG_LEVEL ?? 'silent',
     ...redisEnvOf(redis),
     // Every run has its own streams and queues on the shared Redis.

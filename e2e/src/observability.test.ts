@@ -90,6 +90,7 @@ describe('operating the supergraph: logs, metrics and traces of a whole run', ()
       PAYMENTS_SUBGRAPH_URL: processes.payments.url,
     };
     await Promise.all([
+      start('users-worker', { USERS_WORKER_PORT: '0' }),
       start('orders-worker', { ...subgraphs, ORDERS_WORKER_PORT: '0' }),
       start('payments-worker', { ...subgraphs, PAYMENTS_WORKER_PORT: '0' }),
       start('gateway', { ...subgraphs, GATEWAY_PORT: '0' }),
@@ -330,6 +331,8 @@ describe('operating the supergraph: logs, metrics and traces of a whole run', ()
       'JWT secret': testSecrets.JWT_SECRET,
       'internal token secret': testSecrets.INTERNAL_TOKEN_SECRET,
       'encryption key': t.processEnv.USERS_ENCRYPTION_KEYS!.split(':')[1]!,
+      'orders encryption key': t.processEnv.ORDERS_ENCRYPTION_KEYS!.split(':')[1]!,
+      'blind index key': t.processEnv.USERS_BLIND_INDEX_KEY!,
     };
     for (const [what, value] of Object.entries(forbidden)) {
       expect(value.length, what).toBeGreaterThan(5);

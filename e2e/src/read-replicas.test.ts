@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encryptionKeys, PersonalDataCipher } from '@food/platform';
 import { PostgresReplicaPair } from '@food/platform/testing';
 import { codes, startTestSupergraph, type GraphQLResponse } from './harness.js';
 import { Shop } from './shop.js';
@@ -74,8 +75,14 @@ describe('orders on a primary and a streaming replica', () => {
     await pastWindow();
     await pair.pauseReplay();
     try {
-      await pair.sql(pair.primaryUrl('orders'), `UPDATE orders SET delivery_address = 'primary only' WHERE id = $1`, [
+      // Sealed as the orders service seals it (the address is encrypted at rest).
+      const cipher = new PersonalDataCipher(
+        encryptionKeys.parse(t.processEnv.ORDERS_ENCRYPTION_KEYS),
+        t.processEnv.ORDERS_ENCRYPTION_ACTIVE_KEY_ID!,
+      );
+      await pair.sql(pair.primaryUrl('orders'), `UPDATE orders SET delivery_address_encrypted = $2 WHERE id = $1`, [
         id,
+        cipher.encrypt('primary only'),
       ]);
       const before = await replicaReads();
       const read = await orderAs('ada', id);

@@ -12,6 +12,7 @@ export const entries = {
   meals: { dir: 'subgraphs/meals', file: 'src/main.ts', ready: 'meals subgraph ready' },
   orders: { dir: 'subgraphs/orders', file: 'src/main.ts', ready: 'orders subgraph ready' },
   payments: { dir: 'subgraphs/payments', file: 'src/main.ts', ready: 'payments subgraph ready' },
+  'users-worker': { dir: 'subgraphs/users', file: 'src/worker-main.ts', ready: 'users worker ready' },
   'meals-worker': { dir: 'subgraphs/meals', file: 'src/worker-main.ts', ready: 'meals worker ready' },
   'orders-worker': { dir: 'subgraphs/orders', file: 'src/worker-main.ts', ready: 'orders worker ready' },
   'payments-worker': { dir: 'subgraphs/payments', file: 'src/worker-main.ts', ready: 'payments worker ready' },

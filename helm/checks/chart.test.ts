@@ -76,7 +76,7 @@ const scenarioValues = {
 };
 
 /** The components that talk to Redis; each gets the same Redis environment. */
-const REDIS_USERS = ['gateway', 'meals-worker', 'orders-worker', 'payments-worker'];
+const REDIS_USERS = ['gateway', 'users-worker', 'meals-worker', 'orders-worker', 'payments-worker'];
 /**
  * Variables the chart sets for settings other branches of issue 14 add to the services (partitioned
  * streams, replica-confirmed publishing): accepted while the services' schemas do not know them yet.
@@ -89,6 +89,12 @@ const components = {
   meals: { load: loadMealsConfig, schema: MealsConfigSchema, portVar: 'MEALS_PORT', kind: 'graphql' },
   orders: { load: loadOrdersConfig, schema: OrdersConfigSchema, portVar: 'ORDERS_PORT', kind: 'graphql' },
   payments: { load: loadPaymentsConfig, schema: PaymentsConfigSchema, portVar: 'PAYMENTS_PORT', kind: 'graphql' },
+  'users-worker': {
+    load: loadUsersConfig,
+    schema: UsersConfigSchema,
+    portVar: 'USERS_WORKER_PORT',
+    kind: 'worker',
+  },
   'meals-worker': {
     load: loadMealsConfig,
     schema: MealsConfigSchema,
@@ -117,6 +123,7 @@ const imageOf: Record<Component | 'migrations', { image: string; packageDir: str
   meals: { image: 'meals', packageDir: 'subgraphs/meals' },
   orders: { image: 'orders', packageDir: 'subgraphs/orders' },
   payments: { image: 'payments', packageDir: 'subgraphs/payments' },
+  'users-worker': { image: 'users', packageDir: 'subgraphs/users' },
   'meals-worker': { image: 'meals', packageDir: 'subgraphs/meals' },
   'orders-worker': { image: 'orders', packageDir: 'subgraphs/orders' },
   'payments-worker': { image: 'payments', packageDir: 'subgraphs/payments' },
@@ -249,6 +256,9 @@ class Release {
       else if (name === 'REDIS_URL') env[name] = 'rediss://redis.example:6380';
       else if (name === 'USERS_ENCRYPTION_KEYS')
         env[name] = `${env.USERS_ENCRYPTION_ACTIVE_KEY_ID}:${Buffer.alloc(32, 2).toString('base64')}`;
+      else if (name === 'ORDERS_ENCRYPTION_KEYS')
+        env[name] = `${env.ORDERS_ENCRYPTION_ACTIVE_KEY_ID}:${Buffer.alloc(32, 4).toString('base64')}`;
+      else if (name === 'USERS_BLIND_INDEX_KEY') env[name] = Buffer.alloc(32, 3).toString('base64');
       else env[name] = 'a-secret-from-an-existing-secret-0123456789';
     }
     return env;
@@ -532,6 +542,9 @@ describe('the food-supergraph chart', () => {
         ['secrets.jwtSecret', 'secrets.jwtSecret is required'],
         ['secrets.usersEncryptionKeys', 'secrets.usersEncryptionKeys is required'],
         ['users.encryptionActiveKeyId', 'users.encryptionActiveKeyId is required'],
+        ['secrets.usersBlindIndexKey', 'secrets.usersBlindIndexKey is required'],
+        ['secrets.ordersEncryptionKeys', 'secrets.ordersEncryptionKeys is required'],
+        ['orders.encryptionActiveKeyId', 'orders.encryptionActiveKeyId is required'],
         ['redis.url', 'redis.url is required'],
         ...databaseServices.map((s): [string, string] => [`databases.${s}.url`, `databases.${s}.url is required`]),
       ];
@@ -562,6 +575,7 @@ describe('the food-supergraph chart', () => {
         'meals',
         'orders',
         'payments',
+        'usersWorker',
         'mealsWorker',
         'ordersWorker',
         'paymentsWorker',

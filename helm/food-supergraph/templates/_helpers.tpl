@@ -56,7 +56,7 @@ users:
   image: users
   portEnv: USERS_PORT
   configMaps: [users]
-  secrets: [INTERNAL_TOKEN_SECRET, JWT_SECRET, USERS_ENCRYPTION_KEYS, USERS_DATABASE_URL]
+  secrets: [INTERNAL_TOKEN_SECRET, JWT_SECRET, USERS_ENCRYPTION_KEYS, USERS_BLIND_INDEX_KEY, USERS_DATABASE_URL]
   subgraph: true
 meals:
   values: meals
@@ -72,7 +72,7 @@ orders:
   image: orders
   portEnv: ORDERS_PORT
   configMaps: [orders]
-  secrets: [INTERNAL_TOKEN_SECRET, ORDERS_DATABASE_URL]
+  secrets: [INTERNAL_TOKEN_SECRET, ORDERS_ENCRYPTION_KEYS, ORDERS_DATABASE_URL]
   subgraph: true
 payments:
   values: payments
@@ -82,6 +82,16 @@ payments:
   configMaps: [payments]
   secrets: [INTERNAL_TOKEN_SECRET, PAYMENTS_DATABASE_URL]
   subgraph: true
+users-worker:
+  values: usersWorker
+  kind: worker
+  image: users
+  portEnv: USERS_WORKER_PORT
+  configMaps: [users, users-worker]
+  secrets: [INTERNAL_TOKEN_SECRET, JWT_SECRET, USERS_ENCRYPTION_KEYS, USERS_BLIND_INDEX_KEY, USERS_DATABASE_URL]
+  redis: true
+  command: [node, dist/worker-main.js]
+  subgraph: false
 meals-worker:
   values: mealsWorker
   kind: worker
@@ -98,7 +108,7 @@ orders-worker:
   image: orders
   portEnv: ORDERS_WORKER_PORT
   configMaps: [orders, orders-worker]
-  secrets: [INTERNAL_TOKEN_SECRET, ORDERS_DATABASE_URL]
+  secrets: [INTERNAL_TOKEN_SECRET, ORDERS_ENCRYPTION_KEYS, ORDERS_DATABASE_URL]
   redis: true
   command: [node, dist/worker-main.js]
   subgraph: false
@@ -142,14 +152,14 @@ Fails with a message naming the value to set when neither is given.
 {{- $var := .var -}}
 {{- $fullname := include "food.fullname" $root -}}
 {{- $s := $root.Values.secrets -}}
-{{- if has $var (list "INTERNAL_TOKEN_SECRET" "JWT_SECRET" "USERS_ENCRYPTION_KEYS") -}}
+{{- if has $var (list "INTERNAL_TOKEN_SECRET" "JWT_SECRET" "USERS_ENCRYPTION_KEYS" "USERS_BLIND_INDEX_KEY" "ORDERS_ENCRYPTION_KEYS") -}}
   {{- if $s.existingSecret -}}
 name: {{ $s.existingSecret }}
 key: {{ $var }}
   {{- else -}}
-    {{- $field := get (dict "INTERNAL_TOKEN_SECRET" "internalTokenSecret" "JWT_SECRET" "jwtSecret" "USERS_ENCRYPTION_KEYS" "usersEncryptionKeys") $var -}}
+    {{- $field := get (dict "INTERNAL_TOKEN_SECRET" "internalTokenSecret" "JWT_SECRET" "jwtSecret" "USERS_ENCRYPTION_KEYS" "usersEncryptionKeys" "USERS_BLIND_INDEX_KEY" "usersBlindIndexKey" "ORDERS_ENCRYPTION_KEYS" "ordersEncryptionKeys") $var -}}
     {{- $value := required (printf "secrets.%s is required (%s), or set secrets.existingSecret" $field $var) (get $s $field) -}}
-    {{- if and (ne $var "USERS_ENCRYPTION_KEYS") (lt (len $value) 32) -}}
+    {{- if and (not (hasSuffix "_ENCRYPTION_KEYS" $var)) (lt (len $value) 32) -}}
       {{- fail (printf "secrets.%s must be at least 32 characters" $field) -}}
     {{- end -}}
 name: {{ $fullname }}
@@ -362,12 +372,17 @@ ConfigMap first, so theirs holds only what differs. `<component>.env` entries co
   {{- $_ := set $data "REDIS_REDELIVER_AFTER_MS" (include "food.envValue" $v.redis.redeliverAfterMs) -}}
 {{- else if eq $name "orders" -}}
   {{- $_ := set $data "ORDERS_PORT" (include "food.envValue" $v.orders.port) -}}
+  {{- $_ := set $data "ORDERS_ENCRYPTION_ACTIVE_KEY_ID" (required "orders.encryptionActiveKeyId is required: the id (in ORDERS_ENCRYPTION_KEYS) of the key new addresses are encrypted with" $v.orders.encryptionActiveKeyId) -}}
   {{- $_ := set $data "MEALS_SUBGRAPH_URL" (include "food.subgraphUrl" (dict "root" $root "name" "meals")) -}}
   {{- $_ := set $data "REDIS_KEY_PREFIX" $v.redis.keyPrefix -}}
   {{- $_ := set $data "REDIS_REDELIVER_AFTER_MS" (include "food.envValue" $v.redis.redeliverAfterMs) -}}
 {{- else if eq $name "payments" -}}
   {{- $_ := set $data "PAYMENTS_PORT" (include "food.envValue" $v.payments.port) -}}
   {{- $_ := set $data "ORDERS_SUBGRAPH_URL" (include "food.subgraphUrl" (dict "root" $root "name" "orders")) -}}
+  {{- $_ := set $data "REDIS_KEY_PREFIX" $v.redis.keyPrefix -}}
+  {{- $_ := set $data "REDIS_REDELIVER_AFTER_MS" (include "food.envValue" $v.redis.redeliverAfterMs) -}}
+{{- else if eq $name "users-worker" -}}
+  {{- $_ := set $data "USERS_WORKER_PORT" (include "food.envValue" $v.usersWorker.port) -}}
   {{- $_ := set $data "REDIS_KEY_PREFIX" $v.redis.keyPrefix -}}
   {{- $_ := set $data "REDIS_REDELIVER_AFTER_MS" (include "food.envValue" $v.redis.redeliverAfterMs) -}}
 {{- else if eq $name "meals-worker" -}}

@@ -14,7 +14,7 @@ import {
   type RedisTarget,
 } from '@food/platform';
 import { databaseServices, migrateDeploy, type DatabaseService } from '@food/prisma';
-import { loadUsersConfig, seedUsers, startUsersSubgraph } from '@food/users-subgraph';
+import { loadUsersConfig, seedUsers, startUsersSubgraph, startUsersWorker } from '@food/users-subgraph';
 
 type Env = Record<string, string | undefined>;
 
@@ -28,7 +28,7 @@ export interface SupergraphOptions {
   /** Load the demo menu and demo users. */
   seed: boolean;
   /**
-   * Run the meals, orders and payments workers in this process (default true). Tests that kill and
+   * Run the users, meals, orders and payments workers in this process (default true). Tests that kill and
    * restart workers run them as their own processes instead, as production does.
    */
   workers?: boolean;
@@ -99,6 +99,7 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
     stack.push(payments);
     // The workers run here too, so the start command is the whole system in one process.
     if (options.workers ?? true) {
+      stack.push(await startUsersWorker(usersConfig, messaging));
       stack.push(await startMealsWorker(mealsConfig, messaging));
       stack.push(await startOrdersWorker(ordersConfig, messaging));
       stack.push(await startPaymentsWorker(paymentsConfig, messaging));

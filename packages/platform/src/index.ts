@@ -20,3 +20,4 @@ export * from './process.js';
 export * from './redis.js';
 export * from './read-consistency.js';
 export * from './database/read-replicas.js';
+export * from './personal-data.js';

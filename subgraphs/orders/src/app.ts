@@ -2,6 +2,7 @@ import {
   createLogger,
   InternalTokens,
   loadSchemaFile,
+  PersonalDataCipher,
   ServiceClient,
   startSubgraph,
   type Logger,
@@ -39,10 +40,15 @@ export function createOrdersService(config: OrdersConfig, deps: OrdersDependenci
         tokens: new InternalTokens(config.INTERNAL_TOKEN_SECRET),
       }),
     );
-  const orders = new OrdersService(new PrismaOrdersStore(prisma), meals, {
+  const orders = new OrdersService(new PrismaOrdersStore(prisma, ordersCipher(config)), meals, {
     deliveryFeeAmount: config.ORDERS_DELIVERY_FEE_MINOR,
   });
   return { prisma, orders };
+}
+
+/** The orders service's own cipher for the delivery address at rest (ORDERS_ENCRYPTION_KEYS). */
+export function ordersCipher(config: OrdersConfig): PersonalDataCipher {
+  return new PersonalDataCipher(config.ORDERS_ENCRYPTION_KEYS, config.ORDERS_ENCRYPTION_ACTIVE_KEY_ID);
 }
 
 /** Starts the orders subgraph over HTTP. `close()` stops it and its database pool. */

@@ -1,5 +1,8 @@
 import { z } from 'zod';
 import {
+  activeKeyIn,
+  encryptionActiveKeyId,
+  encryptionKeys,
   loadConfig,
   messagingEnv,
   oneRedisMode,
@@ -30,6 +33,10 @@ export const OrdersConfigSchema = z
       protocol: /^https?$/,
       error: 'is required (the meals subgraph GraphQL URL, e.g. http://127.0.0.1:4002/graphql)',
     }),
+    /** Comma-separated `keyId:base64key` pairs, each 32 bytes: the delivery address at rest. Old keys stay to read old rows. */
+    ORDERS_ENCRYPTION_KEYS: encryptionKeys,
+    /** The key id new addresses are encrypted with; one of ORDERS_ENCRYPTION_KEYS. The worker re-encrypts older rows. */
+    ORDERS_ENCRYPTION_ACTIVE_KEY_ID: encryptionActiveKeyId,
     /** Flat delivery charge in minor units of the menu's currency. */
     ORDERS_DELIVERY_FEE_MINOR: z.coerce.number().int().min(0).default(299),
     /** An order still unpaid this long after it was placed is cancelled by the worker. */
@@ -57,7 +64,8 @@ export const OrdersConfigSchema = z
     ORDERS_WORKER_PORT: port(9464),
     ...tracingEnv,
   })
-  .superRefine(oneRedisMode);
+  .superRefine(oneRedisMode)
+  .superRefine(activeKeyIn('ORDERS_ENCRYPTION_KEYS', 'ORDERS_ENCRYPTION_ACTIVE_KEY_ID'));
 
 export type OrdersConfig = z.infer<typeof OrdersConfigSchema>;
 

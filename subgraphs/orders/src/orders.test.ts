@@ -2,15 +2,32 @@ import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
 import { PrismaPg } from '@prisma/adapter-pg';
-import { DomainError, ErrorCode, newEvent, parseEvent, type Caller, type DomainEvent } from '@food/platform';
+import {
+  createLogger,
+  DomainError,
+  ErrorCode,
+  newEvent,
+  newId,
+  parseEvent,
+  PersonalDataCipher,
+  type Caller,
+  type DomainEvent,
+} from '@food/platform';
 import { errorCodes, execute, startTestSubgraphServer, testSecrets } from '@food/platform/testing';
-import { createTestDatabaseClient, type TestDatabaseClient } from '@food/prisma/testing';
+import {
+  createTestDatabaseAt,
+  createTestDatabaseClient,
+  withPostgres,
+  type TestDatabaseClient,
+} from '@food/prisma/testing';
 import { loadOrdersConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
-import { ordersTypeDefs } from './app.js';
+import { ordersCipher, ordersTypeDefs } from './app.js';
 import { PrismaOrdersStore } from './data/orders-store.js';
 import { PrismaClient } from './data/generated/prisma/client.js';
 import { OrdersService, type MealCatalog, type Order } from './domain/orders.js';
+import { protectPersonalData } from './jobs/protect-personal-data.js';
+import { sweepOrdersPersonalData } from './data/personal-data-sweep.js';
 import type { MenuMeal } from './domain/pricing.js';
 import { resolvers } from './resolvers/index.js';
 
@@ -63,8 +80,10 @@ let database: TestDatabaseClient<PrismaClient<'query'>>;
 let prisma: PrismaClient<'query'>;
 let sqlQueries: string[];
 let orders: OrdersService;
+let cipher: PersonalDataCipher;
 let server: ApolloServer<SubgraphContext>;
 const meals = new FakeMealCatalog();
+const key = (byte: number) => Buffer.alloc(32, byte).toString('base64');
 
 beforeAll(async () => {
   database = await createTestDatabaseClient('orders', PrismaClient, PrismaPg);
@@ -73,8 +92,11 @@ beforeAll(async () => {
     ...testSecrets,
     ORDERS_DATABASE_URL: database.url,
     MEALS_SUBGRAPH_URL: 'http://127.0.0.1:1/graphql',
+    ORDERS_ENCRYPTION_KEYS: `k1:${key(1)},k2:${key(2)}`,
+    ORDERS_ENCRYPTION_ACTIVE_KEY_ID: 'k1',
   });
-  orders = new OrdersService(new PrismaOrdersStore(prisma), meals, {
+  cipher = ordersCipher(config);
+  orders = new OrdersService(new PrismaOrdersStore(prisma, cipher), meals, {
     deliveryFeeAmount: config.ORDERS_DELIVERY_FEE_MINOR,
   });
   server = await startTestSubgraphServer<SubgraphContext>({ typeDefs: ordersTypeDefs, resolvers });
@@ -273,7 +295,7 @@ describe('orders subgraph', () => {
   it('writes nothing when the transaction fails half-way', async () => {
     const before = await tableCounts();
     sqlQueries.length = 0;
-    const store = new PrismaOrdersStore(prisma);
+    const store = new PrismaOrdersStore(prisma, cipher);
     const broken = await store
       .create({
         id: randomUUID(),
@@ -1029,5 +1051,105 @@ describe("the kitchen's queue beside a large history", () => {
       { status: 'PAID', count: await prisma.order.count({ where: { status: 'PAID' } }) },
       { status: 'READY', count: await prisma.order.count({ where: { status: 'READY' } }) },
     ]);
+  });
+});
+
+describe('delivery address at rest', () => {
+  const logger = createLogger('orders-test', 'silent');
+  const rotated = () => new PersonalDataCipher(loadOrdersConfig(rotatedEnv()).ORDERS_ENCRYPTION_KEYS, 'k2');
+  const rotatedEnv = () => ({
+    ...testSecrets,
+    ORDERS_DATABASE_URL: 'postgres://unused',
+    MEALS_SUBGRAPH_URL: 'http://127.0.0.1:1/graphql',
+    ORDERS_ENCRYPTION_KEYS: `k1:${key(1)},k2:${key(2)}`,
+    ORDERS_ENCRYPTION_ACTIVE_KEY_ID: 'k2',
+  });
+
+  it('stores the address encrypted under the active key, and returns it to the customer', async () => {
+    const placed = await run(ada, PLACE_ORDER, {
+      input: {
+        items: [{ mealId: SALAD, quantity: 1 }],
+        deliveryAddress: '221B Baker Street, London',
+        idempotencyKey: newKey(),
+      },
+    });
+    expect(placed.errors).toBeUndefined();
+    const id = placed.data!.placeOrder.id as string;
+    const [row] = await prisma.$queryRaw<Record<string, string | null>[]>`
+      SELECT delivery_address, delivery_address_encrypted, delivery_address_key_id FROM orders WHERE id = ${id}::uuid`;
+    expect(row!.delivery_address).toBeNull();
+    expect(row!.delivery_address_key_id).toBe('k1');
+    expect(row!.delivery_address_encrypted).toMatch(/^k1:/);
+    expect(row!.delivery_address_encrypted).not.toContain('Baker');
+    expect((await run(ada, ORDER, { id })).data!.order.deliveryAddress).toBe('221B Baker Street, London');
+    expect((await run(staff, ORDER, { id })).data!.order.deliveryAddress).toBe('221B Baker Street, London');
+  });
+
+  it('refuses an active key id that names no key', () => {
+    expect(() => loadOrdersConfig({ ...rotatedEnv(), ORDERS_ENCRYPTION_ACTIVE_KEY_ID: 'k3' })).toThrow(
+      /ORDERS_ENCRYPTION_ACTIVE_KEY_ID: must name a key in ORDERS_ENCRYPTION_KEYS/,
+    );
+    expect(() => loadOrdersConfig({ ...rotatedEnv(), ORDERS_ENCRYPTION_KEYS: 'k1:short' })).toThrow(
+      /ORDERS_ENCRYPTION_KEYS: each entry must be keyId:base64 of exactly 32 bytes/,
+    );
+  });
+
+  it('moves legacy plaintext addresses, then re-encrypts them under a new active key, in batches, on two workers at once', async () => {
+    // A database as it was before the migration, with orders whose address is plaintext.
+    const legacy = await createTestDatabaseAt('orders', '20261201000000_time_partitions');
+    const ids = Array.from({ length: 5 }, () => newId());
+    const other = new PrismaClient({ adapter: new PrismaPg({ connectionString: legacy.url, max: 2 }) });
+    try {
+      await withPostgres(legacy.url, async (client) => {
+        for (const [n, id] of ids.entries()) {
+          await client.query(
+            `INSERT INTO orders (id, customer_id, status, currency, subtotal_amount, delivery_fee_amount, total_amount,
+                                 delivery_address, updated_at)
+             VALUES ($1, $2, 'PAID', 'EUR', 1000, 299, 1299, $3, now())`,
+            [id, ADA, `${n} Legacy Lane`],
+          );
+        }
+      });
+      await legacy.migrateRest();
+      const stored = (client: typeof other) =>
+        client.$queryRaw<{ id: string; plain: string | null; sealed: string | null; key_id: string | null }[]>`
+          SELECT id::text, delivery_address AS plain, delivery_address_encrypted AS sealed,
+                 delivery_address_key_id AS key_id FROM orders ORDER BY id`;
+      const store = new PrismaOrdersStore(other, rotated());
+      const addresses = async () => (await store.findByIds(ids)).map((o) => o.deliveryAddress).sort();
+      const expected = ids.map((_, n) => `${n} Legacy Lane`).sort();
+      // Readable before the job ran: the store falls back to the plaintext.
+      expect(await addresses()).toEqual(expected);
+
+      // Two workers at once, batches of 2: every row is moved once, by one of them.
+      const sweep = (active: PersonalDataCipher) => sweepOrdersPersonalData(other, active, { batchSize: 2 });
+      const both = async (active: PersonalDataCipher) => {
+        const [first, second] = await Promise.all([sweep(active), sweep(active)]);
+        return { moved: first.moved + second.moved, resealed: first.resealed + second.resealed };
+      };
+      expect(await both(cipher)).toEqual({ moved: 5, resealed: 0 });
+      for (const row of await stored(other)) {
+        expect(row).toMatchObject({ plain: null, key_id: 'k1' });
+        expect(row.sealed).toMatch(/^k1:/);
+        expect(row.sealed).not.toContain('Legacy');
+      }
+      expect(await addresses()).toEqual(expected);
+
+      // The active key changes to k2: the worker's job re-encrypts every row under it.
+      await protectPersonalData({ prisma: other, cipher: rotated(), logger, batchSize: 2 })(
+        {},
+        { id: '1', attemptsMade: 0 },
+      );
+      for (const row of await stored(other)) {
+        expect(row.key_id).toBe('k2');
+        expect(row.sealed).toMatch(/^k2:/);
+      }
+      expect(await addresses()).toEqual(expected);
+      // Nothing left: running again changes nothing.
+      expect(await both(rotated())).toEqual({ moved: 0, resealed: 0 });
+    } finally {
+      await other.$disconnect();
+      await legacy.drop();
+    }
   });
 });

@@ -1,7 +1,12 @@
 import { createLogger, OutboxRelay, type Logger, type Messaging } from '@food/platform';
-import { createOrdersService } from './app.js';
+import { createOrdersService, ordersCipher } from './app.js';
 import type { OrdersConfig } from './config.js';
 import { maintainPartitions } from './data/partitions.js';
+import {
+  PROTECT_PERSONAL_DATA,
+  PROTECT_PERSONAL_DATA_EVERY_MS,
+  protectPersonalData,
+} from './jobs/protect-personal-data.js';
 
 export const ORDERS_QUEUE = 'orders';
 const CANCEL_UNPAID = 'cancel-unpaid-orders';
@@ -16,7 +21,9 @@ const PARTITIONS_EVERY_MS = 60 * 60_000;
 
 /**
  * The orders worker: publishes the outbox, moves orders on payment events, cancels orders left
- * unpaid, forgets expired placeOrder idempotency keys, and keeps the monthly partitions of the orders database (data/partitions.ts). Runs as its own process (worker-main.ts) or inside the dev start command.
+ * unpaid, forgets expired placeOrder idempotency keys, keeps the monthly partitions of the orders
+ * database (data/partitions.ts), and keeps delivery addresses encrypted under the active key
+ * (jobs/protect-personal-data.ts). Runs as its own process (worker-main.ts) or inside the dev start command.
  */
 export async function startOrdersWorker(
   config: OrdersConfig,
@@ -56,6 +63,7 @@ export async function startOrdersWorker(
         logger,
       );
     },
+    [PROTECT_PERSONAL_DATA]: protectPersonalData({ prisma, cipher: ordersCipher(config), logger }),
   });
   const queue = messaging.queue(ORDERS_QUEUE);
   await queue.every(CANCEL_UNPAID, SWEEP_EVERY_MS);
@@ -63,6 +71,9 @@ export async function startOrdersWorker(
   // Once now (a fresh database has no monthly partition yet), then hourly.
   await queue.add(MAINTAIN_PARTITIONS, {});
   await queue.every(MAINTAIN_PARTITIONS, PARTITIONS_EVERY_MS);
+  // Once now (the active key may just have changed, or legacy rows wait), then on a schedule.
+  await queue.add(PROTECT_PERSONAL_DATA, {});
+  await queue.every(PROTECT_PERSONAL_DATA, PROTECT_PERSONAL_DATA_EVERY_MS);
   logger.info('orders worker ready');
   return {
     relay,

@@ -1,9 +1,16 @@
-import { createLogger, loadSchemaFile, startSubgraph, UserTokens, type Logger } from '@food/platform';
+import {
+  BlindIndex,
+  createLogger,
+  loadSchemaFile,
+  PersonalDataCipher,
+  startSubgraph,
+  UserTokens,
+  type Logger,
+} from '@food/platform';
 import type { UsersConfig } from './config.js';
 import { createContext } from './context.js';
 import { connectUsersDatabase } from './data/prisma.js';
 import { PrismaUsersStore } from './data/users-store.js';
-import { PersonalDataCipher } from './domain/personal-data-cipher.js';
 import { UsersService } from './domain/users.js';
 import { resolvers } from './resolvers/index.js';
 
@@ -15,17 +22,27 @@ export function createUsersService(config: UsersConfig) {
     replicaUrls: config.USERS_DATABASE_REPLICA_URLS,
     maxLagSeconds: config.DATABASE_REPLICA_MAX_LAG_SECONDS,
   });
+  const personalData = usersPersonalData(config);
   const users = new UsersService(
     new PrismaUsersStore(prisma),
-    new PersonalDataCipher(config.USERS_ENCRYPTION_KEYS, config.USERS_ENCRYPTION_ACTIVE_KEY_ID),
+    personalData.cipher,
     new UserTokens({
       secret: config.JWT_SECRET,
       issuer: config.JWT_ISSUER,
       audience: config.JWT_AUDIENCE,
       ttlSeconds: config.JWT_TTL_SECONDS,
     }),
+    personalData.emailIndex,
   );
-  return { prisma, users };
+  return { prisma, users, personalData };
+}
+
+/** The users service's keys for personal data: its cipher (phone, address, email) and the email's blind index. */
+export function usersPersonalData(config: UsersConfig) {
+  return {
+    cipher: new PersonalDataCipher(config.USERS_ENCRYPTION_KEYS, config.USERS_ENCRYPTION_ACTIVE_KEY_ID),
+    emailIndex: new BlindIndex(config.USERS_BLIND_INDEX_KEY),
+  };
 }
 
 /** Starts the users subgraph over HTTP. `close()` stops it and its database pool. */

@@ -1,6 +1,12 @@
 import { z } from 'zod';
 import {
+  activeKeyIn,
+  blindIndexKey,
+  encryptionActiveKeyId,
+  encryptionKeys,
   loadConfig,
+  messagingEnv,
+  oneRedisMode,
   logLevel,
   nodeEnv,
   port,
@@ -12,55 +18,43 @@ import {
 } from '@food/platform';
 
 /** Every variable the users subgraph reads. Parsed once, at start-up; nothing else reads process.env. */
-export const UsersConfigSchema = z.object({
-  NODE_ENV: nodeEnv,
-  LOG_LEVEL: logLevel,
-  USERS_PORT: port(4001),
-  HOST: z.string().default('127.0.0.1'),
-  USERS_DATABASE_URL: postgresUrl,
-  /** Streaming replicas that may serve reads a little stale (see withReadReplicas); empty: none. */
-  USERS_DATABASE_REPLICA_URLS: postgresUrlList,
-  ...replicaLagEnv,
-  INTERNAL_TOKEN_SECRET: secret(32),
-  JWT_SECRET: secret(32),
-  JWT_ISSUER: z.string().min(1).default('food-users'),
-  JWT_AUDIENCE: z.string().min(1).default('food-supergraph'),
-  JWT_TTL_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(60)
-    .max(86_400 * 30)
-    .default(3_600),
-  /** Comma-separated `keyId:base64key` pairs, each key 32 bytes. Old keys stay to read old rows. */
-  USERS_ENCRYPTION_KEYS: z
-    .string({ error: 'is required: comma-separated keyId:base64 pairs of 32-byte keys' })
-    .transform((value, ctx) => {
-      const keys = new Map<string, Buffer>();
-      for (const pair of value.split(',')) {
-        const [keyId, encoded] = pair.trim().split(':');
-        const key = Buffer.from(encoded ?? '', 'base64');
-        if (!keyId || !/^[A-Za-z0-9_-]{1,32}$/.test(keyId) || key.length !== 32) {
-          ctx.addIssue({ code: 'custom', message: 'each entry must be keyId:base64 of exactly 32 bytes' });
-          return z.NEVER;
-        }
-        keys.set(keyId, key);
-      }
-      return keys;
-    }),
-  /** The key id new values are encrypted with; must be one of USERS_ENCRYPTION_KEYS. */
-  USERS_ENCRYPTION_ACTIVE_KEY_ID: z.string({ error: 'is required: the id of the key to encrypt with' }).min(1),
-  ...tracingEnv,
-});
+export const UsersConfigSchema = z
+  .object({
+    NODE_ENV: nodeEnv,
+    LOG_LEVEL: logLevel,
+    USERS_PORT: port(4001),
+    HOST: z.string().default('127.0.0.1'),
+    USERS_DATABASE_URL: postgresUrl,
+    /** Streaming replicas that may serve reads a little stale (see withReadReplicas); empty: none. */
+    USERS_DATABASE_REPLICA_URLS: postgresUrlList,
+    ...replicaLagEnv,
+    INTERNAL_TOKEN_SECRET: secret(32),
+    JWT_SECRET: secret(32),
+    JWT_ISSUER: z.string().min(1).default('food-users'),
+    JWT_AUDIENCE: z.string().min(1).default('food-supergraph'),
+    JWT_TTL_SECONDS: z.coerce
+      .number()
+      .int()
+      .min(60)
+      .max(86_400 * 30)
+      .default(3_600),
+    /** Comma-separated `keyId:base64key` pairs, each key 32 bytes. Old keys stay to read old rows. */
+    USERS_ENCRYPTION_KEYS: encryptionKeys,
+    /** The key id new values are encrypted with; must be one of USERS_ENCRYPTION_KEYS. The worker re-encrypts older rows. */
+    USERS_ENCRYPTION_ACTIVE_KEY_ID: encryptionActiveKeyId,
+    /** Base64 of at least 32 bytes: the HMAC key of the email's blind index (the login look-up). Never rotates. */
+    USERS_BLIND_INDEX_KEY: blindIndexKey,
+    /** Events and jobs (the worker). A Redis (REDIS_URL or REDIS_CLUSTER_NODES) is required by the worker process; see worker-main.ts. */
+    ...messagingEnv,
+    /** The worker process's /healthz, /readyz and /metrics (worker-main.ts). */
+    USERS_WORKER_PORT: port(9467),
+    ...tracingEnv,
+  })
+  .superRefine(oneRedisMode)
+  .superRefine(activeKeyIn('USERS_ENCRYPTION_KEYS', 'USERS_ENCRYPTION_ACTIVE_KEY_ID'));
 
 export type UsersConfig = z.infer<typeof UsersConfigSchema>;
 
 export function loadUsersConfig(env: Record<string, string | undefined> = process.env): UsersConfig {
-  return loadConfig(
-    'users',
-    UsersConfigSchema.refine((config) => config.USERS_ENCRYPTION_KEYS.has(config.USERS_ENCRYPTION_ACTIVE_KEY_ID), {
-      message: 'must name a key in USERS_ENCRYPTION_KEYS',
-      path: ['USERS_ENCRYPTION_ACTIVE_KEY_ID'],
-    }),
-    env,
-  );
+  return loadConfig('users', UsersConfigSchema, env);
 }

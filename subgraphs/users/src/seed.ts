@@ -1,7 +1,6 @@
 import type { UsersConfig } from './config.js';
 import { createUsersService } from './app.js';
-import { EmailTakenError } from './domain/users.js';
-import type { Role } from '@food/platform';
+import { DomainError, ErrorCode, type Role } from '@food/platform';
 
 /** Demo accounts for development, with passwords the README gives. Never loaded in production. */
 export const demoUsers: {
@@ -52,13 +51,13 @@ export async function seedUsers(config: UsersConfig): Promise<number> {
   let created = 0;
   try {
     for (const demo of demoUsers) {
-      if (await prisma.user.findUnique({ where: { email: demo.email }, select: { id: true } })) continue;
       try {
         const { user } = await users.signUp(demo);
         if (demo.role !== 'CUSTOMER') await prisma.user.update({ where: { id: user.id }, data: { role: demo.role } });
         created += 1;
       } catch (error) {
-        if (!(error instanceof EmailTakenError)) throw error;
+        // Already there (emails are stored encrypted: signing up is how to ask).
+        if (!(error instanceof DomainError && error.code === ErrorCode.EMAIL_TAKEN)) throw error;
       }
     }
   } finally {

@@ -29,6 +29,12 @@ export const errorCodes = (result: OperationResult<unknown>) => (result.errors ?
 export const testSecrets = {
   INTERNAL_TOKEN_SECRET: 'test-internal-token-secret-0123456789abcdef',
   JWT_SECRET: 'test-jwt-secret-0123456789abcdef0123456789',
+  /** Personal data at rest: each service its own keys (see personal-data.ts). */
+  USERS_ENCRYPTION_KEYS: `test:${Buffer.alloc(32, 1).toString('base64')}`,
+  USERS_ENCRYPTION_ACTIVE_KEY_ID: 'test',
+  USERS_BLIND_INDEX_KEY: Buffer.alloc(32, 3).toString('base64'),
+  ORDERS_ENCRYPTION_KEYS: `test:${Buffer.alloc(32, 2).toString('base64')}`,
+  ORDERS_ENCRYPTION_ACTIVE_KEY_ID: 'test',
 };
 
 /**

@@ -1,4 +1,4 @@
-import { markEventHandled, newId, writeOutbox, type DomainEvent } from '@food/platform';
+import { markEventHandled, newId, writeOutbox, type DomainEvent, type PersonalDataCipher } from '@food/platform';
 import type { OrdersPrisma } from './prisma.js';
 import type { OrderStatus } from '../domain/order-status.js';
 import type {
@@ -34,6 +34,7 @@ const orderColumns = {
   deliveryFeeAmount: true,
   totalAmount: true,
   deliveryAddress: true,
+  deliveryAddressEncrypted: true,
   version: true,
   createdAt: true,
   updatedAt: true,
@@ -47,28 +48,47 @@ interface OrderRow {
   subtotalAmount: number;
   deliveryFeeAmount: number;
   totalAmount: number;
-  deliveryAddress: string;
+  /** Legacy plaintext (rows the worker has not moved yet), else null. */
+  deliveryAddress: string | null;
+  deliveryAddressEncrypted: string | null;
   version: number;
   createdAt: Date;
   updatedAt: Date;
 }
 
-const toOrder = ({ currency, subtotalAmount, deliveryFeeAmount, totalAmount, ...row }: OrderRow): Order => ({
-  ...row,
-  subtotal: { amount: subtotalAmount, currency },
-  deliveryFee: { amount: deliveryFeeAmount, currency },
-  total: { amount: totalAmount, currency },
-});
-
+/**
+ * Over the orders database. The delivery address is personal data: sealed here on the way in with
+ * the orders service's own key, opened on the way out, so the domain only ever sees the plaintext.
+ */
 export class PrismaOrdersStore implements OrdersStore {
-  constructor(private readonly prisma: OrdersPrisma) {}
+  constructor(
+    private readonly prisma: OrdersPrisma,
+    private readonly cipher: PersonalDataCipher,
+  ) {}
+
+  private readonly toOrder = ({
+    currency,
+    subtotalAmount,
+    deliveryFeeAmount,
+    totalAmount,
+    deliveryAddress,
+    deliveryAddressEncrypted,
+    ...row
+  }: OrderRow): Order => ({
+    ...row,
+    // One of the two is set (a CHECK constraint says so).
+    deliveryAddress: deliveryAddressEncrypted ? this.cipher.decrypt(deliveryAddressEncrypted) : deliveryAddress!,
+    subtotal: { amount: subtotalAmount, currency },
+    deliveryFee: { amount: deliveryFeeAmount, currency },
+    total: { amount: totalAmount, currency },
+  });
 
   async create(order: NewOrder): Promise<CreateResult> {
     // Ids are made here (UUIDv7, like every id in this database) so lines and add-ons can each be one
     // multi-row insert. Lines, add-ons and history carry the order's id: their partition key.
     const lines = order.lines.map((line, position) => ({ ...line, id: newId(), position }));
     try {
-      return { outcome: 'created', order: toOrder(await this.insertOrder(order, lines)) };
+      return { outcome: 'created', order: this.toOrder(await this.insertOrder(order, lines)) };
     } catch (error) {
       if (error instanceof KeyTaken) return { outcome: 'key_taken' };
       throw error;
@@ -100,7 +120,8 @@ export class PrismaOrdersStore implements OrdersStore {
           subtotalAmount: order.subtotalAmount,
           deliveryFeeAmount: order.deliveryFeeAmount,
           totalAmount: order.totalAmount,
-          deliveryAddress: order.deliveryAddress,
+          deliveryAddressEncrypted: this.cipher.encrypt(order.deliveryAddress),
+          deliveryAddressKeyId: this.cipher.activeKeyId,
         },
         select: orderColumns,
       });
@@ -184,7 +205,7 @@ export class PrismaOrdersStore implements OrdersStore {
         take: take - rows.length,
         select: orderColumns,
       });
-      rows.push(...page.map(toOrder));
+      rows.push(...page.map(this.toOrder));
     }
     return rows;
   }
@@ -228,7 +249,7 @@ export class PrismaOrdersStore implements OrdersStore {
         await writeOutbox(tx, change.events);
         return tx.order.findUniqueOrThrow({ where: { id: change.orderId }, select: orderColumns });
       });
-      return { outcome: 'applied', order: toOrder(row) };
+      return { outcome: 'applied', order: this.toOrder(row) };
     } catch (error) {
       if (error instanceof Rollback) return { outcome: error.outcome };
       throw error;
@@ -255,13 +276,13 @@ export class PrismaOrdersStore implements OrdersStore {
       take: limit,
       select: orderColumns,
     });
-    return rows.map(toOrder);
+    return rows.map(this.toOrder);
   }
 
   async findByIds(ids: readonly string[]): Promise<Order[]> {
     if (ids.length === 0) return [];
     const rows = await this.prisma.order.findMany({ where: { id: { in: [...ids] } }, select: orderColumns });
-    return rows.map(toOrder);
+    return rows.map(this.toOrder);
   }
 
   async pageOfCustomer(
@@ -281,7 +302,7 @@ export class PrismaOrdersStore implements OrdersStore {
       take,
       select: orderColumns,
     });
-    return rows.map(toOrder);
+    return rows.map(this.toOrder);
   }
 
   async findItems(orderIds: readonly string[]): Promise<StoredOrderItem[]> {

@@ -108,10 +108,13 @@ export async function ensurePartitions(
         for (const { table } of missing)
           await tx.$executeRawUnsafe(`LOCK TABLE "${table}_default" IN ACCESS EXCLUSIVE MODE`);
         // Each new partition starts as a plain table holding its month's rows from DEFAULT, children
-        // first (a parent row leaving DEFAULT would cascade to children still attached).
+        // first (a parent row leaving DEFAULT would cascade to children still attached). It takes the
+        // table's CHECK constraints too: ATTACH requires them.
         for (const { table, key } of LEAVES_FIRST.filter((t) => missing.includes(t))) {
           const name = partitionName(table, month);
-          await tx.$executeRawUnsafe(`CREATE TABLE "${name}" (LIKE "${table}" INCLUDING DEFAULTS)`);
+          await tx.$executeRawUnsafe(
+            `CREATE TABLE "${name}" (LIKE "${table}" INCLUDING DEFAULTS INCLUDING CONSTRAINTS)`,
+          );
           moved += await tx.$executeRawUnsafe(
             `WITH moved AS (DELETE FROM "${table}_default" WHERE "${key}" >= $1::uuid AND "${key}" < $2::uuid RETURNING *)
              INSERT INTO "${name}" SELECT * FROM moved`,

@@ -6,11 +6,12 @@ import {
   isStaff,
   parseInput,
   requireUser,
+  type BlindIndex,
   type Caller,
+  type PersonalDataCipher,
   type Role,
 } from '@food/platform';
 import { decoyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
-import type { PersonalDataCipher } from './personal-data-cipher.js';
 
 /** A user as the domain sees it: personal data decrypted, no password hash. */
 export interface User {
@@ -28,7 +29,10 @@ export interface User {
 /** A stored user: what the store reads and writes. Personal data stays sealed here. */
 export interface StoredUser {
   id: string;
-  email: string;
+  /** Sealed; null only on a legacy row the worker has not moved yet, whose `legacyEmail` is set. */
+  emailEncrypted: string | null;
+  /** The plaintext email of a row from before emails were encrypted (emptied by the worker). */
+  legacyEmail: string | null;
   passwordHash: string;
   name: string;
   role: Role;
@@ -38,18 +42,28 @@ export interface StoredUser {
 }
 
 export interface NewUser {
-  email: string;
+  email: EmailKey;
+  emailEncrypted: string;
   passwordHash: string;
   name: string;
   phoneEncrypted: string | null;
   deliveryAddressEncrypted: string | null;
 }
 
+/**
+ * How the store finds an account by its email without storing it: the keyed blind index of the
+ * normalised email, and the normalised email itself, for a legacy row the worker has not moved yet.
+ */
+export interface EmailKey {
+  normalised: string;
+  blindIndex: string;
+}
+
 /** The persistence the users domain needs; implemented over Prisma in ../data. */
 export interface UsersStore {
-  /** Throws EmailTakenError when the email is in use. */
+  /** Stores the email's blind index (never the email). Throws EmailTakenError when the email is in use. */
   create(user: NewUser): Promise<StoredUser>;
-  findByEmail(email: string): Promise<StoredUser | null>;
+  findByEmail(email: EmailKey): Promise<StoredUser | null>;
   findByIds(ids: readonly string[]): Promise<StoredUser[]>;
   update(
     id: string,
@@ -62,6 +76,9 @@ export class EmailTakenError extends Error {}
 export interface SessionIssuer {
   issue(userId: string, role: Role): Promise<{ token: string; expiresAt: Date }>;
 }
+
+/** An email as it is compared and indexed: trimmed and lower-cased. */
+export const normaliseEmail = (email: string) => email.trim().toLowerCase();
 
 const email = z
   .string()
@@ -97,6 +114,8 @@ export class UsersService {
     private readonly store: UsersStore,
     private readonly cipher: PersonalDataCipher,
     private readonly sessions: SessionIssuer,
+    /** The email's keyed blind index (USERS_BLIND_INDEX_KEY): the login look-up. */
+    private readonly emailIndex: BlindIndex,
   ) {}
 
   async signUp(input: unknown) {
@@ -104,7 +123,8 @@ export class UsersService {
     let stored: StoredUser;
     try {
       stored = await this.store.create({
-        email: data.email,
+        email: this.emailKey(data.email),
+        emailEncrypted: this.cipher.encrypt(data.email),
         passwordHash: await hashPassword(data.password),
         name: data.name,
         phoneEncrypted: data.phone ? this.cipher.encrypt(data.phone) : null,
@@ -121,7 +141,7 @@ export class UsersService {
 
   async logIn(input: unknown) {
     const data = parseInput(ZLogInInput, input);
-    const stored = await this.store.findByEmail(data.email.trim().toLowerCase());
+    const stored = await this.store.findByEmail(this.emailKey(data.email));
     const valid = await verifyPassword(data.password, stored?.passwordHash ?? (await decoyPasswordHash()));
     if (!stored || !valid) throw new DomainError(ErrorCode.INVALID_CREDENTIALS, 'Email or password is wrong');
     return this.session(stored);
@@ -173,10 +193,15 @@ export class UsersService {
     return { token, expiresAt, user: { ...this.reveal(stored), isSessionHolder: true } };
   }
 
+  private emailKey(email: string): EmailKey {
+    const normalised = normaliseEmail(email);
+    return { normalised, blindIndex: this.emailIndex.of(normalised) };
+  }
+
   private reveal(stored: StoredUser): User {
     return {
       id: stored.id,
-      email: stored.email,
+      email: stored.emailEncrypted ? this.cipher.decrypt(stored.emailEncrypted) : stored.legacyEmail!,
       name: stored.name,
       role: stored.role,
       phone: stored.phoneEncrypted ? this.cipher.decrypt(stored.phoneEncrypted) : null,
