@@ -184,7 +184,7 @@ describe('operating the supergraph: logs, metrics and traces of a whole run', ()
     expect(gatewayLine.trace_id).toMatch(/^[0-9a-f]{32}$/);
     for (const subgraph of ['orders', 'users', 'meals', 'payments'] as const) {
       // Each process's stdout reaches the test on its own pipe: a subgraph's line may come after the gateway's.
-      await expect.poll(() => requestLine(subgraph), `${subgraph} logged the request`).toBeDefined();
+      await expect.poll(() => requestLine(subgraph), { message: `${subgraph} logged the request` }).toBeDefined();
       const line = requestLine(subgraph);
       expect(line, `${subgraph} logged the request`).toMatchObject({ outcome: 'ok', status: 200 });
       expect(line!.trace_id, `${subgraph} continued the gateway's trace`).toBe(gatewayLine.trace_id);
