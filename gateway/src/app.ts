@@ -11,7 +11,9 @@ import {
   REQUEST_ID_HEADER,
   sampledGauge,
   serveGraphQL,
-  UserTokens,
+  JWKS_PATH,
+  remoteUserKeys,
+  UserTokenVerifier,
   type EventBus,
   type Logger,
   type RunningHttpService,
@@ -92,11 +94,14 @@ export async function startGateway(
     throw new Error(`the supergraph's @subscribe declarations do not hold:\n  - ${liveProblems.join('\n  - ')}`);
   }
   const internalTokens = new InternalTokens(config.INTERNAL_TOKEN_SECRET);
-  const userTokens = new UserTokens({
-    secret: config.JWT_SECRET,
+  const userTokens = new UserTokenVerifier({
+    keys: remoteUserKeys(jwksUrl(config, supergraph), {
+      cooldownSeconds: config.JWKS_REFRESH_COOLDOWN_SECONDS,
+      cacheMaxAgeSeconds: config.JWKS_CACHE_MAX_AGE_SECONDS,
+    }),
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
-    ttlSeconds: 1,
+    maxTokenAgeSeconds: config.JWT_MAX_AGE_SECONDS,
   });
   const edge = await createEdge(config, supergraph, logger, options.eventBus);
   const production = config.NODE_ENV === 'production';
@@ -255,6 +260,17 @@ const subscriptionGauges = {
     [],
   ),
 };
+
+/**
+ * Where the users service publishes its public keys: USERS_JWKS_URL, else `/.well-known/jwks.json` on
+ * the users subgraph's URL (its override, else the supergraph's).
+ */
+function jwksUrl(config: GatewayConfig, supergraph: Supergraph): URL {
+  if (config.USERS_JWKS_URL) return new URL(config.USERS_JWKS_URL);
+  const users = config.subgraphUrls.users ?? supergraph.subgraphs().get('users')?.url;
+  if (!users) throw new Error('USERS_JWKS_URL is required: the supergraph has no users subgraph to take it from');
+  return new URL(JWKS_PATH, users);
+}
 
 /** A subgraph is ready when its own /readyz says so (its database is reachable). */
 async function checkSubgraphReady(graphqlUrl: string): Promise<void> {

@@ -1,7 +1,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
-import type { Caller, Logger, UserTokens } from '@food/platform';
-import { authenticate, msUntilTokenExpiry } from '../auth.js';
+import type { Caller, Logger } from '@food/platform';
+import { authenticate, msUntilTokenExpiry, type AccessTokens } from '../auth.js';
 import { GraphQLError, getOperationAST, OperationTypeNode, parse } from '../graphql-js.js';
 import type { CheckedSubscription, SubscriptionEngine } from './engine.js';
 import { refusalStatus, subscriptionError, SubscriptionErrorCode } from './errors.js';
@@ -70,7 +70,7 @@ export interface StreamFraming {
 export interface HttpSubscriptionsOptions {
   /** The subscriptions these transports carry (shared with graphql-ws). */
   engine: SubscriptionEngine;
-  userTokens: UserTokens;
+  userTokens: AccessTokens;
   logger: Logger;
   /** The protocols served, each recognised by the request's `Accept`. */
   protocols: readonly StreamProtocol[];

@@ -3,8 +3,8 @@ import type { Duplex } from 'node:stream';
 import { CloseCode, handleProtocols, makeServer, type Context, type WebSocket as GraphqlWsSocket } from 'graphql-ws';
 import type { ExecutionArgs, ExecutionResult } from 'graphql';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Caller, Logger, UserTokens } from '@food/platform';
-import { authenticate, msUntilTokenExpiry } from '../auth.js';
+import type { Caller, Logger } from '@food/platform';
+import { authenticate, msUntilTokenExpiry, type AccessTokens } from '../auth.js';
 import { GraphQLError } from '../graphql-js.js';
 import type { CheckedSubscription, SubscriptionEngine } from './engine.js';
 import { resultJson } from './result-json.js';
@@ -14,7 +14,7 @@ export interface SubscriptionServerOptions {
   httpServer: Server;
   /** The subscriptions this transport carries (shared with the other transports). */
   engine: SubscriptionEngine;
-  userTokens: UserTokens;
+  userTokens: AccessTokens;
   logger: Logger;
   maxSubscriptionsPerConnection: number;
   /** Default /graphql. */

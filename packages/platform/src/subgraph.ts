@@ -94,6 +94,8 @@ export interface StartSubgraphOptions<Ctx extends object> {
   host?: string;
   /** Introspection is off in production. */
   nodeEnv: string;
+  /** Public JSON documents beside /graphql (the users service's JWKS). */
+  jsonDocuments?: Record<string, () => unknown>;
 }
 
 /**
@@ -113,6 +115,7 @@ export async function startSubgraph<Ctx extends object>(
     production: options.nodeEnv === 'production',
     readiness: { ...options.readiness, database: () => database.$queryRawUnsafe('SELECT 1') },
     beforeApolloServer: [readConsistencyOfRequest(internalTokens)],
+    jsonDocuments: options.jsonDocuments,
     createServer: (plugins) =>
       createSubgraphServer<Ctx>({
         typeDefs: options.typeDefs,

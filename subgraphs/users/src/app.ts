@@ -1,4 +1,4 @@
-import { createLogger, loadSchemaFile, startSubgraph, UserTokens, type Logger } from '@food/platform';
+import { createLogger, JWKS_PATH, loadSchemaFile, startSubgraph, UserTokenSigner, type Logger } from '@food/platform';
 import type { UsersConfig } from './config.js';
 import { createContext } from './context.js';
 import { connectUsersDatabase } from './data/prisma.js';
@@ -15,17 +15,19 @@ export function createUsersService(config: UsersConfig) {
     replicaUrls: config.USERS_DATABASE_REPLICA_URLS,
     maxLagSeconds: config.DATABASE_REPLICA_MAX_LAG_SECONDS,
   });
+  const tokens = new UserTokenSigner({
+    keys: config.USERS_SIGNING_KEYS,
+    activeKeyId: config.USERS_SIGNING_ACTIVE_KEY_ID,
+    issuer: config.JWT_ISSUER,
+    audience: config.JWT_AUDIENCE,
+    ttlSeconds: config.ACCESS_TOKEN_TTL_SECONDS,
+  });
   const users = new UsersService(
     new PrismaUsersStore(prisma),
     new PersonalDataCipher(config.USERS_ENCRYPTION_KEYS, config.USERS_ENCRYPTION_ACTIVE_KEY_ID),
-    new UserTokens({
-      secret: config.JWT_SECRET,
-      issuer: config.JWT_ISSUER,
-      audience: config.JWT_AUDIENCE,
-      ttlSeconds: config.JWT_TTL_SECONDS,
-    }),
+    tokens,
   );
-  return { prisma, users };
+  return { prisma, users, tokens };
 }
 
 /** Starts the users subgraph over HTTP. `close()` stops it and its database pool. */
@@ -33,7 +35,7 @@ export async function startUsersSubgraph(
   config: UsersConfig,
   logger: Logger = createLogger('users', config.LOG_LEVEL),
 ) {
-  const { prisma, users } = createUsersService(config);
+  const { prisma, users, tokens } = createUsersService(config);
   return startSubgraph({
     name: 'users',
     logger,
@@ -45,5 +47,7 @@ export async function startUsersSubgraph(
     port: config.USERS_PORT,
     host: config.HOST,
     nodeEnv: config.NODE_ENV,
+    // The public keys the gateway verifies access tokens with; every kid configured, so rotation is seamless.
+    jsonDocuments: { [JWKS_PATH]: () => tokens.jwks() },
   });
 }

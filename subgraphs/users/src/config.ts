@@ -8,6 +8,7 @@ import {
   postgresUrlList,
   replicaLagEnv,
   secret,
+  signingKeysEnv,
   tracingEnv,
 } from '@food/platform';
 
@@ -22,15 +23,18 @@ export const UsersConfigSchema = z.object({
   USERS_DATABASE_REPLICA_URLS: postgresUrlList,
   ...replicaLagEnv,
   INTERNAL_TOKEN_SECRET: secret(32),
-  JWT_SECRET: secret(32),
+  /**
+   * The private keys access tokens are signed with (ES256): a JSON array of P-256 JWKs, each with a
+   * kid. The public halves are served at /.well-known/jwks.json; keep an old key here until the tokens
+   * it signed have expired (ACCESS_TOKEN_TTL_SECONDS after it stopped being active).
+   */
+  USERS_SIGNING_KEYS: signingKeysEnv,
+  /** The kid new tokens are signed with; must be one of USERS_SIGNING_KEYS. */
+  USERS_SIGNING_ACTIVE_KEY_ID: z.string({ error: 'is required: the kid of the key to sign with' }).min(1),
   JWT_ISSUER: z.string().min(1).default('food-users'),
   JWT_AUDIENCE: z.string().min(1).default('food-supergraph'),
-  JWT_TTL_SECONDS: z.coerce
-    .number()
-    .int()
-    .min(60)
-    .max(86_400 * 30)
-    .default(3_600),
+  /** How long an access token lives: also the longest a revoked session's token can still be presented. */
+  ACCESS_TOKEN_TTL_SECONDS: z.coerce.number().int().min(60).max(86_400).default(900),
   /** Comma-separated `keyId:base64key` pairs, each key 32 bytes. Old keys stay to read old rows. */
   USERS_ENCRYPTION_KEYS: z
     .string({ error: 'is required: comma-separated keyId:base64 pairs of 32-byte keys' })
@@ -60,6 +64,9 @@ export function loadUsersConfig(env: Record<string, string | undefined> = proces
     UsersConfigSchema.refine((config) => config.USERS_ENCRYPTION_KEYS.has(config.USERS_ENCRYPTION_ACTIVE_KEY_ID), {
       message: 'must name a key in USERS_ENCRYPTION_KEYS',
       path: ['USERS_ENCRYPTION_ACTIVE_KEY_ID'],
+    }).refine((config) => config.USERS_SIGNING_KEYS.has(config.USERS_SIGNING_ACTIVE_KEY_ID), {
+      message: 'must name a kid in USERS_SIGNING_KEYS',
+      path: ['USERS_SIGNING_ACTIVE_KEY_ID'],
     }),
     env,
   );

@@ -1,7 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
-import { UserTokens, type Caller } from '@food/platform';
-import { errorCodes, execute, startTestSubgraphServer, testSecrets } from '@food/platform/testing';
+import { UserTokenSigner, type Caller } from '@food/platform';
+import {
+  errorCodes,
+  execute,
+  startTestSubgraphServer,
+  testSecrets,
+  testUserTokenVerifier,
+} from '@food/platform/testing';
 import { createTestDatabaseClient, type TestDatabaseClient } from '@food/prisma/testing';
 import { loadUsersConfig, type UsersConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
@@ -34,7 +40,13 @@ beforeAll(async () => {
   users = new UsersService(
     new PrismaUsersStore(prisma),
     new PersonalDataCipher(config.USERS_ENCRYPTION_KEYS, config.USERS_ENCRYPTION_ACTIVE_KEY_ID),
-    new UserTokens({ secret: config.JWT_SECRET, issuer: 'food-users', audience: 'food-supergraph', ttlSeconds: 3600 }),
+    new UserTokenSigner({
+      keys: config.USERS_SIGNING_KEYS,
+      activeKeyId: config.USERS_SIGNING_ACTIVE_KEY_ID,
+      issuer: 'food-users',
+      audience: 'food-supergraph',
+      ttlSeconds: 900,
+    }),
   );
   server = await startTestSubgraphServer<SubgraphContext>({ typeDefs: usersTypeDefs, resolvers });
 });
@@ -67,13 +79,8 @@ describe('users subgraph', () => {
     const { token, user } = result.data!.signUp;
     adaId = user.id;
     expect(user).toMatchObject({ email: 'ada@example.com', role: 'CUSTOMER', phone: '+441234567890' });
-    const verified = await new UserTokens({
-      secret: config.JWT_SECRET,
-      issuer: 'food-users',
-      audience: 'food-supergraph',
-      ttlSeconds: 1,
-    }).verify(token);
-    expect(verified).toEqual({ kind: 'user', userId: adaId, role: 'CUSTOMER' });
+    const verified = await testUserTokenVerifier().verify(token);
+    expect(verified).toEqual({ kind: 'user', userId: adaId, role: 'CUSTOMER', sessionId: expect.any(String) });
 
     const [row] = await prisma.$queryRaw<
       { phone_encrypted: string; delivery_address_encrypted: string; password_hash: string }[]

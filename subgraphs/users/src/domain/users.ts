@@ -4,6 +4,7 @@ import {
   ErrorCode,
   forbidden,
   isStaff,
+  newId,
   parseInput,
   requireUser,
   type Caller,
@@ -60,7 +61,7 @@ export interface UsersStore {
 export class EmailTakenError extends Error {}
 
 export interface SessionIssuer {
-  issue(userId: string, role: Role): Promise<{ token: string; expiresAt: Date }>;
+  issue(claims: { userId: string; role: Role; sessionId: string }): Promise<{ token: string; expiresAt: Date }>;
 }
 
 const email = z
@@ -169,7 +170,11 @@ export class UsersService {
   }
 
   private async session(stored: StoredUser) {
-    const { token, expiresAt } = await this.sessions.issue(stored.id, stored.role);
+    const { token, expiresAt } = await this.sessions.issue({
+      userId: stored.id,
+      role: stored.role,
+      sessionId: newId(),
+    });
     return { token, expiresAt, user: { ...this.reveal(stored), isSessionHolder: true } };
   }
 
