@@ -24,6 +24,7 @@ import type { GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
 import { clientAddress, createEdge, guardHttpOperations, readYourWritesPlugin } from './edge/index.js';
 import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
+import { followSessionRevocations, RevokedSessions, sessionCheckedTokens } from './session-revocations.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
 import { liveDeclarationProblems } from './subscriptions/checks.js';
@@ -94,7 +95,7 @@ export async function startGateway(
     throw new Error(`the supergraph's @subscribe declarations do not hold:\n  - ${liveProblems.join('\n  - ')}`);
   }
   const internalTokens = new InternalTokens(config.INTERNAL_TOKEN_SECRET);
-  const userTokens = new UserTokenVerifier({
+  const verifier = new UserTokenVerifier({
     keys: remoteUserKeys(jwksUrl(config, supergraph), {
       cooldownSeconds: config.JWKS_REFRESH_COOLDOWN_SECONDS,
       cacheMaxAgeSeconds: config.JWKS_CACHE_MAX_AGE_SECONDS,
@@ -103,7 +104,21 @@ export async function startGateway(
     audience: config.JWT_AUDIENCE,
     maxTokenAgeSeconds: config.JWT_MAX_AGE_SECONDS,
   });
-  const edge = await createEdge(config, supergraph, logger, options.eventBus);
+  // Revoked sessions' tokens are refused from the moment their event arrives (from every users
+  // replica, through the bus); without a bus, only their expiry ends them.
+  const revokedSessions = new RevokedSessions();
+  const userTokens = sessionCheckedTokens(verifier, revokedSessions);
+  const revocations = options.eventBus
+    ? await followSessionRevocations(options.eventBus, revokedSessions, config.JWT_MAX_AGE_SECONDS, logger)
+    : undefined;
+  const stopRevocations = async () => {
+    await revocations?.close();
+    revokedSessions.close();
+  };
+  const edge = await createEdge(config, supergraph, logger, options.eventBus).catch(async (error: unknown) => {
+    await stopRevocations();
+    throw error;
+  });
   const production = config.NODE_ENV === 'production';
   const subgraphUrls: Record<string, string> = {};
   // One data source per subgraph, shared by the gateway's executor and the subscriptions' own.
@@ -147,6 +162,7 @@ export async function startGateway(
   const httpSubscriptions = serveHttpSubscriptions({
     engine,
     userTokens,
+    revokedSessions,
     logger: subscriptionLogger,
     protocols: [serverSentEvents(), multipartSubscriptions()],
     maxStreamsPerAddress: config.GATEWAY_MAX_HTTP_SUBSCRIPTIONS_PER_ADDRESS,
@@ -174,6 +190,7 @@ export async function startGateway(
         httpServer,
         engine,
         userTokens,
+        revokedSessions,
         logger,
         maxSubscriptionsPerConnection: config.GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION,
         production,
@@ -214,6 +231,7 @@ export async function startGateway(
     ),
   }).catch(async (error: unknown) => {
     await edge.close();
+    await stopRevocations();
     throw error;
   });
   const ws = subscriptions;
@@ -246,6 +264,7 @@ export async function startGateway(
       await engine.close();
       await http.close();
       await edge.close();
+      await stopRevocations();
     },
   };
 }

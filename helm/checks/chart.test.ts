@@ -76,7 +76,7 @@ const scenarioValues = {
 };
 
 /** The components that talk to Redis; each gets the same Redis environment. */
-const REDIS_USERS = ['gateway', 'meals-worker', 'orders-worker', 'payments-worker'];
+const REDIS_USERS = ['gateway', 'users', 'meals-worker', 'orders-worker', 'payments-worker'];
 /**
  * Variables the chart sets for settings other branches of issue 14 add to the services (partitioned
  * streams, replica-confirmed publishing): accepted while the services' schemas do not know them yet.

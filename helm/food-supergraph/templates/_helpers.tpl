@@ -57,6 +57,7 @@ users:
   portEnv: USERS_PORT
   configMaps: [users]
   secrets: [INTERNAL_TOKEN_SECRET, USERS_SIGNING_KEYS, USERS_ENCRYPTION_KEYS, USERS_DATABASE_URL]
+  redis: true
   subgraph: true
 meals:
   values: meals
@@ -355,6 +356,8 @@ ConfigMap first, so theirs holds only what differs. `<component>.env` entries co
   {{- $_ := set $data "USERS_PORT" (include "food.envValue" $v.users.port) -}}
   {{- $_ := set $data "JWT_ISSUER" $v.auth.jwtIssuer -}}
   {{- $_ := set $data "JWT_AUDIENCE" $v.auth.jwtAudience -}}
+  {{- $_ := set $data "REDIS_KEY_PREFIX" $v.redis.keyPrefix -}}
+  {{- $_ := set $data "REDIS_REDELIVER_AFTER_MS" (include "food.envValue" $v.redis.redeliverAfterMs) -}}
   {{- $_ := set $data "USERS_SIGNING_ACTIVE_KEY_ID" (required "users.signingActiveKeyId is required: the kid (in USERS_SIGNING_KEYS) of the key access tokens are signed with" $v.users.signingActiveKeyId) -}}
   {{- $_ := set $data "USERS_ENCRYPTION_ACTIVE_KEY_ID" (required "users.encryptionActiveKeyId is required: the id (in USERS_ENCRYPTION_KEYS) of the key new values are encrypted with" $v.users.encryptionActiveKeyId) -}}
 {{- else if eq $name "meals" -}}

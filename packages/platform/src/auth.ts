@@ -41,6 +41,11 @@ export const callerKey = (caller: Caller): string =>
 
 /** The header that carries the gateway's (or a service's) signed statement of who the caller is. */
 export const INTERNAL_TOKEN_HEADER = 'x-internal-token';
+/**
+ * The end client's address, as the gateway saw it (after its trusted proxies), on each subgraph call:
+ * believed only on a request whose internal token verifies, i.e. one the gateway (or a service) sent.
+ */
+export const CLIENT_ADDRESS_HEADER = 'x-client-address';
 const INTERNAL_AUDIENCE = 'food-subgraphs';
 const INTERNAL_ISSUER = 'food-internal';
 
