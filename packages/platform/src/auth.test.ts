@@ -28,6 +28,15 @@ describe('tokens, with signing and verification remembered', () => {
     expect(await new InternalTokens(secret).verify(first)).toEqual(user);
   });
 
+  it("carries the user's session, and signs apart for each session of the same user", async () => {
+    const tokens = new InternalTokens(secret);
+    const inSession = { ...user, sessionId: '0f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a' } as Caller;
+    const other = { ...user, sessionId: '1f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a' } as Caller;
+    const token = await tokens.sign(inSession);
+    expect(await tokens.sign(other)).not.toBe(token);
+    expect(await new InternalTokens(secret).verify(token)).toEqual(inSession);
+  });
+
   it('carries "read from the primary" signed, apart from the plain token of the same caller', async () => {
     const tokens = new InternalTokens(secret);
     const plain = await tokens.sign(user);
