@@ -387,8 +387,10 @@ describe('limits and clean-up', () => {
     expect(gateway.subscriptions.connections()).toBe(0);
     expect(b.state.completed).toBe(true);
     expect(feed.state.completed).toBe(true);
-    // One tail of the orders stream for this gateway process, whatever the number of subscribers.
-    expect(bus.tails).toBe(1);
+    // One tail of the orders stream for this gateway process, whatever the number of subscribers
+    // (besides its one tail of the sessions stream, for revoked sessions).
+    expect(bus.tails).toBe(2);
+    expect(bus.emitter.listenerCount('sessions')).toBe(1);
     expect(bus.emitter.listenerCount('orders')).toBe(1);
   });
 
