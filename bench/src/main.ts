@@ -1,10 +1,18 @@
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { Cluster } from 'ioredis';
 import pg from 'pg';
-import { connectRedis, describeRedisTarget, InternalTokens, UserTokens, type RedisTarget } from '@food/platform';
+import {
+  connectRedis,
+  describeRedisTarget,
+  generateSigningJwk,
+  InternalTokens,
+  signingKeysEnv,
+  UserTokenSigner,
+  type RedisTarget,
+} from '@food/platform';
 import { deleteKeys, RedisClusterProcess, redisEnvOf } from '@food/platform/testing';
 import {
   clusterComparedWorkloads,
@@ -384,12 +392,12 @@ async function main(): Promise<void> {
   await seed(databases, config.seed, keys);
   log(`seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
 
-  const secrets = {
-    INTERNAL_TOKEN_SECRET: randomBytes(32).toString('hex'),
-    JWT_SECRET: randomBytes(32).toString('hex'),
-  };
+  const secrets = { INTERNAL_TOKEN_SECRET: randomBytes(32).toString('hex') };
+  // The run's access-token key pair: the users service signs with it, the bench mints subscribers'
+  // tokens with it, the gateway only ever sees the public half (the users service's JWKS).
+  const signingKey = generateSigningJwk('bench');
   const dbUrl = (service: string) => databases.find((db) => db.service === service)!.url;
-  const shared: Shared = { built, secrets, keys, dbUrl };
+  const shared: Shared = { built, secrets, keys, signingKey, dbUrl };
   const modes: RedisUnderTest['mode'][] = config.redis === 'both' ? ['single', 'cluster'] : [config.redis];
   const subscriptionState: SubscriptionState = { nextPaid: 0, priceChanges: 0, availability: new Map() };
   let customerCounts = { federated: 0, mutations: 0 };
@@ -473,8 +481,11 @@ async function main(): Promise<void> {
 /** What every pass of a run shares: the build, the secrets, the seeded databases. */
 interface Shared {
   built: boolean;
-  secrets: { INTERNAL_TOKEN_SECRET: string; JWT_SECRET: string };
+  secrets: { INTERNAL_TOKEN_SECRET: string };
+  /** The services' personal-data keys (seed.ts seals rows with them). */
   keys: Secrets;
+  /** The private JWK the users service signs access tokens with (and the bench, for subscribers). */
+  signingKey: ReturnType<typeof generateSigningJwk>;
   dbUrl: (service: string) => string;
 }
 
@@ -483,7 +494,7 @@ interface Shared {
  * subscription scenarios of `scope`; the backend is stopped at the end.
  */
 async function measurePass(
-  { built, secrets, keys, dbUrl }: Shared,
+  { built, secrets, keys, signingKey, dbUrl }: Shared,
   redis: RedisUnderTest,
   scope: { workloads: WorkloadName[]; targets: TargetName[] },
   state: SubscriptionState,
@@ -499,7 +510,9 @@ async function measurePass(
     env: {
       ...secrets,
       NODE_ENV: 'production',
-      JWT_TTL_SECONDS: '86400',
+      // logIn's tokens outlast the run; the gateway accepts tokens that old.
+      ACCESS_TOKEN_TTL_SECONDS: '86400',
+      JWT_MAX_AGE_SECONDS: '86400',
       USERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.usersKey.toString('base64')}`,
       USERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
       USERS_BLIND_INDEX_KEY: keys.blindIndexKey.toString('base64'),
@@ -512,6 +525,7 @@ async function measurePass(
       ...redisEnvOf(redis.target),
       REDIS_KEY_PREFIX: redisPrefix,
     },
+    usersEnv: { USERS_SIGNING_KEYS: JSON.stringify([signingKey]), USERS_SIGNING_ACTIVE_KEY_ID: 'bench' },
   };
   const oursEnv = Object.fromEntries(
     ['USER', 'IP'].flatMap((scope) =>
@@ -777,8 +791,9 @@ async function subscriptions(
     ),
     gcOnSignal: true,
   });
-  const userTokens = new UserTokens({
-    secret: launch.env.JWT_SECRET!,
+  const userTokens = new UserTokenSigner({
+    keys: signingKeysEnv.parse(launch.usersEnv.USERS_SIGNING_KEYS),
+    activeKeyId: launch.usersEnv.USERS_SIGNING_ACTIVE_KEY_ID!,
     issuer: 'food-users',
     audience: 'food-supergraph',
     ttlSeconds: 86_400,
@@ -809,7 +824,11 @@ async function subscriptions(
         const mine = paid.slice(state.nextPaid, (state.nextPaid += n));
         const subscribers: Subscriber[] = [];
         for (const i of mine) {
-          const { token } = await userTokens.issue(userId(customerOf(i, config.seed)), 'CUSTOMER');
+          const { token } = await userTokens.issue({
+            userId: userId(customerOf(i, config.seed)),
+            role: 'CUSTOMER',
+            sessionId: randomUUID(),
+          });
           subscribers.push({ token, variables: { id: orderId(i) }, firstResult: true });
         }
         // A sample of the subscribers' orders, spread over all of them, changes once each.
@@ -960,7 +979,7 @@ function subscriptionNotes(): string[] {
   if (scenarios.includes('order'))
     notes.push(
       "Order scenario: each subscriber follows its own PAID order (orderStatusChanged(orderId)) as that order's " +
-        "customer, with a JWT signed with the run's JWT_SECRET exactly as logIn issues it (thousands of scrypt " +
+        "customer, with an access token signed with the run's signing key exactly as logIn issues it (thousands of scrypt " +
         `logins would take longer than the bench); once all are connected and idle, staff move ${config.changes} ` +
         'of those orders (spread over all subscribers; all of them when there are fewer) to ACCEPTED, at ' +
         `${config.changeRate} changes/s, each to its one subscriber. Every subscriber also got its first result ` +

@@ -25,6 +25,8 @@ export interface Launch {
   logDir: string;
   /** Secrets, Redis, databases: what every service of this run shares. */
   env: Record<string, string>;
+  /** What only the users service gets on top: the private keys it signs access tokens with. */
+  usersEnv: Record<string, string>;
   /** Where our processes write their V8 CPU profiles (on exit), if at all. */
   cpuProfileDir?: string;
 }
@@ -85,7 +87,8 @@ export async function startBackend(launch: Launch): Promise<Backend> {
   const processes = {} as Backend['processes'];
   const launchOne = async (name: keyof Backend['processes'], dir: string, entry: 'main' | 'worker-main') => {
     const { cwd, args } = nodeArgs(launch, dir, entry, name);
-    const managed = start({ name, command: process.execPath, args, cwd, env, logDir: launch.logDir });
+    const own = name === 'users' ? { ...env, ...launch.usersEnv } : env;
+    const managed = start({ name, command: process.execPath, args, cwd, env: own, logDir: launch.logDir });
     processes[name] = managed;
     const ready =
       entry === 'main'

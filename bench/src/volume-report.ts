@@ -292,7 +292,7 @@ export function volumeMarkdown(results: VolumeResults): string {
         'customers read, in rotation (a caller comes again only after every other one: no cache can answer); ' +
         `the last ${results.settings.BENCH_VOLUME_PLACING_CUSTOMERS} place orders (so no reader is pinned to the ` +
         'primary by read-your-writes); staff move PAID orders to ACCEPTED, oldest order number first, each once. JWTs are ' +
-        "signed with the run's JWT_SECRET exactly as logIn issues them.",
+        "signed (ES256) with the run's signing key exactly as logIn issues them, the gateway verifying them from the users service's JWKS.",
       '- Queries select orders-subgraph fields only (`myOrders`: id, status, total, createdAt, items; `order(id)`: ' +
         'the same and its status history): what is measured is the orders database at size, not the other subgraphs.',
       '- Every run: autocannon in its own process (bench/src/load-client.ts), every response checked for errors; ' +

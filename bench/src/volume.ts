@@ -1,7 +1,7 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
-import { newId, PersonalDataCipher, UserTokens } from '@food/platform';
+import { generateSigningJwk, newId, PersonalDataCipher, signingKeysEnv, UserTokenSigner } from '@food/platform';
 import { PostgresReplicaPair, redisEnvOf } from '@food/platform/testing';
 import { migrateDeploy, databaseServices } from '@food/prisma';
 import { withPostgres } from '@food/prisma/testing';
@@ -273,14 +273,17 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   results.partitions = await preparePartitions(dbUrl('orders'), layout);
   log(`orders partitions ${results.partitions[0]} .. ${results.partitions.at(-1)} (and the worker's months ahead)`);
 
-  const secrets = {
-    INTERNAL_TOKEN_SECRET: randomBytes(32).toString('hex'),
-    JWT_SECRET: randomBytes(32).toString('hex'),
-  };
+  const secrets = { INTERNAL_TOKEN_SECRET: randomBytes(32).toString('hex') };
+  // The run's access-token key pair: the users service signs with it (and the bench, below); the
+  // gateway only sees the public half, through the users service's JWKS.
+  const signingKey = generateSigningJwk('bench');
+  const usersEnv = { USERS_SIGNING_KEYS: JSON.stringify([signingKey]), USERS_SIGNING_ACTIVE_KEY_ID: 'bench' };
   const launchEnv = (replicaUrls: string) => ({
     ...secrets,
     NODE_ENV: 'production',
-    JWT_TTL_SECONDS: '86400',
+    // The bench's tokens outlast the run; the gateway accepts tokens that old.
+    ACCESS_TOKEN_TTL_SECONDS: '86400',
+    JWT_MAX_AGE_SECONDS: '86400',
     USERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.usersKey.toString('base64')}`,
     USERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
     USERS_BLIND_INDEX_KEY: keys.blindIndexKey.toString('base64'),
@@ -301,14 +304,15 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   );
 
   // Callers: JWTs as logIn issues them (ten thousand scrypt logins would take longer than a size).
-  const userTokens = new UserTokens({
-    secret: secrets.JWT_SECRET,
+  const userTokens = new UserTokenSigner({
+    keys: signingKeysEnv.parse(usersEnv.USERS_SIGNING_KEYS),
+    activeKeyId: usersEnv.USERS_SIGNING_ACTIVE_KEY_ID,
     issuer: 'food-users',
     audience: 'food-supergraph',
     ttlSeconds: 86_400,
   });
   const bearer = async (n: number, role: 'CUSTOMER' | 'STAFF') => ({
-    authorization: `Bearer ${(await userTokens.issue(userId(n), role)).token}`,
+    authorization: `Bearer ${(await userTokens.issue({ userId: userId(n), role, sessionId: randomUUID() })).token}`,
   });
   const readers = volume.customers - volume.placingCustomers;
   const readerHeaders: Record<string, string>[] = [];
@@ -398,7 +402,7 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   };
 
   const startStack = async (tag: string, replicaUrls: string) => {
-    const launch = { build: ctx.built, logDir: ctx.logDir, env: launchEnv(replicaUrls) };
+    const launch = { build: ctx.built, logDir: ctx.logDir, env: launchEnv(replicaUrls), usersEnv };
     const backend = await startBackend(launch);
     const supergraphPath = `${ctx.logDir}/supergraph-${tag}.graphql`;
     writeSupergraph(backend.urls, supergraphPath);

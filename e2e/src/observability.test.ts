@@ -328,7 +328,7 @@ describe('operating the supergraph: logs, metrics and traces of a whole run', ()
       'delivery address': customer.deliveryAddress,
       'user token': customerToken,
       'payment token': paymentToken,
-      'JWT secret': testSecrets.JWT_SECRET,
+      'token signing key': (JSON.parse(testSecrets.USERS_SIGNING_KEYS) as { d: string }[])[0]!.d,
       'internal token secret': testSecrets.INTERNAL_TOKEN_SECRET,
       'encryption key': t.processEnv.USERS_ENCRYPTION_KEYS!.split(':')[1]!,
       'orders encryption key': t.processEnv.ORDERS_ENCRYPTION_KEYS!.split(':')[1]!,

@@ -1,8 +1,8 @@
 import { ApolloClient, HttpLink, InMemoryCache, gql } from '@apollo/client';
 import { createClient, type Client as SseClient, type ClientOptions as SseClientOptions } from 'graphql-sse';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { newEvent, UserTokens, type EventOf } from '@food/platform';
-import { freePort } from '@food/platform/testing';
+import { newEvent, type EventOf } from '@food/platform';
+import { forgedUserTokenSigner, freePort, testAccessToken } from '@food/platform/testing';
 import type { RunningGateway } from '@food/gateway';
 import { startTestSupergraph } from './harness.js';
 import { EmitterBus, startGatewayOnBus } from './in-test-bus.js';
@@ -247,15 +247,7 @@ describe('Server-Sent Events, with graphql-sse', () => {
 });
 
 describe('refusals, over SSE and multipart HTTP alike', () => {
-  const forgedToken = async () =>
-    (
-      await new UserTokens({
-        issuer: 'food-users',
-        audience: 'food-supergraph',
-        secret: 'x'.repeat(40),
-        ttlSeconds: 3600,
-      }).issue(shop.userIds.chef, 'STAFF')
-    ).token;
+  const forgedToken = () => testAccessToken(shop.userIds.chef, 'STAFF', { signer: forgedUserTokenSigner() });
 
   it('refuses a bad token with 401 UNAUTHENTICATED', async () => {
     const forged = await forgedToken();

@@ -2,8 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { createClient, type Client } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { newEvent, UserTokens, type DomainEvent, type EventBus, type EventOf } from '@food/platform';
-import { testSecrets } from '@food/platform/testing';
+import { newEvent, type DomainEvent, type EventBus, type EventOf } from '@food/platform';
+import { forgedUserTokenSigner, testAccessToken, testUserTokenSigner } from '@food/platform/testing';
 import type { RunningGateway } from '@food/gateway';
 import { codes, startTestSupergraph } from './harness.js';
 // These tests start their own gateways (with an in-test bus) beside the supergraph's, on the same subgraphs.
@@ -243,12 +243,10 @@ describe('order tracking over WebSockets (graphql-ws) on the gateway', () => {
   });
 
   it('refuses a forged, expired or malformed token at connect (4403)', async () => {
-    const issuer = { issuer: 'food-users', audience: 'food-supergraph', ttlSeconds: 3600 };
-    const forged = (await new UserTokens({ ...issuer, secret: 'x'.repeat(40) }).issue(userIds.chef, 'STAFF')).token;
+    const forged = await testAccessToken(userIds.chef, 'STAFF', { signer: forgedUserTokenSigner() });
     const expired = (
-      await new UserTokens({ ...issuer, secret: testSecrets.JWT_SECRET, ttlSeconds: 60 }).issue(
-        userIds.ada,
-        'CUSTOMER',
+      await testUserTokenSigner({ ttlSeconds: 60 }).issue(
+        { userId: userIds.ada, role: 'CUSTOMER', sessionId: randomUUID() },
         new Date(Date.now() - 3_600_000),
       )
     ).token;
@@ -264,14 +262,7 @@ describe('order tracking over WebSockets (graphql-ws) on the gateway', () => {
 
   it('closes a connection when its token expires', async () => {
     // A token that expires in two to three seconds (expiry has whole seconds).
-    const token = (
-      await new UserTokens({
-        issuer: 'food-users',
-        audience: 'food-supergraph',
-        secret: testSecrets.JWT_SECRET,
-        ttlSeconds: 3,
-      }).issue(userIds.chef, 'STAFF')
-    ).token;
+    const token = await testAccessToken(userIds.chef, 'STAFF', { ttlSeconds: 3 });
     const feed = record(connect(token), FEED);
     await vi.waitFor(() => expect(gateway.subscriptions.listenerCounts().typeListeners).toBe(1));
     await feed.ended();
@@ -402,8 +393,10 @@ describe('limits and clean-up', () => {
     expect(gateway.subscriptions.connections()).toBe(0);
     expect(b.state.completed).toBe(true);
     expect(feed.state.completed).toBe(true);
-    // One tail of the orders stream for this gateway process, whatever the number of subscribers.
-    expect(bus.tails).toBe(1);
+    // One tail of the orders stream for this gateway process, whatever the number of subscribers
+    // (besides its one tail of the sessions stream, for revoked sessions).
+    expect(bus.tails).toBe(2);
+    expect(bus.emitter.listenerCount('sessions')).toBe(1);
     expect(bus.emitter.listenerCount('orders')).toBe(1);
   });
 

@@ -11,7 +11,9 @@ import {
   REQUEST_ID_HEADER,
   sampledGauge,
   serveGraphQL,
-  UserTokens,
+  JWKS_PATH,
+  remoteUserKeys,
+  UserTokenVerifier,
   type EventBus,
   type Logger,
   type RunningHttpService,
@@ -22,6 +24,7 @@ import type { GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
 import { clientAddress, createEdge, guardHttpOperations, readYourWritesPlugin } from './edge/index.js';
 import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
+import { followSessionRevocations, RevokedSessions, sessionCheckedTokens } from './session-revocations.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
 import { liveDeclarationProblems } from './subscriptions/checks.js';
@@ -92,13 +95,30 @@ export async function startGateway(
     throw new Error(`the supergraph's @subscribe declarations do not hold:\n  - ${liveProblems.join('\n  - ')}`);
   }
   const internalTokens = new InternalTokens(config.INTERNAL_TOKEN_SECRET);
-  const userTokens = new UserTokens({
-    secret: config.JWT_SECRET,
+  const verifier = new UserTokenVerifier({
+    keys: remoteUserKeys(jwksUrl(config, supergraph), {
+      cooldownSeconds: config.JWKS_REFRESH_COOLDOWN_SECONDS,
+      cacheMaxAgeSeconds: config.JWKS_CACHE_MAX_AGE_SECONDS,
+    }),
     issuer: config.JWT_ISSUER,
     audience: config.JWT_AUDIENCE,
-    ttlSeconds: 1,
+    maxTokenAgeSeconds: config.JWT_MAX_AGE_SECONDS,
   });
-  const edge = await createEdge(config, supergraph, logger, options.eventBus);
+  // Revoked sessions' tokens are refused from the moment their event arrives (from every users
+  // replica, through the bus); without a bus, only their expiry ends them.
+  const revokedSessions = new RevokedSessions();
+  const userTokens = sessionCheckedTokens(verifier, revokedSessions);
+  const revocations = options.eventBus
+    ? await followSessionRevocations(options.eventBus, revokedSessions, config.JWT_MAX_AGE_SECONDS, logger)
+    : undefined;
+  const stopRevocations = async () => {
+    await revocations?.close();
+    revokedSessions.close();
+  };
+  const edge = await createEdge(config, supergraph, logger, options.eventBus).catch(async (error: unknown) => {
+    await stopRevocations();
+    throw error;
+  });
   const production = config.NODE_ENV === 'production';
   const subgraphUrls: Record<string, string> = {};
   // One data source per subgraph, shared by the gateway's executor and the subscriptions' own.
@@ -142,6 +162,7 @@ export async function startGateway(
   const httpSubscriptions = serveHttpSubscriptions({
     engine,
     userTokens,
+    revokedSessions,
     logger: subscriptionLogger,
     protocols: [serverSentEvents(), multipartSubscriptions()],
     maxStreamsPerAddress: config.GATEWAY_MAX_HTTP_SUBSCRIPTIONS_PER_ADDRESS,
@@ -169,6 +190,7 @@ export async function startGateway(
         httpServer,
         engine,
         userTokens,
+        revokedSessions,
         logger,
         maxSubscriptionsPerConnection: config.GATEWAY_MAX_SUBSCRIPTIONS_PER_CONNECTION,
         production,
@@ -209,6 +231,7 @@ export async function startGateway(
     ),
   }).catch(async (error: unknown) => {
     await edge.close();
+    await stopRevocations();
     throw error;
   });
   const ws = subscriptions;
@@ -241,6 +264,7 @@ export async function startGateway(
       await engine.close();
       await http.close();
       await edge.close();
+      await stopRevocations();
     },
   };
 }
@@ -255,6 +279,17 @@ const subscriptionGauges = {
     [],
   ),
 };
+
+/**
+ * Where the users service publishes its public keys: USERS_JWKS_URL, else `/.well-known/jwks.json` on
+ * the users subgraph's URL (its override, else the supergraph's).
+ */
+function jwksUrl(config: GatewayConfig, supergraph: Supergraph): URL {
+  if (config.USERS_JWKS_URL) return new URL(config.USERS_JWKS_URL);
+  const users = config.subgraphUrls.users ?? supergraph.subgraphs().get('users')?.url;
+  if (!users) throw new Error('USERS_JWKS_URL is required: the supergraph has no users subgraph to take it from');
+  return new URL(JWKS_PATH, users);
+}
 
 /** A subgraph is ready when its own /readyz says so (its database is reachable). */
 async function checkSubgraphReady(graphqlUrl: string): Promise<void> {

@@ -1,13 +1,18 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { GraphQLError } from './graphql-js.js';
-import { anonymous, DomainError, type Caller, type UserTokens } from '@food/platform';
+import { anonymous, DomainError, type Caller, type UserCaller } from '@food/platform';
+
+/** What the gateway checks a bearer token with: signature and claims (UserTokenVerifier), then its session. */
+export interface AccessTokens {
+  verify(token: string): Promise<UserCaller>;
+}
 
 /**
  * The caller of a gateway request, from `Authorization: Bearer <jwt>` only. Any identity headers a
  * client sends are ignored: subgraphs learn who the caller is from the token the gateway signs.
  * A token that is present but invalid or expired is refused (401), never downgraded to anonymous.
  */
-export async function authenticate(headers: IncomingHttpHeaders, tokens: UserTokens): Promise<Caller> {
+export async function authenticate(headers: IncomingHttpHeaders, tokens: AccessTokens): Promise<Caller> {
   const header = headers.authorization;
   if (!header) return anonymous;
   const match = /^Bearer ([A-Za-z0-9\-_.]+)$/.exec(header);

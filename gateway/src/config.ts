@@ -31,9 +31,20 @@ export const GatewayConfigSchema = z
     /** The composed supergraph; defaults to the committed gateway/supergraph.graphql. */
     SUPERGRAPH_PATH: z.string().optional(),
     INTERNAL_TOKEN_SECRET: secret(32),
-    JWT_SECRET: secret(32),
+    /**
+     * Users' access tokens are verified with the public keys the users service publishes (ES256, by
+     * kid); the gateway holds no key that can sign one. Default: `/.well-known/jwks.json` on the users
+     * subgraph's URL (USERS_SUBGRAPH_URL, else the supergraph's).
+     */
+    USERS_JWKS_URL: z.url({ protocol: /^https?$/ }).optional(),
+    /** The JWKS is fetched again after this long, or sooner when a token names a kid it lacks. */
+    JWKS_CACHE_MAX_AGE_SECONDS: integer(600, 1, 86_400),
+    /** At most one fetch for an unknown kid per this many seconds (a flood of made-up kids costs one fetch). */
+    JWKS_REFRESH_COOLDOWN_SECONDS: integer(30, 1, 3_600),
     JWT_ISSUER: z.string().min(1).default('food-users'),
     JWT_AUDIENCE: z.string().min(1).default('food-supergraph'),
+    /** An access token issued longer ago than this is refused whatever its exp (the users service's TTL is at most 1 h). */
+    JWT_MAX_AGE_SECONDS: integer(3_600, 60, 86_400),
     /** How long one subgraph fetch may take before the gateway gives up on it. */
     SUBGRAPH_TIMEOUT_MS: z.coerce.number().int().min(100).max(60_000).default(10_000),
     /** GraphQL subscriptions one WebSocket connection may hold at once; one more is refused. */

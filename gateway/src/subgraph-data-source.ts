@@ -3,6 +3,7 @@ import { Agent, request as httpRequest } from 'undici';
 import {
   callerKey,
   CHANGED_ENTITIES_EXTENSION,
+  CLIENT_ADDRESS_HEADER,
   ErrorCode,
   histogram,
   injectTraceContext,
@@ -122,6 +123,8 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       [INTERNAL_TOKEN_HEADER]: await internalTokens.sign(caller, { readFromPrimary: readsFromPrimary(context) }),
     };
     if ('requestId' in context && context.requestId) headers[REQUEST_ID_HEADER] = context.requestId;
+    // Who the client is, as the edge saw it (the users service throttles failed logins by it).
+    if ('clientAddress' in context && context.clientAddress) headers[CLIENT_ADDRESS_HEADER] = context.clientAddress;
     // The subgraph's spans continue this fetch's (Apollo's `gateway.fetch` span is active here).
     injectTraceContext({ set: (header, value) => (headers[header] = value) });
     const response = await httpRequest(url, {

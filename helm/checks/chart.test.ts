@@ -7,7 +7,7 @@ import { GatewayConfigSchema, loadGatewayConfig, readSupergraphConfig } from '@f
 import { loadMealsConfig, MealsConfigSchema } from '@food/meals-subgraph';
 import { loadOrdersConfig, OrdersConfigSchema } from '@food/orders-subgraph';
 import { loadPaymentsConfig, PaymentsConfigSchema } from '@food/payments-subgraph';
-import { OPERATIONS_PATHS } from '@food/platform';
+import { generateSigningJwk, OPERATIONS_PATHS } from '@food/platform';
 import { databaseServices } from '@food/prisma';
 import { loadUsersConfig, UsersConfigSchema } from '@food/users-subgraph';
 import { readBake } from './bake.js';
@@ -76,7 +76,7 @@ const scenarioValues = {
 };
 
 /** The components that talk to Redis; each gets the same Redis environment. */
-const REDIS_USERS = ['gateway', 'users-worker', 'meals-worker', 'orders-worker', 'payments-worker'];
+const REDIS_USERS = ['gateway', 'users', 'users-worker', 'meals-worker', 'orders-worker', 'payments-worker'];
 /**
  * Variables the chart sets for settings other branches of issue 14 add to the services (partitioned
  * streams, replica-confirmed publishing): accepted while the services' schemas do not know them yet.
@@ -254,6 +254,8 @@ class Release {
       if (value !== EXTERNAL) continue;
       if (name.endsWith('_DATABASE_URL')) env[name] = 'postgresql://app:secret@db.example:5432/app';
       else if (name === 'REDIS_URL') env[name] = 'rediss://redis.example:6380';
+      else if (name === 'USERS_SIGNING_KEYS')
+        env[name] = JSON.stringify([generateSigningJwk(env.USERS_SIGNING_ACTIVE_KEY_ID ?? 'external')]);
       else if (name === 'USERS_ENCRYPTION_KEYS')
         env[name] = `${env.USERS_ENCRYPTION_ACTIVE_KEY_ID}:${Buffer.alloc(32, 2).toString('base64')}`;
       else if (name === 'ORDERS_ENCRYPTION_KEYS')
@@ -522,7 +524,8 @@ describe('the food-supergraph chart', () => {
         { gateway: { replicas: 2 } },
         { logLevel: 'loud' },
         { redis: { url: 'http://redis' } },
-        { secrets: { jwtSecret: 'too-short' } },
+        { secrets: { internalTokenSecret: 'too-short' } },
+        { secrets: { usersSigningKeys: 'not-a-json-array' } },
         { gateway: { env: { 'lower-case': 'x' } } },
         { redis: { url: 'redis://redis:6379', cluster: { nodes: ['redis-0:6379'] } } },
         { redis: { existingSecret: { name: 'food-redis' }, cluster: { nodes: ['redis-0:6379'] } } },
@@ -539,7 +542,8 @@ describe('the food-supergraph chart', () => {
       expect(render(chartDir).stderr).toMatch(/^Error: execution error at \(.+\): .+ is required/);
       const required: [string, string][] = [
         ['secrets.internalTokenSecret', 'secrets.internalTokenSecret is required'],
-        ['secrets.jwtSecret', 'secrets.jwtSecret is required'],
+        ['secrets.usersSigningKeys', 'secrets.usersSigningKeys is required'],
+        ['users.signingActiveKeyId', 'users.signingActiveKeyId is required'],
         ['secrets.usersEncryptionKeys', 'secrets.usersEncryptionKeys is required'],
         ['users.encryptionActiveKeyId', 'users.encryptionActiveKeyId is required'],
         ['secrets.usersBlindIndexKey', 'secrets.usersBlindIndexKey is required'],
@@ -555,13 +559,13 @@ describe('the food-supergraph chart', () => {
       }
       // helm checks values.schema.json before it renders; the template's own check stands behind it
       // for an install that skips the schema.
-      const short = ['-f', valuesFile(minimalValues), '--set-string', 'secrets.jwtSecret=short'];
+      const short = ['-f', valuesFile(minimalValues), '--set-string', 'secrets.internalTokenSecret=short'];
       const refusedBySchema = render(chartDir, short);
       expect(refusedBySchema.status).toBe(1);
-      expect(refusedBySchema.stderr).toContain("at '/secrets/jwtSecret': minLength: got 5, want 32");
+      expect(refusedBySchema.stderr).toContain("at '/secrets/internalTokenSecret': minLength: got 5, want 32");
       const refusedByTemplate = render(chartDir, [...short, '--skip-schema-validation']);
       expect(refusedByTemplate.status).toBe(1);
-      expect(refusedByTemplate.stderr).toContain('secrets.jwtSecret must be at least 32 characters');
+      expect(refusedByTemplate.stderr).toContain('secrets.internalTokenSecret must be at least 32 characters');
       const ingress = render(chartDir, ['-f', valuesFile(minimalValues), '--set', 'ingress.enabled=true']);
       expect(ingress.stderr).toContain('ingress.host is required');
     });

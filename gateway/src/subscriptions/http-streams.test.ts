@@ -7,8 +7,8 @@ import { ApolloGateway } from '@apollo/gateway';
 import type { GraphQLSchema } from 'graphql';
 import { createClient, type Client, type ClientOptions, type ExecutionResult } from 'graphql-sse';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger, UserTokens } from '@food/platform';
-import { EmitterBus } from '@food/platform/testing';
+import { createLogger } from '@food/platform';
+import { EmitterBus, forgedUserTokenSigner, testAccessToken, testUserTokenVerifier } from '@food/platform/testing';
 import { supergraphPath } from '../compose/compose.js';
 import { readLiveFields } from './declarations.js';
 import { SubscriptionEngine } from './engine.js';
@@ -23,12 +23,7 @@ import { serverSentEvents } from './sse.js';
  * Apollo Client and graphql-sse's client, are in e2e/src/subscription-transports.test.ts.
  */
 
-const tokenOptions = {
-  secret: 'http-streams-test-jwt-secret-0123456789',
-  issuer: 'food-users',
-  audience: 'food-supergraph',
-};
-const userTokens = new UserTokens({ ...tokenOptions, ttlSeconds: 600 });
+const userTokens = testUserTokenVerifier();
 const STAFF_ID = '7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f';
 const FEED = 'subscription { orderUpdates { id } }';
 /** What the clients send: curl's and graphql-sse's for SSE, Apollo Client 4's for multipart. */
@@ -106,8 +101,8 @@ async function bodyOf(request: IncomingMessage): Promise<string> {
   return body;
 }
 
-const staffToken = async () => (await userTokens.issue(STAFF_ID, 'STAFF')).token;
-const customerToken = async () => (await userTokens.issue(STAFF_ID, 'CUSTOMER')).token;
+const staffToken = () => testAccessToken(STAFF_ID, 'STAFF');
+const customerToken = () => testAccessToken(STAFF_ID, 'CUSTOMER');
 
 /** A subscription as a raw request, its response body read as it arrives. */
 async function subscribe(
@@ -228,9 +223,7 @@ describe('which requests are served as streams', () => {
 describe('refusals', () => {
   it('refuses a token that is present but invalid with 401 on both transports', async () => {
     const { url, engine } = await serve();
-    const forged = (
-      await new UserTokens({ ...tokenOptions, secret: 'z'.repeat(40), ttlSeconds: 60 }).issue(STAFF_ID, 'STAFF')
-    ).token;
+    const forged = await testAccessToken(STAFF_ID, 'STAFF', { signer: forgedUserTokenSigner() });
     for (const transport of ['sse', 'multipart'] as const) {
       for (const token of [forged, 'not-a-jwt']) {
         const { response, ended } = await subscribe(url, transport, FEED, { token });
@@ -360,7 +353,7 @@ describe('a stream', () => {
   it('ends with UNAUTHENTICATED when its token expires', async () => {
     const { url, engine } = await serve();
     // Expires within one to two seconds (expiry has whole seconds).
-    const { token } = await new UserTokens({ ...tokenOptions, ttlSeconds: 2 }).issue(STAFF_ID, 'STAFF');
+    const token = await testAccessToken(STAFF_ID, 'STAFF', { ttlSeconds: 2 });
     const sse = await subscribe(url, 'sse', FEED, { token });
     const multipart = await subscribe(url, 'multipart', FEED, { token });
     const [sseBody, multipartBody] = await Promise.all([sse.ended(), multipart.ended()]);

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { ExecutionResult, GraphQLFormattedError } from 'graphql';
-import type { Caller, Logger, UserTokens } from '@food/platform';
-import { authenticate, msUntilTokenExpiry } from '../auth.js';
+import type { Caller, Logger } from '@food/platform';
+import { authenticate, msUntilTokenExpiry, type AccessTokens } from '../auth.js';
+import type { RevokedSessions } from '../session-revocations.js';
 import { GraphQLError, getOperationAST, OperationTypeNode, parse } from '../graphql-js.js';
 import type { CheckedSubscription, SubscriptionEngine } from './engine.js';
 import { refusalStatus, subscriptionError, SubscriptionErrorCode } from './errors.js';
@@ -70,7 +71,9 @@ export interface StreamFraming {
 export interface HttpSubscriptionsOptions {
   /** The subscriptions these transports carry (shared with graphql-ws). */
   engine: SubscriptionEngine;
-  userTokens: UserTokens;
+  userTokens: AccessTokens;
+  /** Ends a stream (UNAUTHENTICATED "Session revoked") once its token's session is revoked. */
+  revokedSessions?: RevokedSessions;
   logger: Logger;
   /** The protocols served, each recognised by the request's `Accept`. */
   protocols: readonly StreamProtocol[];
@@ -170,9 +173,14 @@ export function serveHttpSubscriptions(options: HttpSubscriptionsOptions): HttpS
         authorization ? msUntilTokenExpiry(authorization) : undefined,
       );
       open.add(subscription);
+      const unwatch =
+        caller.kind === 'user' && options.revokedSessions
+          ? options.revokedSessions.watch(caller.sessionId, () => subscription.sessionRevoked())
+          : undefined;
       try {
         await subscription.run();
       } finally {
+        unwatch?.();
         open.delete(subscription);
       }
     } finally {
@@ -275,6 +283,11 @@ class SubscriptionResponse {
     }
   }
 
+  /** The token's session was revoked: the stream ends, the client must log in again. */
+  sessionRevoked(): void {
+    this.stop(this.framing.failed([formatted(sessionRevoked())]));
+  }
+
   /** Gateway shutdown: the client should subscribe again, elsewhere. */
   shutDown(): void {
     this.stop(this.framing.retry(formatted(shuttingDown())));
@@ -317,6 +330,7 @@ const shuttingDown = () =>
     retryable: true,
   });
 const tokenExpired = () => subscriptionError(SubscriptionErrorCode.UNAUTHENTICATED, 'Token expired');
+const sessionRevoked = () => subscriptionError(SubscriptionErrorCode.UNAUTHENTICATED, 'Session revoked');
 
 /** The GraphQL request of a GET (query string) or POST (JSON body); undefined when it is not one. */
 function subscribeRequestOf(request: GraphQLHttpRequest): SubscribeRequest | undefined {

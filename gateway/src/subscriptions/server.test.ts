@@ -8,8 +8,8 @@ import type { GraphQLSchema } from 'graphql';
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { createLogger, UserTokens, type EventBus } from '@food/platform';
-import { EmitterBus } from '@food/platform/testing';
+import { createLogger, type EventBus } from '@food/platform';
+import { EmitterBus, forgedUserTokenSigner, testAccessToken, testUserTokenVerifier } from '@food/platform/testing';
 import { supergraphPath } from '../compose/compose.js';
 import { readLiveFields } from './declarations.js';
 import { SubscriptionEngine } from './engine.js';
@@ -21,12 +21,7 @@ import { attachSubscriptionServer, type SubscriptionServer, type SubscriptionSer
  * whole flow, with the subgraphs, is in e2e/src/subscriptions.test.ts.
  */
 
-const tokenOptions = {
-  secret: 'server-test-jwt-secret-0123456789abcdef',
-  issuer: 'food-users',
-  audience: 'food-supergraph',
-};
-const userTokens = new UserTokens({ ...tokenOptions, ttlSeconds: 600 });
+const userTokens = testUserTokenVerifier();
 let schema: GraphQLSchema;
 let gateway: ApolloGateway;
 const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
@@ -146,7 +141,7 @@ describe('the WebSocket endpoint', () => {
 
   it('speaks graphql-transport-ws: pings, subscribes, completes, and closes on protocol errors', async () => {
     const { url, subscriptions, engine } = await serve();
-    const { token } = await userTokens.issue('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
+    const token = await testAccessToken('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
     const init = JSON.stringify({ type: 'connection_init', payload: { authorization: `Bearer ${token}` } });
     const subscribe = JSON.stringify({
       id: '1',
@@ -227,12 +222,9 @@ describe('the WebSocket endpoint', () => {
 
   it('refuses a bad token at connect (4403) and lets an anonymous one connect', async () => {
     const { url, subscriptions } = await serve();
-    const forged = (
-      await new UserTokens({ ...tokenOptions, secret: 'y'.repeat(40), ttlSeconds: 60 }).issue(
-        '7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f',
-        'ADMIN',
-      )
-    ).token;
+    const forged = await testAccessToken('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'ADMIN', {
+      signer: forgedUserTokenSigner(),
+    });
     const refused = await subscribeOnce(url, 'subscription { orderUpdates { id } }', forged);
     expect(refused.error).toMatchObject({ code: 4403, reason: 'Forbidden' });
     const anonymous = await subscribeOnce(url, 'subscription { orderUpdates { id } }');
@@ -242,7 +234,7 @@ describe('the WebSocket endpoint', () => {
 
   it('serves subscriptions only: a query over WebSockets is refused', async () => {
     const { url } = await serve();
-    const { token } = await userTokens.issue('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
+    const token = await testAccessToken('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
     const refused = await subscribeOnce(url, '{ __typename }', token);
     expect(refused.error).toEqual([
       expect.objectContaining({
@@ -254,7 +246,7 @@ describe('the WebSocket endpoint', () => {
 
   it('refuses every subscribe without an event bus, and every socket once closed', async () => {
     const { url, subscriptions } = await serve({}, null);
-    const { token } = await userTokens.issue('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
+    const token = await testAccessToken('7c6d5e4f-3a2b-4c1d-9e8f-0a1b2c3d4e5f', 'STAFF');
     const refused = await subscribeOnce(url, 'subscription { orderUpdates { id } }', token);
     expect(refused.error).toEqual([
       expect.objectContaining({

@@ -3,9 +3,10 @@ import type { Duplex } from 'node:stream';
 import { CloseCode, handleProtocols, makeServer, type Context, type WebSocket as GraphqlWsSocket } from 'graphql-ws';
 import type { ExecutionArgs, ExecutionResult } from 'graphql';
 import { WebSocketServer, type WebSocket } from 'ws';
-import type { Caller, Logger, UserTokens } from '@food/platform';
-import { authenticate, msUntilTokenExpiry } from '../auth.js';
+import type { Caller, Logger } from '@food/platform';
+import { authenticate, msUntilTokenExpiry, type AccessTokens } from '../auth.js';
 import { GraphQLError } from '../graphql-js.js';
+import type { RevokedSessions } from '../session-revocations.js';
 import type { CheckedSubscription, SubscriptionEngine } from './engine.js';
 import { resultJson } from './result-json.js';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
@@ -14,7 +15,9 @@ export interface SubscriptionServerOptions {
   httpServer: Server;
   /** The subscriptions this transport carries (shared with the other transports). */
   engine: SubscriptionEngine;
-  userTokens: UserTokens;
+  userTokens: AccessTokens;
+  /** Closes a connection (4403 "Session revoked") once its token's session is revoked. */
+  revokedSessions?: RevokedSessions;
   logger: Logger;
   maxSubscriptionsPerConnection: number;
   /** Default /graphql. */
@@ -44,6 +47,8 @@ export interface SubscriptionServer {
 interface Connection {
   caller: Caller;
   expiry?: NodeJS.Timeout;
+  /** Stops watching the session for revocation. */
+  unwatch?: () => void;
 }
 
 /**
@@ -170,11 +175,18 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
         connection.expiry.unref();
       }
       connections.set(ctx, connection);
+      if (caller.kind === 'user' && options.revokedSessions) {
+        // Its subscriptions resolve as this caller for as long as it lives: a revoked session ends it now.
+        connection.unwatch = options.revokedSessions.watch(caller.sessionId, () =>
+          ctx.extra.socket.close(CloseCode.Forbidden, 'Session revoked'),
+        );
+      }
       return true;
     },
     onClose: (ctx) => {
       const connection = connections.get(ctx);
       if (connection?.expiry) clearTimeout(connection.expiry);
+      connection?.unwatch?.();
       connections.delete(ctx);
     },
     onSubscribe: async (ctx, id, payload) => {

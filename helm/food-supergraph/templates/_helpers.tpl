@@ -47,7 +47,7 @@ gateway:
   image: gateway
   portEnv: GATEWAY_PORT
   configMaps: [gateway]
-  secrets: [INTERNAL_TOKEN_SECRET, JWT_SECRET]
+  secrets: [INTERNAL_TOKEN_SECRET]
   redis: true
   subgraph: false
 users:
@@ -56,7 +56,8 @@ users:
   image: users
   portEnv: USERS_PORT
   configMaps: [users]
-  secrets: [INTERNAL_TOKEN_SECRET, JWT_SECRET, USERS_ENCRYPTION_KEYS, USERS_BLIND_INDEX_KEY, USERS_DATABASE_URL]
+  secrets: [INTERNAL_TOKEN_SECRET, USERS_SIGNING_KEYS, USERS_ENCRYPTION_KEYS, USERS_BLIND_INDEX_KEY, USERS_DATABASE_URL]
+  redis: true
   subgraph: true
 meals:
   values: meals
@@ -88,7 +89,8 @@ users-worker:
   image: users
   portEnv: USERS_WORKER_PORT
   configMaps: [users, users-worker]
-  secrets: [INTERNAL_TOKEN_SECRET, JWT_SECRET, USERS_ENCRYPTION_KEYS, USERS_BLIND_INDEX_KEY, USERS_DATABASE_URL]
+  # The worker loads the users configuration whole, signing keys included (it signs nothing).
+  secrets: [INTERNAL_TOKEN_SECRET, USERS_SIGNING_KEYS, USERS_ENCRYPTION_KEYS, USERS_BLIND_INDEX_KEY, USERS_DATABASE_URL]
   redis: true
   command: [node, dist/worker-main.js]
   subgraph: false
@@ -152,14 +154,14 @@ Fails with a message naming the value to set when neither is given.
 {{- $var := .var -}}
 {{- $fullname := include "food.fullname" $root -}}
 {{- $s := $root.Values.secrets -}}
-{{- if has $var (list "INTERNAL_TOKEN_SECRET" "JWT_SECRET" "USERS_ENCRYPTION_KEYS" "USERS_BLIND_INDEX_KEY" "ORDERS_ENCRYPTION_KEYS") -}}
+{{- if has $var (list "INTERNAL_TOKEN_SECRET" "USERS_SIGNING_KEYS" "USERS_ENCRYPTION_KEYS" "USERS_BLIND_INDEX_KEY" "ORDERS_ENCRYPTION_KEYS") -}}
   {{- if $s.existingSecret -}}
 name: {{ $s.existingSecret }}
 key: {{ $var }}
   {{- else -}}
-    {{- $field := get (dict "INTERNAL_TOKEN_SECRET" "internalTokenSecret" "JWT_SECRET" "jwtSecret" "USERS_ENCRYPTION_KEYS" "usersEncryptionKeys" "USERS_BLIND_INDEX_KEY" "usersBlindIndexKey" "ORDERS_ENCRYPTION_KEYS" "ordersEncryptionKeys") $var -}}
+    {{- $field := get (dict "INTERNAL_TOKEN_SECRET" "internalTokenSecret" "USERS_SIGNING_KEYS" "usersSigningKeys" "USERS_ENCRYPTION_KEYS" "usersEncryptionKeys" "USERS_BLIND_INDEX_KEY" "usersBlindIndexKey" "ORDERS_ENCRYPTION_KEYS" "ordersEncryptionKeys") $var -}}
     {{- $value := required (printf "secrets.%s is required (%s), or set secrets.existingSecret" $field $var) (get $s $field) -}}
-    {{- if and (not (hasSuffix "_ENCRYPTION_KEYS" $var)) (lt (len $value) 32) -}}
+    {{- if and (has $var (list "INTERNAL_TOKEN_SECRET" "USERS_BLIND_INDEX_KEY")) (lt (len $value) 32) -}}
       {{- fail (printf "secrets.%s must be at least 32 characters" $field) -}}
     {{- end -}}
 name: {{ $fullname }}
@@ -365,6 +367,9 @@ ConfigMap first, so theirs holds only what differs. `<component>.env` entries co
   {{- $_ := set $data "USERS_PORT" (include "food.envValue" $v.users.port) -}}
   {{- $_ := set $data "JWT_ISSUER" $v.auth.jwtIssuer -}}
   {{- $_ := set $data "JWT_AUDIENCE" $v.auth.jwtAudience -}}
+  {{- $_ := set $data "REDIS_KEY_PREFIX" $v.redis.keyPrefix -}}
+  {{- $_ := set $data "REDIS_REDELIVER_AFTER_MS" (include "food.envValue" $v.redis.redeliverAfterMs) -}}
+  {{- $_ := set $data "USERS_SIGNING_ACTIVE_KEY_ID" (required "users.signingActiveKeyId is required: the kid (in USERS_SIGNING_KEYS) of the key access tokens are signed with" $v.users.signingActiveKeyId) -}}
   {{- $_ := set $data "USERS_ENCRYPTION_ACTIVE_KEY_ID" (required "users.encryptionActiveKeyId is required: the id (in USERS_ENCRYPTION_KEYS) of the key new values are encrypted with" $v.users.encryptionActiveKeyId) -}}
 {{- else if eq $name "meals" -}}
   {{- $_ := set $data "MEALS_PORT" (include "food.envValue" $v.meals.port) -}}

@@ -75,7 +75,7 @@ export async function startSupergraph(options: SupergraphOptions): Promise<Runni
     for (const service of stack.reverse()) await service.close();
   };
   try {
-    const users = await startUsersSubgraph(usersConfig);
+    const users = await startUsersSubgraph(usersConfig, messaging);
     stack.push(users);
     const meals = await startMealsSubgraph(mealsConfig);
     stack.push(meals);

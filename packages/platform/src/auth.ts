@@ -1,4 +1,4 @@
-import { SignJWT, jwtVerify, errors as joseErrors, type JWTPayload } from 'jose';
+import { SignJWT, jwtVerify, type JWTPayload } from 'jose';
 import { LRUCache } from 'lru-cache';
 import { z } from 'zod';
 import { DomainError, ErrorCode } from './errors.js';
@@ -11,7 +11,10 @@ export type Role = z.infer<typeof Role>;
  * calls on its own behalf (e.g. orders asking meals for prices), `anonymous` otherwise.
  */
 export type Caller =
-  { kind: 'anonymous' } | { kind: 'user'; userId: string; role: Role } | { kind: 'service'; service: string };
+  | { kind: 'anonymous' }
+  /** `sessionId`: the session the user's access token belongs to (absent where no session applies, e.g. tests). */
+  | { kind: 'user'; userId: string; role: Role; sessionId?: string }
+  | { kind: 'service'; service: string };
 
 export const anonymous: Caller = { kind: 'anonymous' };
 
@@ -38,13 +41,18 @@ export const callerKey = (caller: Caller): string =>
 
 /** The header that carries the gateway's (or a service's) signed statement of who the caller is. */
 export const INTERNAL_TOKEN_HEADER = 'x-internal-token';
+/**
+ * The end client's address, as the gateway saw it (after its trusted proxies), on each subgraph call:
+ * believed only on a request whose internal token verifies, i.e. one the gateway (or a service) sent.
+ */
+export const CLIENT_ADDRESS_HEADER = 'x-client-address';
 const INTERNAL_AUDIENCE = 'food-subgraphs';
 const INTERNAL_ISSUER = 'food-internal';
 
 const InternalClaims = z.intersection(
   z.discriminatedUnion('kind', [
     z.object({ kind: z.literal('anonymous') }),
-    z.object({ kind: z.literal('user'), sub: z.uuid(), role: Role }),
+    z.object({ kind: z.literal('user'), sub: z.uuid(), role: Role, sid: z.uuid().optional() }),
     z.object({ kind: z.literal('service'), sub: z.string().min(1) }),
   ]),
   /** Read from the primary database (read-your-writes, see read-consistency.ts); absent means replicas may serve. */
@@ -102,7 +110,9 @@ export class InternalTokens {
 
   async sign(caller: Caller, options: SignOptions = {}): Promise<string> {
     const primary = options.readFromPrimary === true;
-    const key = `${callerKey(caller)}${primary ? '\nprimary' : ''}`;
+    // The session too: a subgraph acts on "the current session" (logOut, changePassword).
+    const session = caller.kind === 'user' && caller.sessionId ? `\n${caller.sessionId}` : '';
+    const key = `${callerKey(caller)}${session}${primary ? '\nprimary' : ''}`;
     const reusable = this.signed.get(key);
     if (reusable) return reusable;
     const token = await this.signNew(caller, primary);
@@ -113,7 +123,7 @@ export class InternalTokens {
   private async signNew(caller: Caller, primary: boolean): Promise<string> {
     const claims =
       caller.kind === 'user'
-        ? { kind: 'user', role: caller.role }
+        ? { kind: 'user', role: caller.role, ...(caller.sessionId ? { sid: caller.sessionId } : {}) }
         : caller.kind === 'service'
           ? { kind: 'service' }
           : { kind: 'anonymous' };
@@ -146,7 +156,7 @@ export class InternalTokens {
         const claims = InternalClaims.parse(payload);
         const caller: Caller =
           claims.kind === 'user'
-            ? { kind: 'user', userId: claims.sub, role: claims.role }
+            ? { kind: 'user', userId: claims.sub, role: claims.role, ...(claims.sid ? { sessionId: claims.sid } : {}) }
             : claims.kind === 'service'
               ? { kind: 'service', service: claims.sub }
               : anonymous;
@@ -154,54 +164,6 @@ export class InternalTokens {
       });
     } catch {
       throw new DomainError(ErrorCode.UNAUTHENTICATED, 'Invalid internal token');
-    }
-  }
-}
-
-/** The end user's session token: issued by the users subgraph, verified by the gateway. */
-export interface UserTokenOptions {
-  secret: string;
-  issuer: string;
-  audience: string;
-  ttlSeconds: number;
-}
-
-export class UserTokens {
-  private readonly key: Uint8Array;
-  private readonly verified = new VerifiedTokens<Extract<Caller, { kind: 'user' }>>();
-  constructor(private readonly options: UserTokenOptions) {
-    this.key = new TextEncoder().encode(options.secret);
-  }
-
-  async issue(userId: string, role: Role, now = new Date()): Promise<{ token: string; expiresAt: Date }> {
-    const issuedAt = Math.floor(now.getTime() / 1000);
-    const expiresAt = new Date((issuedAt + this.options.ttlSeconds) * 1000);
-    const token = await new SignJWT({ role })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(userId)
-      .setIssuer(this.options.issuer)
-      .setAudience(this.options.audience)
-      .setIssuedAt(issuedAt)
-      .setExpirationTime(Math.floor(expiresAt.getTime() / 1000))
-      .sign(this.key);
-    return { token, expiresAt };
-  }
-
-  /** Verifies signature, expiry, issuer and audience; throws UNAUTHENTICATED with the reason. */
-  async verify(token: string): Promise<Extract<Caller, { kind: 'user' }>> {
-    try {
-      return await this.verified.verify(token, async (candidate) => {
-        const { payload } = await jwtVerify(candidate, this.key, {
-          issuer: this.options.issuer,
-          audience: this.options.audience,
-          algorithms: ['HS256'],
-        });
-        const claims = z.object({ sub: z.uuid(), role: Role }).parse(payload);
-        return { value: { kind: 'user', userId: claims.sub, role: claims.role }, payload };
-      });
-    } catch (error) {
-      const reason = error instanceof joseErrors.JWTExpired ? 'Token expired' : 'Invalid token';
-      throw new DomainError(ErrorCode.UNAUTHENTICATED, reason);
     }
   }
 }

@@ -54,6 +54,8 @@ export interface ServeGraphQLOptions<Ctx extends BaseContext> {
   production?: boolean;
   /** Files served as they are, by URL path (e.g. a development IDE's scripts). */
   staticFiles?: Record<string, { file: string; type: string }>;
+  /** Public JSON documents served on GET, by URL path (e.g. the users service's JWKS), cacheable for 5 minutes. */
+  jsonDocuments?: Record<string, () => unknown>;
 }
 
 /** The paths every process serves for its orchestrator and Prometheus (probes and scrapes use these). */
@@ -105,6 +107,11 @@ export async function serveGraphQL<Ctx extends BaseContext>(
     app.get(path, (_req, res) => {
       // dotfiles: pnpm keeps packages under node_modules/.pnpm, which `send` would otherwise refuse.
       res.type(type).set('cache-control', 'public, max-age=3600').sendFile(file, { dotfiles: 'allow' });
+    });
+  }
+  for (const [path, document] of Object.entries(options.jsonDocuments ?? {})) {
+    app.get(path, (_req, res) => {
+      res.set('cache-control', 'public, max-age=300').json(document());
     });
   }
   app.use(

@@ -1,4 +1,5 @@
 export * from './auth.js';
+export * from './user-tokens.js';
 export * from './config.js';
 export * from './errors.js';
 export * from './ids.js';

@@ -4,7 +4,7 @@ import { ApolloServer, type ApolloServerPlugin } from '@apollo/server';
 import { buildSubgraphSchema } from '@apollo/subgraph';
 import { ApolloServerPluginInlineTraceDisabled } from '@apollo/server/plugin/disabled';
 import type { Request, RequestHandler } from 'express';
-import { INTERNAL_TOKEN_HEADER, InternalTokens, type Caller } from './auth.js';
+import { CLIENT_ADDRESS_HEADER, INTERNAL_TOKEN_HEADER, InternalTokens, type Caller } from './auth.js';
 import { reportChangedEntities } from './changed-entities.js';
 import { formatError } from './errors.js';
 import type { Logger } from './logger.js';
@@ -84,8 +84,11 @@ export interface StartSubgraphOptions<Ctx extends object> {
   resolvers: unknown;
   /** Verifies the internal token every request must carry. */
   internalTokenSecret: string;
-  /** Builds the per-request context (services, loaders) for a verified caller. */
-  context: (caller: Caller) => Ctx;
+  /**
+   * Builds the per-request context (services, loaders) for a verified caller, with the end client's
+   * address where the gateway named it (trusted only because the internal token verified).
+   */
+  context: (caller: Caller, request: { clientAddress?: string }) => Ctx;
   /** Checked by `/readyz`, and disconnected by `close()` after HTTP stops. */
   database: SubgraphDatabase;
   /** Checks `/readyz` runs besides the database one. */
@@ -94,6 +97,8 @@ export interface StartSubgraphOptions<Ctx extends object> {
   host?: string;
   /** Introspection is off in production. */
   nodeEnv: string;
+  /** Public JSON documents beside /graphql (the users service's JWKS). */
+  jsonDocuments?: Record<string, () => unknown>;
 }
 
 /**
@@ -113,6 +118,7 @@ export async function startSubgraph<Ctx extends object>(
     production: options.nodeEnv === 'production',
     readiness: { ...options.readiness, database: () => database.$queryRawUnsafe('SELECT 1') },
     beforeApolloServer: [readConsistencyOfRequest(internalTokens)],
+    jsonDocuments: options.jsonDocuments,
     createServer: (plugins) =>
       createSubgraphServer<Ctx>({
         typeDefs: options.typeDefs,
@@ -123,7 +129,10 @@ export async function startSubgraph<Ctx extends object>(
       }),
     context: async (req) => {
       try {
-        return options.context(await callerFromRequest(req, internalTokens));
+        const caller = await callerFromRequest(req, internalTokens);
+        const address = req.headers[CLIENT_ADDRESS_HEADER];
+        const clientAddress = typeof address === 'string' && address.length <= 64 ? address : undefined;
+        return options.context(caller, { clientAddress });
       } catch (error) {
         const message = error instanceof Error ? error.message : 'Unauthenticated';
         throw new GraphQLError(message, { extensions: { code: 'UNAUTHENTICATED', http: { status: 401 } } });

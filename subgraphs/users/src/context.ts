@@ -8,13 +8,16 @@ export interface SubgraphContext {
   users: UsersService;
   /** Batches entity references: N users in one query plan step cost one database query. */
   userById: DataLoader<string, User | null>;
+  /** The end client's address, as the gateway saw it (absent on calls that are not a client's). */
+  clientAddress?: string;
   /** Entities this request changed: the gateway's entity cache drops them (see reportChangedEntities). */
   changedEntities: ChangedEntities;
 }
 
-export function createContext(caller: Caller, users: UsersService): SubgraphContext {
+export function createContext(caller: Caller, users: UsersService, clientAddress?: string): SubgraphContext {
   return {
     caller,
+    clientAddress,
     users,
     userById: new DataLoader((ids) => users.byIds(ids)),
     changedEntities: new ChangedEntities(),

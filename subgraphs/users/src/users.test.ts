@@ -1,20 +1,33 @@
 import { createHash } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ApolloServer } from '@apollo/server';
-import { createLogger, UserTokens, type Caller } from '@food/platform';
-import { errorCodes, execute, startTestSubgraphServer, testSecrets } from '@food/platform/testing';
+import { randomUUID } from 'node:crypto';
+import { connectRedis, createLogger, UserTokenSigner, type Caller, type RedisConnection } from '@food/platform';
+import {
+  deleteKeys,
+  errorCodes,
+  execute,
+  startTestSubgraphServer,
+  testRedisTarget,
+  testSecrets,
+  testUserTokenVerifier,
+} from '@food/platform/testing';
 import {
   createTestDatabaseAt,
   createTestDatabaseClient,
   withPostgres,
   type TestDatabaseClient,
 } from '@food/prisma/testing';
+import { RedisLoginAttempts } from './data/login-attempts.js';
+import { LoginThrottle } from './domain/login-throttle.js';
 import { loadUsersConfig, type UsersConfig } from './config.js';
 import { createContext, type SubgraphContext } from './context.js';
 import { PersonalDataCipher } from '@food/platform';
 import { UsersService } from './domain/users.js';
 import { hashPassword } from './domain/passwords.js';
 import { PrismaUsersStore } from './data/users-store.js';
+import { PrismaSessionStore } from './data/sessions-store.js';
+import { hashRefreshToken, Sessions } from './domain/sessions.js';
 import { PrismaClient } from './data/generated/prisma/client.js';
 import { PrismaPg } from '@prisma/adapter-pg';
 import { usersPersonalData, usersTypeDefs } from './app.js';
@@ -30,6 +43,17 @@ let sqlQueries: string[];
 let config: UsersConfig;
 let users: UsersService;
 let server: ApolloServer<SubgraphContext>;
+const redisPrefix = `users-test-${randomUUID()}`;
+let redis: RedisConnection | undefined;
+/** A throttle on the test Redis, with this many free failures per account and per address, 1 s doubling waits. */
+const throttle = (free: { account: number; address: number }) => {
+  redis ??= connectRedis(testRedisTarget(), { name: 'users-test' });
+  const rule = (freeFailures: number) => ({ freeFailures, baseDelayMs: 1_000, maxDelayMs: 60_000, windowMs: 60_000 });
+  return new LoginThrottle(new RedisLoginAttempts(redis, redisPrefix), {
+    account: rule(free.account),
+    address: rule(free.address),
+  });
+};
 
 beforeAll(async () => {
   database = await createTestDatabaseClient('users', PrismaClient, PrismaPg);
@@ -45,22 +69,34 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  redis?.disconnect();
+  await deleteKeys(redisPrefix).catch(() => undefined);
   await server?.stop();
   await database?.close();
 });
 
-/** The users service over a database, with the configuration's keys. */
-const serviceOn = (client: PrismaClient, usersConfig: UsersConfig) => {
+/** The users service over a database, with the configuration's keys (and a lenient throttle unless given one). */
+const serviceOn = (
+  client: PrismaClient,
+  usersConfig: UsersConfig,
+  loginThrottle: LoginThrottle = throttle({ account: 1_000, address: 1_000 }),
+) => {
   const { cipher, emailIndex } = usersPersonalData(usersConfig);
   return new UsersService(
     new PrismaUsersStore(client),
     cipher,
-    new UserTokens({
-      secret: usersConfig.JWT_SECRET,
-      issuer: 'food-users',
-      audience: 'food-supergraph',
-      ttlSeconds: 3600,
-    }),
+    new Sessions(
+      new PrismaSessionStore(client),
+      new UserTokenSigner({
+        keys: usersConfig.USERS_SIGNING_KEYS,
+        activeKeyId: usersConfig.USERS_SIGNING_ACTIVE_KEY_ID,
+        issuer: 'food-users',
+        audience: 'food-supergraph',
+        ttlSeconds: 900,
+      }),
+      { refreshTtlSeconds: 3_600, accessTtlSeconds: 900 },
+    ),
+    loginThrottle,
     emailIndex,
   );
 };
@@ -88,13 +124,8 @@ describe('users subgraph', () => {
     const { token, user } = result.data!.signUp;
     adaId = user.id;
     expect(user).toMatchObject({ email: 'ada@example.com', role: 'CUSTOMER', phone: '+441234567890' });
-    const verified = await new UserTokens({
-      secret: config.JWT_SECRET,
-      issuer: 'food-users',
-      audience: 'food-supergraph',
-      ttlSeconds: 1,
-    }).verify(token);
-    expect(verified).toEqual({ kind: 'user', userId: adaId, role: 'CUSTOMER' });
+    const verified = await testUserTokenVerifier().verify(token);
+    expect(verified).toEqual({ kind: 'user', userId: adaId, role: 'CUSTOMER', sessionId: expect.any(String) });
 
     const [row] = await prisma.$queryRaw<
       {
@@ -342,4 +373,197 @@ describe('email at rest, for accounts from before it was encrypted', () => {
       email_encrypted: null,
     });
   });
+});
+
+describe('sessions: refresh tokens used once, revocations announced', () => {
+  const AUTH = `token expiresAt refreshToken refreshTokenExpiresAt user { id role email }`;
+  const LOG_IN = `mutation ($input: LogInInput!) { logIn(input: $input) { ${AUTH} } }`;
+  const REFRESH = `mutation ($token: String!) { refreshSession(input: { refreshToken: $token }) { ${AUTH} } }`;
+  const email = 'sessions@example.com';
+  let password = 'first password';
+  let userId = '';
+  const verifier = testUserTokenVerifier();
+  /** A login, and the caller the gateway makes of its access token. */
+  const logIn = async () => {
+    const result = await run(anonymous, LOG_IN, { input: { email, password } });
+    expect(result.errors).toBeUndefined();
+    const session = result.data!.logIn;
+    return { ...session, caller: (await verifier.verify(session.token)) as Caller };
+  };
+  const refresh = (token: string) => run(anonymous, REFRESH, { token });
+  const revocations = async () =>
+    (await prisma.outboxEvent.findMany({ where: { type: 'session.revoked' }, orderBy: { sequence: 'asc' } })).map(
+      (row) => row.payload as { data: { sessionId: string; userId: string; reason: string } },
+    );
+  const revoked = async (sessionId: string) =>
+    (await prisma.session.findUniqueOrThrow({ where: { id: sessionId } })).revokedReason;
+
+  beforeAll(async () => {
+    const result = await run(anonymous, SIGN_UP, { input: { email, password, name: 'Sessions' } });
+    userId = result.data!.signUp.user.id;
+  });
+
+  it('gives a refresh token with every login, stored only as its hash, and a sid in the access token', async () => {
+    const session = await logIn();
+    expect(session.refreshToken).toMatch(/^rt_[A-Za-z0-9_-]{43}$/);
+    expect(session.caller).toMatchObject({ kind: 'user', userId, sessionId: expect.any(String) });
+    const rows = await prisma.refreshToken.findMany({
+      where: { sessionId: (session.caller as { sessionId: string }).sessionId },
+    });
+    expect(rows).toEqual([
+      expect.objectContaining({ tokenHash: hashRefreshToken(session.refreshToken), usedAt: null }),
+    ]);
+    const everything = JSON.stringify(await prisma.$queryRaw`SELECT * FROM refresh_tokens`);
+    expect(everything).not.toContain(session.refreshToken);
+    expect(new Date(session.expiresAt).getTime() - Date.now()).toBeLessThanOrEqual(900_000);
+  });
+
+  it('rotates: a refresh gives a new pair in the same session, and the old refresh token is used up', async () => {
+    const first = await logIn();
+    const second = await refresh(first.refreshToken);
+    expect(second.errors).toBeUndefined();
+    const next = second.data!.refreshSession;
+    expect(next.refreshToken).not.toBe(first.refreshToken);
+    expect(next.refreshTokenExpiresAt).toBe(first.refreshTokenExpiresAt);
+    expect(await verifier.verify(next.token)).toMatchObject({
+      sessionId: (first.caller as { sessionId: string }).sessionId,
+    });
+    const third = await refresh(next.refreshToken);
+    expect(third.errors).toBeUndefined();
+    expect(errorCodes(await refresh('rt_not-a-token-anyone-was-given'))).toEqual(['UNAUTHENTICATED']);
+  });
+
+  it('revokes the whole session when a used refresh token comes back, and announces it', async () => {
+    const stolen = await logIn();
+    const sessionId = (stolen.caller as { sessionId: string }).sessionId;
+    const legitimate = (await refresh(stolen.refreshToken)).data!.refreshSession;
+    const before = (await revocations()).length;
+    // The copy is presented again: whoever holds it, and whoever holds the newer one, are out.
+    expect(errorCodes(await refresh(stolen.refreshToken))).toEqual(['UNAUTHENTICATED']);
+    expect(errorCodes(await refresh(legitimate.refreshToken))).toEqual(['UNAUTHENTICATED']);
+    expect(await revoked(sessionId)).toBe('refresh_token_reused');
+    const events = (await revocations()).slice(before);
+    expect(events.map((event) => event.data)).toEqual([
+      expect.objectContaining({ sessionId, userId, reason: 'refresh_token_reused' }),
+    ]);
+  });
+
+  it('logs out the current session only', async () => {
+    const one = await logIn();
+    const other = await logIn();
+    const result = await run(one.caller, `mutation { logOut }`);
+    expect(result.data).toEqual({ logOut: true });
+    expect(await revoked((one.caller as { sessionId: string }).sessionId)).toBe('logout');
+    expect(errorCodes(await refresh(one.refreshToken))).toEqual(['UNAUTHENTICATED']);
+    expect((await refresh(other.refreshToken)).errors).toBeUndefined();
+    expect(errorCodes(await run(anonymous, `mutation { logOut }`))).toEqual(['UNAUTHENTICATED']);
+  });
+
+  it('changes the password given the current one, and ends every other session', async () => {
+    const here = await logIn();
+    const elsewhere = await logIn();
+    const CHANGE = `mutation ($input: ChangePasswordInput!) { changePassword(input: $input) }`;
+    const wrong = await run(here.caller, CHANGE, {
+      input: { currentPassword: 'not it', newPassword: 'second password' },
+    });
+    expect(errorCodes(wrong)).toEqual(['INVALID_CREDENTIALS']);
+    const before = (await revocations()).length;
+    const ok = await run(here.caller, CHANGE, { input: { currentPassword: password, newPassword: 'second password' } });
+    expect(ok.data).toEqual({ changePassword: true });
+    password = 'second password';
+    expect(await revoked((elsewhere.caller as { sessionId: string }).sessionId)).toBe('password_changed');
+    expect(await revoked((here.caller as { sessionId: string }).sessionId)).toBeNull();
+    expect(errorCodes(await refresh(elsewhere.refreshToken))).toEqual(['UNAUTHENTICATED']);
+    expect((await refresh(here.refreshToken)).errors).toBeUndefined();
+    const events = (await revocations()).slice(before).map((event) => event.data);
+    expect(events.map((event) => event.reason)).toEqual(events.map(() => 'password_changed'));
+    expect(events.map((event) => event.sessionId)).not.toContain((here.caller as { sessionId: string }).sessionId);
+    expect(errorCodes(await run(anonymous, LOG_IN, { input: { email, password: 'first password' } }))).toEqual([
+      'INVALID_CREDENTIALS',
+    ]);
+  });
+
+  it('ends every session of a user whose role changes, so no token keeps the old role', async () => {
+    const session = await logIn();
+    const admin: Caller = { kind: 'user', userId: '00000000-0000-4000-8000-000000000003', role: 'ADMIN' };
+    await run(admin, `mutation ($id: ID!) { setUserRole(userId: $id, role: STAFF) { role } }`, { id: userId });
+    expect(await revoked((session.caller as { sessionId: string }).sessionId)).toBe('role_changed');
+    expect(errorCodes(await refresh(session.refreshToken))).toEqual(['UNAUTHENTICATED']);
+    const again = await logIn();
+    expect(again.caller).toMatchObject({ role: 'STAFF' });
+    expect(again.user.role).toBe('STAFF');
+  });
+});
+
+describe('login abuse: throttled failures, and one answer for unknown and wrong', () => {
+  const LOG_IN = `mutation ($input: LogInInput!) { logIn(input: $input) { user { id } } }`;
+  let tight: UsersService;
+  const as = (service: UsersService, address: string, email: string, password: string) =>
+    execute<Record<string, any>, SubgraphContext>(server, createContext(anonymous, service, address), LOG_IN, {
+      input: { email, password },
+    });
+  const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+  beforeAll(async () => {
+    await run(anonymous, SIGN_UP, { input: { email: 'throttled@example.com', password: 'right password', name: 'T' } });
+    tight = serviceOn(prisma, config, throttle({ account: 2, address: 4 }));
+  });
+
+  it('makes an account wait after its free failures, with RATE_LIMITED and retryAfterSeconds, right password or not', async () => {
+    const address = `198.51.100.${Math.floor(Math.random() * 200)}`;
+    for (let i = 0; i < 3; i += 1) {
+      expect(errorCodes(await as(tight, address, 'throttled@example.com', 'wrong'))).toEqual(['INVALID_CREDENTIALS']);
+    }
+    // The third failure (one past the free two) started a 1 s wait: even the right password waits.
+    const refused = await as(tight, `${address}1`, 'throttled@example.com', 'right password');
+    expect(errorCodes(refused)).toEqual(['RATE_LIMITED']);
+    expect(refused.errors![0]!.extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: 1 });
+    await sleep(1_100);
+    expect(errorCodes(await as(tight, address, 'throttled@example.com', 'wrong'))).toEqual(['INVALID_CREDENTIALS']);
+    // The next wait is twice as long.
+    const longer = await as(tight, address, 'throttled@example.com', 'right password');
+    expect(longer.errors![0]!.extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: 2 });
+    await sleep(2_100);
+    expect((await as(tight, address, 'throttled@example.com', 'right password')).errors).toBeUndefined();
+    // A success clears the account's failures.
+    expect(errorCodes(await as(tight, address, 'throttled@example.com', 'wrong'))).toEqual(['INVALID_CREDENTIALS']);
+  });
+
+  it('makes a client address wait after its free failures over any accounts; other addresses go on', async () => {
+    const address = '203.0.113.7';
+    for (let i = 0; i < 5; i += 1) {
+      expect(errorCodes(await as(tight, address, `nobody-${i}@example.com`, 'wrong'))).toEqual(['INVALID_CREDENTIALS']);
+    }
+    const refused = await as(tight, address, 'someone-else@example.com', 'whatever');
+    expect(refused.errors![0]!.extensions).toMatchObject({ code: 'RATE_LIMITED', retryAfterSeconds: 1 });
+    expect(errorCodes(await as(tight, '203.0.113.8', 'someone-else@example.com', 'whatever'))).toEqual([
+      'INVALID_CREDENTIALS',
+    ]);
+    // The counters live in Redis under the service's prefix, each with a TTL.
+    expect(await redis!.pttl(`${redisPrefix}:login:address:${address}`)).toBeGreaterThan(0);
+  });
+
+  it('answers an unknown email like a wrong password, in about the same time', async () => {
+    const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+    const time = async (email: string) => {
+      const started = performance.now();
+      const result = await as(users, `192.0.2.${Math.floor(Math.random() * 250)}`, email, 'not the password');
+      expect(errorCodes(result)).toEqual(['INVALID_CREDENTIALS']);
+      return performance.now() - started;
+    };
+    const unknown: number[] = [];
+    const wrong: number[] = [];
+    // Interleaved, so load on the machine weighs on both alike.
+    for (let i = 0; i < 5; i += 1) {
+      unknown.push(await time(`unknown-${randomUUID()}@example.com`));
+      wrong.push(await time('throttled@example.com'));
+    }
+    const ratio = median(unknown) / median(wrong);
+    // Without the decoy hash an unknown email would answer in a database round trip (a hundredth of
+    // a scrypt, or less): far outside this.
+    expect(ratio, `unknown ${median(unknown).toFixed(0)} ms vs wrong ${median(wrong).toFixed(0)} ms`).toBeGreaterThan(
+      0.5,
+    );
+    expect(ratio).toBeLessThan(2);
+  }, 120_000);
 });

@@ -61,6 +61,12 @@ const samples = {
     price: money,
     version: 3,
   }),
+  'session.revoked': newEvent('session.revoked', ids.payment, {
+    sessionId: ids.payment,
+    userId: ids.customer,
+    reason: 'logout',
+    tokensExpireAt: new Date().toISOString(),
+  }),
 } satisfies Record<EventType, DomainEvent>;
 
 describe('event definitions', () => {
@@ -87,6 +93,7 @@ describe('event definitions', () => {
       'payment.failed': byPayments,
       'payment.refunded': byPayments,
       'meal.availability_changed': [{ subgraph: 'meals', entities: [{ __typename: 'Meal', id: ids.meal }] }],
+      'session.revoked': [],
     } satisfies Record<EventType, unknown>;
     for (const type of eventTypes) expect(changedEntitiesOf(samples[type]), type).toEqual(expected[type]);
   });
@@ -100,6 +107,7 @@ describe('event definitions', () => {
       ['payment.failed', 'payments'],
       ['payment.refunded', 'payments'],
       ['meal.availability_changed', 'meals'],
+      ['session.revoked', 'sessions'],
     ]);
   });
 

@@ -33,6 +33,7 @@ export const EventStreams = {
   orders: 'orders',
   payments: 'payments',
   meals: 'meals',
+  sessions: 'sessions',
 } as const;
 export type EventStream = (typeof EventStreams)[keyof typeof EventStreams];
 
@@ -161,6 +162,21 @@ export const eventDefinitions = {
       version: z.number().int().positive(),
     }),
     { stream: EventStreams.meals, changes: [{ subgraph: 'meals', type: 'Meal', key: { id: 'mealId' } }] },
+  ),
+  /**
+   * A login ended before its tokens did (log-out, password or role change, a refresh token used
+   * twice): every gateway refuses its access tokens and closes its subscriptions until
+   * `tokensExpireAt`, when the last access token it issued expires anyway.
+   */
+  'session.revoked': defineEvent(
+    'session.revoked',
+    z.object({
+      sessionId: z.uuid(),
+      userId: z.uuid(),
+      reason: z.enum(['logout', 'password_changed', 'role_changed', 'refresh_token_reused']),
+      tokensExpireAt: z.iso.datetime(),
+    }),
+    { stream: EventStreams.sessions, changes: [] },
   ),
 };
 

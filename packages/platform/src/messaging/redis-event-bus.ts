@@ -12,7 +12,13 @@ import {
 import { describeRawEvent, InvalidEventError, parseEvent, type DomainEvent, type EventStream } from './events.js';
 import { delay, interruptiblePause } from './pause.js';
 import { messagingMetrics } from './telemetry.js';
-import { UnconfirmedPublishError, type EventBus, type EventHandler, type EventSubscription } from './types.js';
+import {
+  UnconfirmedPublishError,
+  type EventBus,
+  type EventHandler,
+  type EventSubscription,
+  type TailOptions,
+} from './types.js';
 
 export interface RedisEventBusOptions {
   redis: RedisTarget;
@@ -634,15 +640,22 @@ export class RedisEventBus implements EventBus {
     };
   }
 
-  async tail(stream: EventStream, handler: (event: DomainEvent) => void): Promise<EventSubscription> {
+  async tail(
+    stream: EventStream,
+    handler: (event: DomainEvent) => void,
+    options: TailOptions = {},
+  ): Promise<EventSubscription> {
     this.assertOpen();
     const log = this.logger.child({ stream });
     const connections = this.partitionNumbers().map((partition) => this.connect(`tail:${stream}:${partition}`));
     let cursors: string[];
     try {
       // From each partition's newest entry now; our own cursors then, so a reconnect misses nothing and repeats nothing.
+      // Entry ids start with their time in ms: `<since>-0` reads from that instant on.
+      const since = options.sinceMs === undefined ? undefined : `${Math.max(0, Math.floor(options.sinceMs))}-0`;
       cursors = await Promise.all(
         connections.map(async (connection, partition) => {
+          if (since) return since;
           const key = this.partitionKey(stream, partition);
           const newest = (await connection.xrevrange(key, '+', '-', 'COUNT', 1)) as [string, string[]][];
           return newest[0]?.[0] ?? '0-0';

@@ -32,6 +32,15 @@ export class UnconfirmedPublishError extends Error {
   }
 }
 
+export interface TailOptions {
+  /**
+   * Start with the events published since this instant (epoch ms) instead of only later ones, where
+   * the stream still holds them (a gateway catching up on recent session revocations). The
+   * in-process stand-in has no history and starts now.
+   */
+  sinceMs?: number;
+}
+
 export interface EventBus {
   /**
    * Appends an event to its stream. Resolves once the stream has it (and, where the bus requires
@@ -55,7 +64,7 @@ export interface EventBus {
    * Fan-out: every caller (e.g. every gateway process) sees every event published after it started
    * tailing, in stream order; a dropped connection resumes where it left off.
    */
-  tail(stream: EventStream, handler: (event: DomainEvent) => void): Promise<EventSubscription>;
+  tail(stream: EventStream, handler: (event: DomainEvent) => void, options?: TailOptions): Promise<EventSubscription>;
   close(): Promise<void>;
 }
 

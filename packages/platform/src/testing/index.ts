@@ -3,7 +3,19 @@ import type { AddressInfo } from 'node:net';
 import type { ApolloServer } from '@apollo/server';
 import type { DocumentNode, GraphQLFormattedError } from 'graphql';
 import { createLogger } from '../logger.js';
+import { randomUUID } from 'node:crypto';
+import type { Role } from '../auth.js';
 import { createSubgraphServer } from '../subgraph.js';
+import {
+  generateSigningJwk,
+  localUserKeys,
+  publicJwks,
+  signingKeysEnv,
+  UserTokenSigner,
+  UserTokenVerifier,
+  type UserTokenSignerOptions,
+  type UserTokenVerifierOptions,
+} from '../user-tokens.js';
 
 export interface OperationResult<T = Record<string, unknown>> {
   data: T | null | undefined;
@@ -26,16 +38,56 @@ export async function execute<T = Record<string, unknown>, Ctx extends object = 
 /** The `extensions.code` of each error, for assertions. */
 export const errorCodes = (result: OperationResult<unknown>) => (result.errors ?? []).map((e) => e.extensions?.code);
 
+/** The test run's access-token signing key (made once per process): its kid is `test-1`. */
+const testSigningKey = generateSigningJwk('test-1');
+
 export const testSecrets = {
   INTERNAL_TOKEN_SECRET: 'test-internal-token-secret-0123456789abcdef',
-  JWT_SECRET: 'test-jwt-secret-0123456789abcdef0123456789',
   /** Personal data at rest: each service its own keys (see personal-data.ts). */
   USERS_ENCRYPTION_KEYS: `test:${Buffer.alloc(32, 1).toString('base64')}`,
   USERS_ENCRYPTION_ACTIVE_KEY_ID: 'test',
   USERS_BLIND_INDEX_KEY: Buffer.alloc(32, 3).toString('base64'),
   ORDERS_ENCRYPTION_KEYS: `test:${Buffer.alloc(32, 2).toString('base64')}`,
   ORDERS_ENCRYPTION_ACTIVE_KEY_ID: 'test',
+  USERS_SIGNING_KEYS: JSON.stringify([testSigningKey]),
+  USERS_SIGNING_ACTIVE_KEY_ID: 'test-1',
 };
+
+/** Signs access tokens as the users service does with testSecrets' key (issuer food-users, audience food-supergraph). */
+export function testUserTokenSigner(options: Partial<UserTokenSignerOptions> = {}): UserTokenSigner {
+  return new UserTokenSigner({
+    keys: signingKeysEnv.parse(testSecrets.USERS_SIGNING_KEYS),
+    activeKeyId: testSecrets.USERS_SIGNING_ACTIVE_KEY_ID,
+    issuer: 'food-users',
+    audience: 'food-supergraph',
+    ttlSeconds: 600,
+    ...options,
+  });
+}
+
+/** A signer with another key under the test key's kid: its tokens must be refused. */
+export const forgedUserTokenSigner = (options: Partial<UserTokenSignerOptions> = {}): UserTokenSigner =>
+  testUserTokenSigner({ keys: signingKeysEnv.parse(JSON.stringify([generateSigningJwk('test-1')])), ...options });
+
+/** An access token for the user in a new session, signed with testSecrets' key. */
+export async function testAccessToken(
+  userId: string,
+  role: Role,
+  options: Partial<UserTokenSignerOptions> & { signer?: UserTokenSigner; sessionId?: string } = {},
+): Promise<string> {
+  const { signer = testUserTokenSigner(options), sessionId = randomUUID() } = options;
+  return (await signer.issue({ userId, role, sessionId })).token;
+}
+
+/** Verifies access tokens against testSecrets' public key, as the gateway does against the JWKS. */
+export function testUserTokenVerifier(options: Partial<UserTokenVerifierOptions> = {}): UserTokenVerifier {
+  return new UserTokenVerifier({
+    keys: localUserKeys(publicJwks(signingKeysEnv.parse(testSecrets.USERS_SIGNING_KEYS))),
+    issuer: 'food-users',
+    audience: 'food-supergraph',
+    ...options,
+  });
+}
 
 /**
  * A subgraph's Apollo Server, started, for `execute`: silent logger, introspection off, no HTTP.

@@ -12,6 +12,8 @@ import {
   type Role,
 } from '@food/platform';
 import { decoyPasswordHash, hashPassword, verifyPassword } from './passwords.js';
+import type { LoginThrottle } from './login-throttle.js';
+import type { Sessions } from './sessions.js';
 
 /** A user as the domain sees it: personal data decrypted, no password hash. */
 export interface User {
@@ -73,10 +75,6 @@ export interface UsersStore {
 
 export class EmailTakenError extends Error {}
 
-export interface SessionIssuer {
-  issue(userId: string, role: Role): Promise<{ token: string; expiresAt: Date }>;
-}
-
 /** An email as it is compared and indexed: trimmed and lower-cased. */
 export const normaliseEmail = (email: string) => email.trim().toLowerCase();
 
@@ -93,14 +91,18 @@ const phone = z
   .regex(/^\+[1-9][0-9]{6,14}$/, 'must be + and 7 to 15 digits');
 const address = z.string().trim().min(5, 'must be at least 5 characters').max(500, 'must be at most 500 characters');
 
+const password = z.string().min(8, 'must be at least 8 characters').max(128, 'must be at most 128 characters');
+
 export const ZSignUpInput = z.object({
   email,
-  password: z.string().min(8, 'must be at least 8 characters').max(128, 'must be at most 128 characters'),
+  password,
   name,
   phone: phone.nullish(),
   deliveryAddress: address.nullish(),
 });
 export const ZLogInInput = z.object({ email: z.string().max(254), password: z.string().max(128) });
+export const ZChangePasswordInput = z.object({ currentPassword: z.string().max(128), newPassword: password });
+const ZRefreshToken = z.string().min(1).max(200);
 export const ZUpdateProfileInput = z.object({
   name: name.nullish(),
   phone: phone.nullish(),
@@ -113,7 +115,8 @@ export class UsersService {
   constructor(
     private readonly store: UsersStore,
     private readonly cipher: PersonalDataCipher,
-    private readonly sessions: SessionIssuer,
+    private readonly sessions: Sessions,
+    private readonly throttle: LoginThrottle,
     /** The email's keyed blind index (USERS_BLIND_INDEX_KEY): the login look-up. */
     private readonly emailIndex: BlindIndex,
   ) {}
@@ -139,12 +142,59 @@ export class UsersService {
     return this.session(stored);
   }
 
-  async logIn(input: unknown) {
+  /**
+   * Credentials for a session. An unknown email and a wrong password get the same answer in the same
+   * time (an unknown email still costs a hash, against a decoy); failures are throttled per account
+   * and per client address (`clientAddress`, as the gateway saw it).
+   */
+  async logIn(input: unknown, clientAddress?: string) {
     const data = parseInput(ZLogInInput, input);
+    const email = normaliseEmail(data.email);
+    await this.throttle.check(email, clientAddress);
     const stored = await this.store.findByEmail(this.emailKey(data.email));
     const valid = await verifyPassword(data.password, stored?.passwordHash ?? (await decoyPasswordHash()));
-    if (!stored || !valid) throw new DomainError(ErrorCode.INVALID_CREDENTIALS, 'Email or password is wrong');
+    if (!stored || !valid) {
+      await this.throttle.failed(email, clientAddress);
+      throw new DomainError(ErrorCode.INVALID_CREDENTIALS, 'Email or password is wrong');
+    }
+    await this.throttle.succeeded(email);
     return this.session(stored);
+  }
+
+  /** A new access token and refresh token for a refresh token, which is used up; the role is read now. */
+  async refreshSession(refreshToken: unknown) {
+    const token = parseInput(ZRefreshToken, refreshToken);
+    const refreshed = await this.sessions.refresh(token, async (userId) => {
+      const [stored] = await this.store.findByIds([userId]);
+      return stored?.role ?? null;
+    });
+    const [stored] = await this.store.findByIds([refreshed.userId]);
+    if (!stored) throw new DomainError(ErrorCode.UNAUTHENTICATED, 'Your account no longer exists');
+    const { userId: _userId, ...tokens } = refreshed;
+    return { ...tokens, user: { ...this.reveal(stored), isSessionHolder: true } };
+  }
+
+  /** Ends the caller's session: its refresh token stops working and the gateways refuse its access tokens. */
+  async logOut(caller: Caller): Promise<boolean> {
+    const user = requireUser(caller);
+    if (!user.sessionId) throw new DomainError(ErrorCode.UNAUTHENTICATED, 'This request has no session to end');
+    await this.sessions.logOut(user.sessionId);
+    return true;
+  }
+
+  /** A new password, given the current one; every other session of the user is revoked. */
+  async changePassword(caller: Caller, input: unknown): Promise<boolean> {
+    const { userId, sessionId } = requireUser(caller);
+    const data = parseInput(ZChangePasswordInput, input);
+    const [stored] = await this.store.findByIds([userId]);
+    if (!stored) throw new DomainError(ErrorCode.NOT_FOUND, 'Your account no longer exists');
+    if (!(await verifyPassword(data.currentPassword, stored.passwordHash))) {
+      throw new DomainError(ErrorCode.INVALID_CREDENTIALS, 'The current password is wrong', {
+        field: 'currentPassword',
+      });
+    }
+    await this.sessions.changePassword(userId, await hashPassword(data.newPassword), sessionId);
+    return true;
   }
 
   async me(caller: Caller): Promise<User | null> {
@@ -173,6 +223,9 @@ export class UsersService {
     const id = parseInput(ZUserId, userId);
     const stored = await this.store.update(id, { role });
     if (!stored) throw new DomainError(ErrorCode.NOT_FOUND, `User ${id} was not found`, { id });
+    // Tokens carry the role: every session of the user ends now (its subscriptions too), and the next
+    // login (or any refresh, which reads the role afresh) carries the new one.
+    await this.sessions.revokeAll(id, 'role_changed');
     return this.reveal(stored);
   }
 
@@ -189,8 +242,14 @@ export class UsersService {
   }
 
   private async session(stored: StoredUser) {
-    const { token, expiresAt } = await this.sessions.issue(stored.id, stored.role);
-    return { token, expiresAt, user: { ...this.reveal(stored), isSessionHolder: true } };
+    const { token, expiresAt, refreshToken, refreshTokenExpiresAt } = await this.sessions.start(stored.id, stored.role);
+    return {
+      token,
+      expiresAt,
+      refreshToken,
+      refreshTokenExpiresAt,
+      user: { ...this.reveal(stored), isSessionHolder: true },
+    };
   }
 
   private emailKey(email: string): EmailKey {
