@@ -55,6 +55,7 @@ import {
   orderId,
   paidOrders,
   seed,
+  serviceKeysEnv,
   STAFF_EMAIL,
   staleDatabases,
   userId,
@@ -510,14 +511,7 @@ async function measurePass(
     env: {
       ...secrets,
       NODE_ENV: 'production',
-      // logIn's tokens outlast the run; the gateway accepts tokens that old.
-      ACCESS_TOKEN_TTL_SECONDS: '86400',
-      JWT_MAX_AGE_SECONDS: '86400',
-      USERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.usersKey.toString('base64')}`,
-      USERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
-      USERS_BLIND_INDEX_KEY: keys.blindIndexKey.toString('base64'),
-      ORDERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.ordersKey.toString('base64')}`,
-      ORDERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
+      ...serviceKeysEnv(keys),
       USERS_DATABASE_URL: dbUrl('users'),
       MEALS_DATABASE_URL: dbUrl('meals'),
       ORDERS_DATABASE_URL: dbUrl('orders'),

@@ -103,6 +103,20 @@ export interface Secrets {
   ordersKey: Buffer;
 }
 
+/**
+ * What every bench process is given of the run's keys, and the token lifetimes the bench needs: its
+ * tokens outlast the run, and the gateway accepts tokens that old.
+ */
+export const serviceKeysEnv = (keys: Secrets) => ({
+  ACCESS_TOKEN_TTL_SECONDS: '86400',
+  JWT_MAX_AGE_SECONDS: '86400',
+  USERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.usersKey.toString('base64')}`,
+  USERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
+  USERS_BLIND_INDEX_KEY: keys.blindIndexKey.toString('base64'),
+  ORDERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.ordersKey.toString('base64')}`,
+  ORDERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
+});
+
 /** Distinct seeded delivery addresses: order i has address i % ORDER_ADDRESSES, sealed once each. */
 const ORDER_ADDRESSES = 1_000;
 

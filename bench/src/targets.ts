@@ -87,7 +87,8 @@ export async function startBackend(launch: Launch): Promise<Backend> {
   const processes = {} as Backend['processes'];
   const launchOne = async (name: keyof Backend['processes'], dir: string, entry: 'main' | 'worker-main') => {
     const { cwd, args } = nodeArgs(launch, dir, entry, name);
-    const own = name === 'users' ? { ...env, ...launch.usersEnv } : env;
+    // The users worker loads the users configuration whole: it needs the signing keys to start.
+    const own = name === 'users' || name === 'users-worker' ? { ...env, ...launch.usersEnv } : env;
     const managed = start({ name, command: process.execPath, args, cwd, env: own, logDir: launch.logDir });
     processes[name] = managed;
     const ready =

@@ -10,7 +10,7 @@ import { CHANGE_ORDER } from './live-operations.js';
 import type { LoadResult, LoadSpec } from './load-client.js';
 import { CpuWindow, pidsNamed, sleep, type CpuGroups } from './procs.js';
 import { problemsOf } from './results.js';
-import { availableMeal, mealId, seed, userId, type BenchDatabase, type Secrets } from './seed.js';
+import { availableMeal, mealId, seed, userId, type BenchDatabase, type Secrets, serviceKeysEnv } from './seed.js';
 import { startBackend, startTarget, workers, writeSupergraph, type Backend, type RunningTarget } from './targets.js';
 import {
   isPaid,
@@ -281,14 +281,7 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   const launchEnv = (replicaUrls: string) => ({
     ...secrets,
     NODE_ENV: 'production',
-    // The bench's tokens outlast the run; the gateway accepts tokens that old.
-    ACCESS_TOKEN_TTL_SECONDS: '86400',
-    JWT_MAX_AGE_SECONDS: '86400',
-    USERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.usersKey.toString('base64')}`,
-    USERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
-    USERS_BLIND_INDEX_KEY: keys.blindIndexKey.toString('base64'),
-    ORDERS_ENCRYPTION_KEYS: `${keys.encryptionKeyId}:${keys.ordersKey.toString('base64')}`,
-    ORDERS_ENCRYPTION_ACTIVE_KEY_ID: keys.encryptionKeyId,
+    ...serviceKeysEnv(keys),
     USERS_DATABASE_URL: dbUrl('users'),
     MEALS_DATABASE_URL: dbUrl('meals'),
     ORDERS_DATABASE_URL: dbUrl('orders'),
