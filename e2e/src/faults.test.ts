@@ -143,5 +143,6 @@ describe('faults while orders move', () => {
     expect(statusesOf(payingTracker.results)).toEqual(['PENDING_PAYMENT/1', 'PAID/2']);
     expect(await paymentEvents([paying], 'payment.succeeded')).toEqual([1]);
     expect(await transitionsTo([paying], 'PAID')).toEqual([1]);
-  });
+    // Redis is stopped and started again inside: about 30 s here, the suite's default timeout.
+  }, 120_000);
 });
