@@ -104,7 +104,7 @@ export function formatError(
     };
   }
   if (isDatabaseUnavailable(original)) {
-    // The service's own database is away (a restart, a failover): nothing was written, try again.
+    // The service's own database is away (a restart, a failover) or too busy: nothing was written, try again.
     return {
       message: 'The database is unavailable; try again shortly',
       locations: formatted.locations,
@@ -113,7 +113,10 @@ export function formatError(
     };
   }
   const code = formatted.extensions?.code;
-  if (typeof code === 'string' && (requestErrorCodes.has(code) || code in httpStatusOf)) {
+  // Apollo codes anything thrown INTERNAL_SERVER_ERROR: only a GraphQL error made so on purpose (a
+  // subgraph's, relayed by the gateway) keeps its message; any other is logged and replaced below.
+  const deliberate = code !== ErrorCode.INTERNAL_SERVER_ERROR || original instanceof GraphQLError;
+  if (typeof code === 'string' && deliberate && (requestErrorCodes.has(code) || code in httpStatusOf)) {
     const { stacktrace: _stacktrace, ...extensions } = formatted.extensions ?? {};
     return { ...formatted, extensions };
   }
@@ -130,8 +133,12 @@ export function formatError(
   };
 }
 
-/** Prisma's codes for "cannot reach / lost the database server" (P1001 unreachable, P1017 closed, ...). */
-const unavailablePrismaCodes = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024']);
+/**
+ * Prisma's codes for "cannot reach / lost the database server" (P1001 unreachable, P1017 closed, ...),
+ * for a pool too busy to lend a connection in time (P2024), and for an interactive transaction that
+ * could not start or ran out of time (P2028: rolled back, so nothing was written).
+ */
+const unavailablePrismaCodes = new Set(['P1001', 'P1002', 'P1008', 'P1017', 'P2024', 'P2028']);
 /** The driver adapter's kinds and Postgres's SQLSTATEs for a server that is down, starting or shutting down. */
 const unavailableKinds = new Set(['DatabaseNotReachable', 'ConnectionClosed', 'SocketTimeout']);
 const unavailableSqlStates = new Set(['57P01', '57P02', '57P03', '08000', '08001', '08003', '08006']);

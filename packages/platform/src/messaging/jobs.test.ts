@@ -211,7 +211,12 @@ describe('createMessaging', () => {
     await until(() => ran, 'the job');
     expect((await clientNames(prefix)).length).toBeGreaterThanOrEqual(4);
     await messaging.close();
-    await until(async () => (await clientNames(prefix)).length === 0, 'every connection to close');
+    let open: string[] = [];
+    await until(async () => (open = await clientNames(prefix)).length === 0, 'every connection to close').catch(
+      (error: Error) => {
+        throw new Error(`${error.message}; still open: ${open.join(', ')}`);
+      },
+    );
   });
 
   it('keeps each queue’s keys in one hash slot of its own, on one node or a cluster', async () => {

@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { withReadReplicas, type ReadReplicaSettings } from '@food/platform';
+import { TRANSACTION_OPTIONS, withReadReplicas, type ReadReplicaSettings } from '@food/platform';
 import { PrismaClient } from './generated/prisma/client.js';
 
 export type PaymentsPrisma = PrismaClient;
@@ -17,7 +17,10 @@ export function connectPaymentsDatabase(
   replicas?: PaymentsReplicas,
 ): PaymentsPrisma {
   const connect = (url: string, pool = {}) =>
-    new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolSize, ...pool }) });
+    new PrismaClient({
+      adapter: new PrismaPg({ connectionString: url, max: poolSize, ...pool }),
+      transactionOptions: TRANSACTION_OPTIONS,
+    });
   const primary = connect(databaseUrl);
   return replicas
     ? withReadReplicas(primary, { ...replicas, database: 'payments', primaryUrl: databaseUrl, connect })

@@ -1,5 +1,5 @@
 import { PrismaPg } from '@prisma/adapter-pg';
-import { withReadReplicas, type ReadReplicaSettings } from '@food/platform';
+import { TRANSACTION_OPTIONS, withReadReplicas, type ReadReplicaSettings } from '@food/platform';
 import { PrismaClient } from './generated/prisma/client.js';
 
 export type UsersPrisma = PrismaClient;
@@ -13,7 +13,10 @@ export type UsersReplicas = Pick<ReadReplicaSettings<UsersPrisma>, 'replicaUrls'
  */
 export function connectUsersDatabase(databaseUrl: string, poolSize = 10, replicas?: UsersReplicas): UsersPrisma {
   const connect = (url: string, pool = {}) =>
-    new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: poolSize, ...pool }) });
+    new PrismaClient({
+      adapter: new PrismaPg({ connectionString: url, max: poolSize, ...pool }),
+      transactionOptions: TRANSACTION_OPTIONS,
+    });
   const primary = connect(databaseUrl);
   return replicas
     ? withReadReplicas(primary, { ...replicas, database: 'users', primaryUrl: databaseUrl, connect })
