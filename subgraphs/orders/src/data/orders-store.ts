@@ -1,4 +1,5 @@
 import { markEventHandled, newId, writeOutbox, type DomainEvent, type PersonalDataCipher } from '@food/platform';
+import { monthStart, v7Bound, v7IdsSince } from './partitions.js';
 import type { OrdersPrisma } from './prisma.js';
 import type { OrderStatus } from '../domain/order-status.js';
 import type {
@@ -14,6 +15,12 @@ import type {
   StoredStatusChange,
   TransitionResult,
 } from '../domain/orders.js';
+
+/**
+ * How far a row's created_at (the database's clock at insert) may run ahead of the time in its id (the
+ * app's clock when it made the id): generous, so clock skew never makes the recent-first read wrong.
+ */
+const ID_TIME_SKEW_MS = 5 * 60_000;
 
 /** Thrown inside a transaction to roll it back with a known outcome. */
 class Rollback extends Error {
@@ -61,9 +68,13 @@ interface OrderRow {
  * the orders service's own key, opened on the way out, so the domain only ever sees the plaintext.
  */
 export class PrismaOrdersStore implements OrdersStore {
+  /** When ids began to carry their time here (see pageOfCustomer); looked up once. */
+  private v7IdsSince: Promise<Date | null> | undefined;
+
   constructor(
     private readonly prisma: OrdersPrisma,
     private readonly cipher: PersonalDataCipher,
+    private readonly now: () => Date = () => new Date(),
   ) {}
 
   private readonly toOrder = ({
@@ -290,19 +301,42 @@ export class PrismaOrdersStore implements OrdersStore {
     take: number,
     after: Pick<Order, 'id' | 'createdAt'> | null,
   ): Promise<Order[]> {
-    const rows = await this.prisma.order.findMany({
-      where: {
-        customerId,
-        // Keyset pagination on (createdAt, id), matching the index and the sort.
-        ...(after && {
-          OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }],
-        }),
-      },
-      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-      take,
-      select: orderColumns,
+    const page = (idAtLeast?: string) =>
+      this.prisma.order.findMany({
+        where: {
+          customerId,
+          ...(idAtLeast && { id: { gte: idAtLeast } }),
+          // Keyset pagination on (createdAt, id), matching the index and the sort.
+          ...(after && {
+            OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }],
+          }),
+        },
+        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+        take,
+        select: orderColumns,
+      });
+    // Newest partitions first. Over every partition, planning this read costs more than running it
+    // (measured at 10M orders in 19 partitions: 5.2 ms planning, 3.0 ms execution), and a customer's
+    // latest orders are nearly always in this month or the last. A row outside `id >= bound` was
+    // created before `since` (give or take clock skew) if its id carries its time, which every id
+    // made since the partition migration does; so a full page whose last row is newer than that is
+    // the page the whole table would give. Otherwise (an older page, or a database migrated since
+    // `since`, whose legacy ids say nothing of time) every partition is read.
+    const since = monthStart(this.now(), -1);
+    // A failed lookup (the database away) reads every partition this time and asks again next time.
+    this.v7IdsSince ??= v7IdsSince(this.prisma).catch(() => {
+      this.v7IdsSince = undefined;
+      return null;
     });
-    return rows.map(this.toOrder);
+    const v7Since = await this.v7IdsSince;
+    if (v7Since && v7Since < since) {
+      const recent = await page(v7Bound(since));
+      const last = recent.at(-1);
+      if (recent.length === take && last && last.createdAt.getTime() >= since.getTime() + ID_TIME_SKEW_MS) {
+        return recent.map(this.toOrder);
+      }
+    }
+    return (await page()).map(this.toOrder);
   }
 
   async findItems(orderIds: readonly string[]): Promise<StoredOrderItem[]> {

@@ -373,6 +373,104 @@ describe('the partition job', () => {
   });
 });
 
+describe('a customer’s order history, newest partitions first', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let prisma: OrdersPrisma;
+  const now = new Date(Date.UTC(2027, 5, 15, 12)); // 2027-06-15
+  const customer = '30000000-0000-4000-8000-00000000000c';
+  const atDay = (month: number, day: number, minute = 0) => new Date(Date.UTC(2027, month, day, 10, minute));
+  /** Orders of `customer` with these ids and creation times, as the app and the database would write them. */
+  const insert = (orders: { id: string; at: Date }[], customerId = customer) =>
+    withPostgres(database.url, async (client) => {
+      for (const { id, at } of orders) {
+        await client.query(
+          `INSERT INTO orders (id, customer_id, status, currency, subtotal_amount, delivery_fee_amount, total_amount,
+                               delivery_address_encrypted, delivery_address_key_id, created_at, updated_at)
+           VALUES ($1, $2, 'DELIVERED', 'EUR', 1000, 299, 1299, $3, 'test', $4, $4)`,
+          [id, customerId, cipher.encrypt('Main St 1'), at],
+        );
+      }
+    });
+  const migratedAt = (at: Date) =>
+    withPostgres(database.url, (client) =>
+      client.query(`UPDATE _prisma_migrations SET finished_at = $1 WHERE migration_name LIKE '%_time_partitions'`, [
+        at,
+      ]),
+    );
+  const store = () => new PrismaOrdersStore(prisma, cipher, () => now);
+  /** Every page of 10, through the store, as myOrders walks them. */
+  const allPages = async () => {
+    const ids: string[] = [];
+    let after: Awaited<ReturnType<PrismaOrdersStore['pageOfCustomer']>>[number] | null = null;
+    for (;;) {
+      const page = await store().pageOfCustomer(customer, 10, after);
+      ids.push(...page.map((order) => order.id));
+      if (page.length < 10) return ids;
+      after = page.at(-1)!;
+    }
+  };
+  const newestFirst = (orders: { id: string; at: Date }[]) =>
+    [...orders].sort((a, b) => b.at.getTime() - a.at.getTime() || (a.id < b.id ? 1 : -1)).map((order) => order.id);
+
+  beforeAll(async () => {
+    database = await createTestDatabase('orders');
+    prisma = connectOrdersDatabase(database.url, 2);
+    await ensurePartitions(prisma, { monthsAhead: 6, now: atDay(0, 15) }); // 2027-01 .. 2027-07
+  });
+  afterAll(async () => {
+    await prisma?.$disconnect();
+    await database?.drop();
+  });
+
+  it('answers every page as the whole table would, recent months or not', async () => {
+    await migratedAt(atDay(0, 1));
+    const recent = Array.from({ length: 14 }, (_, n) => ({ id: v7At(atDay(5, 1 + n)), at: atDay(5, 1 + n) }));
+    const old = Array.from({ length: 7 }, (_, n) => ({ id: v7At(atDay(1, 1 + n)), at: atDay(1, 1 + n) }));
+    // Created before the migration (legacy ids), and one v7 row whose insert ran a minute behind its id.
+    const legacy = [{ id: v4With('00aa0000', 99), at: new Date(Date.UTC(2026, 10, 20)) }];
+    const late = { id: v7At(atDay(4, 31, 59)), at: new Date(atDay(4, 31, 59).getTime() + 60_000) };
+    const orders = [...recent, ...old, ...legacy, late];
+    await insert(orders);
+    expect(await allPages()).toEqual(newestFirst(orders));
+  });
+
+  it('reads only the newest partitions for such a page', async () => {
+    const bound = v7Bound(monthStart(now, -1));
+    const plan = await partitionsRead(
+      database.url,
+      `SELECT * FROM orders WHERE customer_id = '${customer}' AND id >= '${bound}' ORDER BY created_at DESC, id DESC LIMIT 10`,
+    );
+    expect(plan.filter((name) => /^orders_/.test(name) && !/_idx$/.test(name)).sort()).toEqual([
+      'orders_default',
+      'orders_legacy_high',
+      'orders_p2027_05',
+      'orders_p2027_06',
+      'orders_p2027_07',
+    ]);
+  });
+
+  it('reads every partition when the page reaches back to where clock skew could hide a newer row', async () => {
+    const other = '30000000-0000-4000-8000-00000000000d';
+    const since = monthStart(now, -1).getTime();
+    const june = Array.from({ length: 9 }, (_, n) => ({ id: v7At(atDay(5, 1 + n)), at: atDay(5, 1 + n) }));
+    const justAfter = { id: v7At(new Date(since + 30_000)), at: new Date(since + 30_000) };
+    // Its id says 2 minutes before the bound, its insert ran 3 minutes later: newer than justAfter.
+    const skewed = { id: v7At(new Date(since - 120_000)), at: new Date(since + 60_000) };
+    await insert([...june, justAfter, skewed], other);
+    expect((await store().pageOfCustomer(other, 10, null)).map((order) => order.id)).toEqual(
+      newestFirst([...june, justAfter, skewed]).slice(0, 10),
+    );
+  });
+
+  it('reads every partition while rows made before the migration may be newer than last month', async () => {
+    // Migrated this month: a legacy id created just before it falls in legacy_low yet is the newest.
+    await migratedAt(atDay(5, 14));
+    const newest = { id: v4With('00aa0000', 98), at: atDay(5, 14, 30) };
+    await insert([newest]);
+    expect((await store().pageOfCustomer(customer, 10, null))[0]!.id).toBe(newest.id);
+  });
+});
+
 function testEnv(): Record<string, string> {
   return {
     ORDERS_DATABASE_URL: 'postgresql://postgres@127.0.0.1:5432/unused',
