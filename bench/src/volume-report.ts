@@ -284,9 +284,7 @@ export function volumeMarkdown(results: VolumeResults): string {
         `monthly partitions ${results.partitions[0]} .. ${results.partitions.at(-1)} (the four order tables each), made ` +
         "before seeding, named and bounded as the orders worker's ensurePartitions makes them. The migration's legacy-low " +
         "partitions end at 2026-12-01 (where v7 ids began), so in the bench's fresh database they are remade, empty, to " +
-        'end where the first seeded month begins: the layout of a database a year into v7 ids, whose partition ' +
-        'migration is recorded as finished then (the orders store reads myOrders from the newest partitions first ' +
-        'only where no row older than the last month can have a legacy id).',
+        'end where the first seeded month begins: the layout of a database a year into v7 ids.',
       '- Items: 1 to 3 per order (2 on average). Status history: 2 or 3 rows per order (placed, paid or cancelled, ' +
         'and the step into its current status when past PAID), not every intermediate step, to keep 10M seedable. ' +
         "Statuses: 10 % PAID (the kitchen's queue), 20 % in the kitchen's steps, 5 % cancelled, the rest delivered.",

@@ -90,8 +90,6 @@ const partitionName = (table: string, month: Date) =>
  * remade to end where the first seeded month begins, and the months get partitions named and bounded
  * exactly as the orders worker's `ensurePartitions` makes them (which then finds them and makes only
  * the months ahead). Outbox and processed events keep their partitions: their ids are from now.
- * Such a database ran its partition migration before its first v7 row, and the orders store reads
- * when it did (rows older than that may have legacy ids), so the migration's finish is set to then.
  */
 export async function preparePartitions(url: string, layout: VolumeLayout): Promise<string[]> {
   const first = monthStart(layout.baseMs - VOLUME_SPAN_MS);
@@ -125,10 +123,6 @@ export async function preparePartitions(url: string, layout: VolumeLayout): Prom
         );
       }
     }
-    await client.query(
-      `UPDATE _prisma_migrations SET finished_at = $1 WHERE migration_name = '20261201000000_time_partitions'`,
-      [first],
-    );
     await client.query('COMMIT');
   } catch (error) {
     await client.query('ROLLBACK').catch(() => undefined);

@@ -1,5 +1,4 @@
 import { markEventHandled, newId, writeOutbox, type DomainEvent, type PersonalDataCipher } from '@food/platform';
-import { monthStart, v7Bound, v7IdsSince } from './partitions.js';
 import type { OrdersPrisma } from './prisma.js';
 import type { OrderStatus } from '../domain/order-status.js';
 import type {
@@ -15,12 +14,6 @@ import type {
   StoredStatusChange,
   TransitionResult,
 } from '../domain/orders.js';
-
-/**
- * How far a row's created_at (the database's clock at insert) may run ahead of the time in its id (the
- * app's clock when it made the id): generous, so clock skew never makes the recent-first read wrong.
- */
-const ID_TIME_SKEW_MS = 5 * 60_000;
 
 /** Thrown inside a transaction to roll it back with a known outcome. */
 class Rollback extends Error {
@@ -68,13 +61,9 @@ interface OrderRow {
  * the orders service's own key, opened on the way out, so the domain only ever sees the plaintext.
  */
 export class PrismaOrdersStore implements OrdersStore {
-  /** When ids began to carry their time here (see pageOfCustomer); looked up once. */
-  private v7IdsSince: Promise<Date | null> | undefined;
-
   constructor(
     private readonly prisma: OrdersPrisma,
     private readonly cipher: PersonalDataCipher,
-    private readonly now: () => Date = () => new Date(),
   ) {}
 
   private readonly toOrder = ({
@@ -301,60 +290,19 @@ export class PrismaOrdersStore implements OrdersStore {
     take: number,
     after: Pick<Order, 'id' | 'createdAt'> | null,
   ): Promise<Order[]> {
-    const page = (ids?: { gte: string } | { lt: string }) =>
-      this.prisma.order.findMany({
-        where: {
-          customerId,
-          ...(ids && { id: ids }),
-          // Keyset pagination on (createdAt, id), matching the index and the sort.
-          ...(after && {
-            OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }],
-          }),
-        },
-        orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
-        take,
-        select: orderColumns,
-      });
-    // Newest partitions first. Over every partition, planning this read costs more than running it
-    // (measured at 10M orders in 19 partitions: 5.2 ms planning, 3.0 ms execution), and a customer's
-    // latest orders are usually in this month or the last: `id >= bound` reads only those partitions
-    // (and DEFAULT and legacy-high). A row below the bound was created before `since` (give or take
-    // clock skew) if its id carries its time, which every id made since the partition migration
-    // does; so a full page whose last row is newer than that is the whole table's page. Otherwise
-    // the partitions below the bound give their own page and the two are merged: the first `take` of
-    // both pages are the first `take` of the table, whatever the ids say of time.
-    const since = monthStart(this.now(), -1);
-    const bound = v7Bound(since);
-    const recent = await page({ gte: bound });
-    const last = recent.at(-1);
-    if (
-      recent.length === take &&
-      last &&
-      (await this.idsCarryTimeBefore(since, last.createdAt.getTime() - ID_TIME_SKEW_MS))
-    ) {
-      return recent.map(this.toOrder);
-    }
-    const older = await page({ lt: bound });
-    return [...recent, ...older]
-      .sort((a, b) => b.createdAt.getTime() - a.createdAt.getTime() || (a.id < b.id ? 1 : a.id > b.id ? -1 : 0))
-      .slice(0, take)
-      .map(this.toOrder);
-  }
-
-  /**
-   * Whether every row whose id is below v7Bound(`since`) was created before `time`: so when `time` is
-   * not before `since` and ids already carried their time then (the partition migration finished
-   * before `since`; rows older than it may have legacy ids anywhere).
-   */
-  private async idsCarryTimeBefore(since: Date, time: number): Promise<boolean> {
-    if (time < since.getTime()) return false;
-    // A failed lookup (the database away) merges both pages this time and asks again next time.
-    this.v7IdsSince ??= v7IdsSince(this.prisma).catch(() => {
-      this.v7IdsSince = undefined;
-      return null;
+    const rows = await this.prisma.order.findMany({
+      where: {
+        customerId,
+        // Keyset pagination on (createdAt, id), matching the index and the sort.
+        ...(after && {
+          OR: [{ createdAt: { lt: after.createdAt } }, { createdAt: after.createdAt, id: { lt: after.id } }],
+        }),
+      },
+      orderBy: [{ createdAt: 'desc' }, { id: 'desc' }],
+      take,
+      select: orderColumns,
     });
-    const v7Since = await this.v7IdsSince;
-    return v7Since !== null && v7Since < since;
+    return rows.map(this.toOrder);
   }
 
   async findItems(orderIds: readonly string[]): Promise<StoredOrderItem[]> {

@@ -52,20 +52,6 @@ export function v7Time(id: string): Date | null {
   return new Date(parseInt(id.slice(0, 8) + id.slice(9, 13), 16));
 }
 
-/** The migration that made the tables partitioned; from its end on, every new row has a UUIDv7 id. */
-const PARTITION_MIGRATION = '20261201000000_time_partitions';
-
-/**
- * When this database's partition migration finished: rows created before it may have legacy (v4) ids
- * anywhere in the key space, rows created since carry their time in their id. Null if not recorded.
- */
-export async function v7IdsSince(prisma: OrdersPrisma): Promise<Date | null> {
-  const rows = await prisma.$queryRaw<{ finished_at: Date | null }[]>`
-    SELECT finished_at FROM _prisma_migrations
-     WHERE migration_name = ${PARTITION_MIGRATION} AND rolled_back_at IS NULL`;
-  return rows[0]?.finished_at ?? null;
-}
-
 export const partitionName = (table: PartitionedTable, month: Date) =>
   `${table}_p${month.getUTCFullYear()}_${String(month.getUTCMonth() + 1).padStart(2, '0')}`;
 
