@@ -151,8 +151,8 @@ describe('the entity cache on a cluster', () => {
     const store = new RedisEntityCacheStore(await connect());
     const keysRead: string[] = [];
     const recording: EntityCacheStore = {
-      read: (keys, selection) => (keysRead.push(...keys), store.read(keys, selection)),
-      write: (entries, selection, ttlMs) => store.write(entries, selection, ttlMs),
+      read: (entries) => (keysRead.push(...entries.map((entry) => entry.key)), store.read(entries)),
+      write: (entries, ttlMs) => store.write(entries, ttlMs),
       invalidate: (keys, ttlMs) => store.invalidate(keys, ttlMs),
     };
     const cache = new EntityCache({

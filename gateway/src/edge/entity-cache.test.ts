@@ -138,6 +138,31 @@ describe.each([
     expect(meals.asked).toEqual([['a'], ['a']]);
   });
 
+  it('caches per required field: an entity sent with another price is a miss, the same price a hit', async () => {
+    const { cache } = cacheOn(makeStore());
+    const asked: unknown[][] = [];
+    const shipping = async (representations: unknown[]): Promise<EntitiesResponse> => {
+      asked.push(representations);
+      const prices = representations as { price: number }[];
+      return { data: { _entities: prices.map(({ price }) => ({ shipping: price * 2 })) } };
+    };
+    const query = 'query($representations:[_Any!]!){_entities(representations:$representations){...on Meal{shipping}}}';
+    const at = (price: number) =>
+      cache.resolve(
+        'shipping',
+        { query, variables: { representations: [{ __typename: 'Meal', id: 'a', price }] } },
+        PUBLIC,
+        shipping,
+      );
+    expect((await at(10)).data?._entities).toEqual([{ shipping: 20 }]);
+    await settle();
+    expect((await at(50)).data?._entities).toEqual([{ shipping: 100 }]);
+    await settle();
+    expect((await at(10)).data?._entities).toEqual([{ shipping: 20 }]);
+    expect((await at(50)).data?._entities).toEqual([{ shipping: 100 }]);
+    expect(asked).toEqual([[{ __typename: 'Meal', id: 'a', price: 10 }], [{ __typename: 'Meal', id: 'a', price: 50 }]]);
+  });
+
   it('caches per field arguments: the same selection with other arguments is a miss', async () => {
     const { cache } = cacheOn(makeStore());
     const asked: unknown[] = [];

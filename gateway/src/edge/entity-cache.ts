@@ -17,14 +17,16 @@ export interface CachedEntity {
   value?: unknown;
 }
 
+/** One entity's entry for one answer: `key` names the entity, `field` what was asked of it (see `fieldOf`). */
+export interface EntryRef {
+  key: string;
+  field: string;
+}
+
 export interface EntityCacheStore {
-  read(keys: string[], selection: string): Promise<CachedEntity[]>;
+  read(entries: EntryRef[]): Promise<CachedEntity[]>;
   /** Writes each value only if its entity's generation is still the one read. */
-  write(
-    entries: { key: string; generation: string; value: unknown }[],
-    selection: string,
-    ttlMs: number,
-  ): Promise<void>;
+  write(entries: (EntryRef & { generation: string; value: unknown })[], ttlMs: number): Promise<void>;
   invalidate(keys: string[], ttlMs: number): Promise<void>;
 }
 
@@ -80,8 +82,8 @@ export class RedisEntityCacheStore implements EntityCacheStore {
     this.redis = redis as RedisConnection & EntityCacheCommands;
   }
 
-  async read(keys: string[], selection: string): Promise<CachedEntity[]> {
-    const replies = await Promise.all(keys.map((key) => this.redis.hmget(key, 'generation', selection)));
+  async read(entries: EntryRef[]): Promise<CachedEntity[]> {
+    const replies = await Promise.all(entries.map(({ key, field }) => this.redis.hmget(key, 'generation', field)));
     const now = Date.now();
     return replies.map(([generation, stored]) => {
       const parsed = stored ? (JSON.parse(stored) as StoredValue) : undefined;
@@ -89,14 +91,14 @@ export class RedisEntityCacheStore implements EntityCacheStore {
     });
   }
 
-  async write(entries: { key: string; generation: string; value: unknown }[], selection: string, ttlMs: number) {
+  async write(entries: (EntryRef & { generation: string; value: unknown })[], ttlMs: number) {
     const expiresAt = Date.now() + ttlMs;
     await Promise.all(
-      entries.map(({ key, generation, value }) =>
+      entries.map(({ key, field, generation, value }) =>
         this.redis.foodEntityCacheWrite(
           key,
           generation,
-          selection,
+          field,
           JSON.stringify({ expiresAt, value } satisfies StoredValue),
           ttlMs,
         ),
@@ -115,11 +117,11 @@ export class RedisEntityCacheStore implements EntityCacheStore {
 export class InMemoryEntityCacheStore implements EntityCacheStore {
   private readonly entities = new Map<string, { generation: number; values: Map<string, StoredValue> }>();
 
-  async read(keys: string[], selection: string): Promise<CachedEntity[]> {
+  async read(entries: EntryRef[]): Promise<CachedEntity[]> {
     const now = Date.now();
-    return keys.map((key) => {
+    return entries.map(({ key, field }) => {
       const entity = this.entities.get(key);
-      const stored = entity?.values.get(selection);
+      const stored = entity?.values.get(field);
       return {
         generation: String(entity?.generation ?? 0),
         value: stored && stored.expiresAt > now ? stored.value : undefined,
@@ -127,13 +129,13 @@ export class InMemoryEntityCacheStore implements EntityCacheStore {
     });
   }
 
-  async write(entries: { key: string; generation: string; value: unknown }[], selection: string, ttlMs: number) {
+  async write(entries: (EntryRef & { generation: string; value: unknown })[], ttlMs: number) {
     const expiresAt = Date.now() + ttlMs;
-    for (const { key, generation, value } of entries) {
+    for (const { key, field, generation, value } of entries) {
       let entity = this.entities.get(key);
       if (String(entity?.generation ?? 0) !== generation) continue;
       if (!entity) this.entities.set(key, (entity = { generation: 0, values: new Map() }));
-      entity.values.set(selection, { expiresAt, value });
+      entity.values.set(field, { expiresAt, value });
     }
     this.sweep();
   }
@@ -181,6 +183,20 @@ export interface EntityCacheOptions {
 
 type Representation = { __typename: string; id: string };
 
+/**
+ * What one entity's answer depends on, besides the entity: the fetch's selection, and whatever else the
+ * gateway sent in its representation (the fields a subgraph `@requires`, which other subgraphs own).
+ * A required field that changed is another answer, so a miss; the entry of the old value is never read
+ * again and lapses with its TTL. Representations with only `__typename` and `id` use the selection.
+ */
+function fieldOf(selection: string, entity: Representation): string {
+  let required: Record<string, unknown> | undefined;
+  for (const name in entity) {
+    if (name !== '__typename' && name !== 'id') (required ??= {})[name] = (entity as Record<string, unknown>)[name];
+  }
+  return required ? sha256Hex(`${selection}\n${JSON.stringify(required)}`) : selection;
+}
+
 /** Whose answer a fetch is: `public` for types that read the same for everyone, else the caller's key. */
 export type CacheScope = { kind: 'public' } | { kind: 'caller'; callerKey: string };
 
@@ -188,7 +204,8 @@ export type CacheScope = { kind: 'public' } | { kind: 'caller'; callerKey: strin
  * The gateway's entity cache: `_entities` fetches for cached types are answered from Redis where
  * possible, and only the missing entities are asked of the subgraph, so a fetch whose entities are all
  * cached never reaches it. Entries are per entity and per selection (the fetch's query and arguments,
- * and the caller for private types), live for the TTL, and are dropped when a subgraph reports the
+ * the caller for private types, and the required fields sent with the entity), live for the TTL, and
+ * are dropped when a subgraph reports the
  * entity changed or an event says it did. If the store fails, fetches go to the subgraph as if
  * nothing were cached.
  */
@@ -231,10 +248,13 @@ export class EntityCache {
     const selection = sha256Hex(
       `${request.query}\n${JSON.stringify(fieldArguments)}\n${scope.kind === 'caller' ? scope.callerKey : ''}`,
     );
-    const keys = representations.map((entity) => this.key(subgraph, entity));
+    const entries = representations.map((entity) => ({
+      key: this.key(subgraph, entity),
+      field: fieldOf(selection, entity),
+    }));
     let cached: CachedEntity[];
     try {
-      cached = await store.read(keys, selection);
+      cached = await store.read(entries);
     } catch (error) {
       logger.warn({ err: error }, 'entity cache unavailable: fetching from the subgraph');
       return fetchMissing(representations);
@@ -261,10 +281,10 @@ export class EntityCache {
     }
     const toWrite = missing.flatMap((index, position) =>
       fetched[position] !== null && !failed.has(position) && !response.errors?.some((error) => !error.path)
-        ? [{ key: keys[index]!, generation: cached[index]!.generation, value: fetched[position] }]
+        ? [{ ...entries[index]!, generation: cached[index]!.generation, value: fetched[position] }]
         : [],
     );
-    store.write(toWrite, selection, this.options.ttlSeconds * 1000).catch((error: unknown) => {
+    store.write(toWrite, this.options.ttlSeconds * 1000).catch((error: unknown) => {
       logger.warn({ err: error }, 'entity cache write failed');
     });
 
