@@ -73,7 +73,7 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       const response = await this.fetchTimed(options);
       const changed = response.extensions?.[CHANGED_ENTITIES_EXTENSION] as EntityReference[] | undefined;
       // Before the client hears of the change, no replica may serve the old entity.
-      if (entityCache && Array.isArray(changed)) await entityCache.invalidate(name, changed);
+      if (entityCache && Array.isArray(changed)) await entityCache.invalidate(changed);
       return response;
     } catch (error) {
       if (!isClientOperation(options)) throw error;

@@ -192,7 +192,7 @@ describe('the entity cache on a cluster', () => {
     expect(meals.asked).toEqual([ids]);
 
     meals.names.set('meal-3', 'Soup').set('meal-7', 'Pizza');
-    await cache.invalidate('meals', [meal('meal-3'), meal('meal-7')]);
+    await cache.invalidate([meal('meal-3'), meal('meal-7')]);
     const third = await resolve(ids, meals.fetch);
     expect(third.data?._entities).toEqual(ids.map((id) => ({ name: meals.names.get(id) ?? id })));
     expect(meals.asked).toEqual([ids, ['meal-3', 'meal-7']]);
@@ -204,7 +204,7 @@ describe('the entity cache on a cluster', () => {
     await resolve(ids, async (representations) => {
       const stale = await meals.fetch(representations);
       for (const id of ids) meals.names.set(id, `${id} (new)`);
-      await cache.invalidate('meals', ids.map(meal));
+      await cache.invalidate(ids.map(meal));
       return stale;
     });
     expect((await mastersOf(keysRead)).size).toBeGreaterThan(1);

@@ -200,7 +200,7 @@ describe.each([
     expect(asked).toEqual(['user:alice:CUSTOMER', 'user:chef:STAFF']);
 
     status.o = 'REFUNDED';
-    await cache.invalidate('payments', [order('o')]);
+    await cache.invalidate([order('o')]);
     expect((await resolve(ALICE)).data?._entities).toEqual([{ payment: { status: 'REFUNDED' } }]);
     expect((await resolve(STAFF)).data?._entities).toEqual([{ payment: { status: 'REFUNDED' } }]);
     expect(asked).toHaveLength(4);
@@ -212,10 +212,39 @@ describe.each([
     await resolveMeals(cache, [meal('a'), meal('b')], meals.fetch);
     await settle();
     meals.names.a = 'Pizza Margherita';
-    await cache.invalidate('meals', [meal('a')]);
+    await cache.invalidate([meal('a')]);
     const after = await resolveMeals(cache, [meal('a'), meal('b')], meals.fetch);
     expect(after.data?._entities).toEqual([{ name: 'Pizza Margherita' }, { name: 'Soup' }]);
     expect(meals.asked).toEqual([['a', 'b'], ['a']]);
+  });
+
+  it("keeps each subgraph's answers about an entity apart, and drops them all when it changes", async () => {
+    const { cache } = cacheOn(makeStore());
+    const meals = fakeMeals({ a: 'Pizza' });
+    const reviews = fakeMeals({ a: '4 stars' });
+    // The same query text to two subgraphs: two answers, each its own subgraph's.
+    const ofMeals = () =>
+      cache.resolve('meals', { query: QUERY, variables: { representations: [meal('a')] } }, PUBLIC, meals.fetch);
+    const ofReviews = () =>
+      cache.resolve('reviews', { query: QUERY, variables: { representations: [meal('a')] } }, PUBLIC, reviews.fetch);
+    expect([(await ofMeals()).data?._entities, (await ofReviews()).data?._entities]).toEqual([
+      [{ name: 'Pizza' }],
+      [{ name: '4 stars' }],
+    ]);
+    await settle();
+    expect([(await ofMeals()).data?._entities, (await ofReviews()).data?._entities]).toEqual([
+      [{ name: 'Pizza' }],
+      [{ name: '4 stars' }],
+    ]);
+    expect([meals.asked, reviews.asked]).toEqual([[['a']], [['a']]]);
+    // Reported changed by one subgraph: the other's answer may depend on it (@requires) and goes too.
+    await cache.invalidate([meal('a')]);
+    await ofMeals();
+    await ofReviews();
+    expect([meals.asked, reviews.asked]).toEqual([
+      [['a'], ['a']],
+      [['a'], ['a']],
+    ]);
   });
 
   it('does not store an answer fetched before a change that was reported while it was in flight', async () => {
@@ -225,7 +254,7 @@ describe.each([
     await resolveMeals(cache, [meal('a')], async (representations) => {
       const stale = await meals.fetch(representations);
       meals.names.a = 'Pizza Margherita';
-      await cache.invalidate('meals', [meal('a')]);
+      await cache.invalidate([meal('a')]);
       return stale;
     });
     await settle();
@@ -245,7 +274,7 @@ describe('entity cache when its store fails', () => {
     const meals = fakeMeals({ a: 'Pizza' });
     const response = await resolveMeals(cache, [meal('a')], meals.fetch);
     expect(response.data?._entities).toEqual([{ name: 'Pizza' }]);
-    await expect(cache.invalidate('meals', [meal('a')])).resolves.toBeUndefined();
+    await expect(cache.invalidate([meal('a')])).resolves.toBeUndefined();
   });
 
   it('only handles _entities fetches of cached types, each with an id; private ones only for a caller', () => {

@@ -203,11 +203,10 @@ export type CacheScope = { kind: 'public' } | { kind: 'caller'; callerKey: strin
 /**
  * The gateway's entity cache: `_entities` fetches for cached types are answered from Redis where
  * possible, and only the missing entities are asked of the subgraph, so a fetch whose entities are all
- * cached never reaches it. Entries are per entity and per selection (the fetch's query and arguments,
- * the caller for private types, and the required fields sent with the entity), live for the TTL, and
- * are dropped when a subgraph reports the
- * entity changed or an event says it did. If the store fails, fetches go to the subgraph as if
- * nothing were cached.
+ * cached never reaches it. Entries are per entity and per selection (the subgraph, the fetch's query
+ * and arguments, the caller for private types, and the required fields sent with the entity), live
+ * for the TTL, and are dropped, every subgraph's, when a subgraph reports the entity changed or an
+ * event says it did. If the store fails, fetches go to the subgraph as if nothing were cached.
  */
 export class EntityCache {
   constructor(private readonly options: EntityCacheOptions) {}
@@ -244,14 +243,11 @@ export class EntityCache {
     const { store, logger } = this.options;
     const { representations: listed, ...fieldArguments } = request.variables;
     const representations = listed as Representation[];
-    // One selection per query text, field arguments and, for private types, caller.
+    // One selection per subgraph, query text, field arguments and, for private types, caller.
     const selection = sha256Hex(
-      `${request.query}\n${JSON.stringify(fieldArguments)}\n${scope.kind === 'caller' ? scope.callerKey : ''}`,
+      `${subgraph}\n${request.query}\n${JSON.stringify(fieldArguments)}\n${scope.kind === 'caller' ? scope.callerKey : ''}`,
     );
-    const entries = representations.map((entity) => ({
-      key: this.key(subgraph, entity),
-      field: fieldOf(selection, entity),
-    }));
+    const entries = representations.map((entity) => ({ key: this.key(entity), field: fieldOf(selection, entity) }));
     let cached: CachedEntity[];
     try {
       cached = await store.read(entries);
@@ -302,11 +298,14 @@ export class EntityCache {
     };
   }
 
-  /** Drops every cached selection of these entities (for every caller), on every replica. */
-  async invalidate(subgraph: string, entities: EntityReference[]): Promise<void> {
+  /**
+   * Drops every cached answer about these entities, from every subgraph (one that `@requires` a
+   * changed field depended on it too) and for every caller, on every replica.
+   */
+  async invalidate(entities: EntityReference[]): Promise<void> {
     const keys = entities
       .filter((entity) => this.options.types.has(entity.__typename) || this.options.privateTypes.has(entity.__typename))
-      .map((entity) => this.key(subgraph, entity));
+      .map((entity) => this.key(entity));
     if (keys.length === 0) return;
     // A failed invalidation leaves a stale entry for up to the TTL, so it is tried again across the
     // few seconds a Redis failover takes (commands to a moving slot fail meanwhile) before giving up.
@@ -325,7 +324,8 @@ export class EntityCache {
     }
   }
 
-  private key(subgraph: string, entity: Representation): string {
-    return `${this.options.keyPrefix}:entity:${subgraph}:${entity.__typename}:${entity.id}`;
+  /** One hash per entity, whichever subgraphs answered about it: one invalidation reaches them all. */
+  private key(entity: Representation): string {
+    return `${this.options.keyPrefix}:entity:${entity.__typename}:${entity.id}`;
   }
 }

@@ -30,9 +30,7 @@ export async function invalidateOnEvents(
   logger: Logger,
 ): Promise<EventSubscription> {
   const onEvent = (event: DomainEvent) => {
-    for (const { subgraph, entities } of changedEntitiesOf(event)) {
-      void cache.invalidate(subgraph, entities);
-    }
+    for (const { entities } of changedEntitiesOf(event)) void cache.invalidate(entities);
   };
   const streams = streamsWithChanges();
   const tails = await Promise.all(streams.map((stream) => bus.tail(stream, onEvent)));
