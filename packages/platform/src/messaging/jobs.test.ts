@@ -8,6 +8,7 @@ import { createMessaging } from './messaging.js';
 import {
   captureLogger,
   clientNames,
+  clientsNamed,
   deleteKeys,
   onCluster,
   slotErrors,
@@ -212,9 +213,9 @@ describe('createMessaging', () => {
     expect((await clientNames(prefix)).length).toBeGreaterThanOrEqual(4);
     await messaging.close();
     let open: string[] = [];
-    await until(async () => (open = await clientNames(prefix)).length === 0, 'every connection to close').catch(
+    await until(async () => (open = await clientsNamed(prefix)).length === 0, 'every connection to close').catch(
       (error: Error) => {
-        throw new Error(`${error.message}; still open: ${open.join(', ')}`);
+        throw new Error(`${error.message}; still open:\n${open.join('\n')}`);
       },
     );
   });

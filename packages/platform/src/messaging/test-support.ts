@@ -67,6 +67,11 @@ export const uniquePrefix = () => `test-${randomUUID()}`;
 
 /** Connections (to every node of a cluster) whose client name contains `fragment`. */
 export async function clientNames(fragment: string, target: RedisTarget = TEST_REDIS): Promise<string[]> {
+  return (await clientsNamed(fragment, target)).map((line) => /(?:^| )name=(\S*)/.exec(line)![1]!);
+}
+
+/** The CLIENT LIST lines (name, age, idle, last command, ...) of those connections. */
+export async function clientsNamed(fragment: string, target: RedisTarget = TEST_REDIS): Promise<string[]> {
   const redis = connectRedis(target, { name: 'test-client-list', lazyConnect: true, maxRetriesPerRequest: 1 });
   try {
     await redis.connect();
@@ -75,8 +80,7 @@ export async function clientNames(fragment: string, target: RedisTarget = TEST_R
     return lists
       .join('\n')
       .split('\n')
-      .map((line) => /(?:^| )name=(\S*)/.exec(line)?.[1] ?? '')
-      .filter((name) => name.includes(fragment));
+      .filter((line) => (/(?:^| )name=(\S*)/.exec(line)?.[1] ?? '').includes(fragment));
   } finally {
     redis.disconnect();
   }
