@@ -14,7 +14,7 @@ export interface ReplicableClient {
 
 /**
  * Every service's interactive transactions (`new PrismaClient({ transactionOptions })`). Prisma waits
- * 2 s by default for a pooled connection to start one, so a burst of writes larger than the pool (60
+ * 2 s by default for a pooled connection to start one, so a burst of writes larger than the pool (30
  * orders at once, seen in CI) failed fast while the pool was busy for well under a second; 5 s of
  * queueing plus the 5 s a transaction may run stays within the gateway's 10 s subgraph timeout. What
  * still cannot start is the retryable UPSTREAM_UNAVAILABLE (errors.ts), with nothing written.
