@@ -21,6 +21,9 @@ export default tseslint.config(
     },
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+      // A `${...}` in a plain string is a template literal that lost its backticks (the bench report
+      // printed `${NOISY_CPU}` literally).
+      'no-template-curly-in-string': 'error',
       // Services never reach into another package's files: only through its package exports.
       'no-restricted-imports': [
         'error',

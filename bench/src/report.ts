@@ -295,7 +295,7 @@ export function markdown(results: BenchResults): string {
     out.push(
       '> [!WARNING]',
       `> **A NOISY MACHINE.** During ${noisy.length} of ${results.runs.length} HTTP runs, processes that are not part ` +
-        'of the bench used more than ${NOISY_CPU} % of a core (column "other" below) even after one repeat: ' +
+        `of the bench used more than ${NOISY_CPU} % of a core (column "other" below) even after one repeat: ` +
         'something else was running here, and those numbers understate their target by an unknown amount. ' +
         'Re-run on a quiet machine before trusting ratios.',
       '',

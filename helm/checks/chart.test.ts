@@ -1079,6 +1079,7 @@ describe('the food-supergraph chart', () => {
       // cli.ts deploy migrates every service from its <SERVICE>_DATABASE_URL.
       const cli = readFileSync(join(repoRoot, 'prisma', 'src', 'cli.ts'), 'utf8');
       expect(cli).toContain("command === 'deploy'");
+      // eslint-disable-next-line no-template-curly-in-string -- the source text of cli.ts's template, looked for as written
       expect(cli).toContain('${service.toUpperCase()}_DATABASE_URL');
       expect(container.env.map((e: Manifest) => e.name).sort()).toEqual(
         databaseServices.map((s) => `${s.toUpperCase()}_DATABASE_URL`).sort(),
