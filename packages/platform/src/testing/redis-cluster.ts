@@ -2,12 +2,42 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import type { RedisTarget } from '../redis.js';
-import { freePort } from './redis-server.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Whether something may listen on `port` now. */
+async function canListen(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port for a cluster node. A node also listens on its port + 10000 (the cluster bus), so both must
+ * be free; and both are taken below the ephemeral range (32768 and up on Linux), which every
+ * outgoing connection draws from: a free port there can be a client's a moment later, and a node that
+ * cannot bind its bus port exits (seen in CI with many clusters and connections at once).
+ */
+async function freeNodePort(taken: ReadonlySet<number>): Promise<number> {
+  for (;;) {
+    const port = 15_000 + Math.floor(Math.random() * 7_700);
+    if (taken.has(port) || taken.has(port + 10_000)) continue;
+    if ((await canListen(port)) && (await canListen(port + 10_000))) return port;
+  }
+}
+
+/** A node's redis-server exited while starting (its port, or its bus port, was taken). */
+class NodeExited extends Error {
+  constructor(port: number) {
+    super(`redis-server on port ${port} exited`);
+  }
+}
 
 /** One node of a test cluster: its port and, while it runs, its process. */
 interface ClusterNode {
@@ -39,22 +69,33 @@ export class RedisClusterProcess {
     options: { masters?: number; nodeTimeoutMs?: number; appendOnly?: boolean } = {},
   ): Promise<RedisClusterProcess> {
     const masters = options.masters ?? 3;
-    const dir = await mkdtemp(join(tmpdir(), 'redis-cluster-'));
-    const nodes: ClusterNode[] = [];
-    for (let i = 0; i < masters * 2; i++) {
-      const port = await freePort();
-      nodes.push({ port, dir: join(dir, String(port)), child: null });
+    // Another test file may take a port between the check and the node's bind: then new ports.
+    for (let attempt = 1; ; attempt++) {
+      const dir = await mkdtemp(join(tmpdir(), 'redis-cluster-'));
+      const nodes: ClusterNode[] = [];
+      const taken = new Set<number>();
+      for (let i = 0; i < masters * 2; i++) {
+        const port = await freeNodePort(taken);
+        taken.add(port).add(port + 10_000);
+        nodes.push({ port, dir: join(dir, String(port)), child: null });
+      }
+      const cluster = new RedisClusterProcess(nodes, dir, options.nodeTimeoutMs ?? 2_000, options.appendOnly ?? true);
+      try {
+        await Promise.all(nodes.map((node) => cluster.startNode(node)));
+      } catch (error) {
+        await cluster.destroy();
+        if (attempt < 3 && error instanceof NodeExited) continue;
+        throw error;
+      }
+      try {
+        await cluster.create();
+        await cluster.waitUntilHealthy();
+      } catch (error) {
+        await cluster.destroy();
+        throw error;
+      }
+      return cluster;
     }
-    const cluster = new RedisClusterProcess(nodes, dir, options.nodeTimeoutMs ?? 2_000, options.appendOnly ?? true);
-    try {
-      await Promise.all(nodes.map((node) => cluster.startNode(node)));
-      await cluster.create();
-      await cluster.waitUntilHealthy();
-    } catch (error) {
-      await cluster.destroy();
-      throw error;
-    }
-    return cluster;
   }
 
   /** The seed list, as REDIS_CLUSTER_NODES takes it. */
@@ -215,7 +256,7 @@ export class RedisClusterProcess {
     });
     const deadline = Date.now() + 15_000;
     for (;;) {
-      if (!node.child) throw new Error(`redis-server on port ${node.port} exited`);
+      if (!node.child) throw new NodeExited(node.port);
       const redis = probe(node.port);
       try {
         if ((await redis.ping()) === 'PONG') return;
