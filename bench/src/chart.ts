@@ -2,13 +2,15 @@ import { targetLabels, targetNames, type TargetName } from './config.js';
 import { summarize, type BenchResults, type Summary } from './results.js';
 import type { HttpWorkload } from './workloads.js';
 
-const workloads: HttpWorkload[] = ['one-subgraph', 'federated', 'mutations'];
+const workloads: HttpWorkload[] = ['one-subgraph', 'federated', 'federated-cold', 'gateway-overhead', 'mutations'];
 const colors: Record<TargetName, string> = {
   ours: '#2f6fdf',
   base: '#9bb8ef',
   hive: '#e8a33d',
+  'hive-router': '#b5651d',
   apollo: '#8a8f98',
   direct: '#3aa876',
+  ceiling: '#5fc9a0',
 };
 
 const escape = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
@@ -67,7 +69,7 @@ export function svgChart(results: BenchResults): string {
     targetNames.map((target) => summarize(results, workload, target)).filter((s): s is Summary => s !== undefined),
   );
   const shown = workloads.filter((workload) => summaries.some((s) => s.workload === workload));
-  const width = 960;
+  const width = 1200;
   const panelWidth = width / Math.max(1, shown.length);
   const panelHeight = 220;
   const height = 30 + 2 * panelHeight + 30;
@@ -75,8 +77,8 @@ export function svgChart(results: BenchResults): string {
   const legend = present
     .map(
       (target, i) =>
-        `<rect x="${60 + i * 200}" y="${height - 22}" width="12" height="12" fill="${colors[target]}"/>` +
-        `<text x="${78 + i * 200}" y="${height - 12}" font-size="12">${escape(targetLabels[target])}</text>`,
+        `<rect x="${20 + i * 165}" y="${height - 22}" width="12" height="12" fill="${colors[target]}"/>` +
+        `<text x="${38 + i * 165}" y="${height - 12}" font-size="12">${escape(targetLabels[target])}</text>`,
     )
     .join('\n');
   const panels = shown.flatMap((workload, i) => {

@@ -5,10 +5,28 @@ export const benchDir = fileURLToPath(new URL('../', import.meta.url));
 export const peersDir = `${benchDir}peers/`;
 export const resultsDir = `${benchDir}results/`;
 
-export const workloadNames = ['one-subgraph', 'federated', 'mutations', 'subscriptions'] as const;
+/**
+ * `federated`: repeat readers (32 customers in turn; caches may answer them). `federated-cold`: the same
+ * query, each request from a customer the gateway has not seen within its cache's TTL, as the public
+ * gateway benchmarks send. `gateway-overhead`: the public benchmarks' four fixture subgraphs (4 ms each
+ * call, answering from memory) and their nested query, where the gateway is the bottleneck.
+ */
+export const workloadNames = [
+  'one-subgraph',
+  'federated',
+  'federated-cold',
+  'gateway-overhead',
+  'mutations',
+  'subscriptions',
+] as const;
 export type WorkloadName = (typeof workloadNames)[number];
-/** `base`: our gateway built from another checkout (BENCH_BASE_DIR), for before/after; never by default. */
-export const targetNames = ['ours', 'base', 'hive', 'apollo', 'direct'] as const;
+/**
+ * `base`: our gateway built from another checkout (BENCH_BASE_DIR), for before/after; never by default.
+ * `hive-router`: Hive Gateway with its Rust query planner (@graphql-hive/router-runtime). `direct`: the
+ * meals subgraph itself (one-subgraph only); `ceiling`: a plain Node HTTP server answering the bytes
+ * of the gateway-overhead response (that workload only).
+ */
+export const targetNames = ['ours', 'base', 'hive', 'hive-router', 'apollo', 'direct', 'ceiling'] as const;
 export type TargetName = (typeof targetNames)[number];
 
 /**
@@ -35,9 +53,14 @@ export const targetLabels: Record<TargetName, string> = {
   ours: 'ours (@food/gateway)',
   base: 'ours at BENCH_BASE_DIR (before)',
   hive: 'Hive Gateway',
+  'hive-router': 'Hive Gateway, Rust planner',
   apollo: 'stock @apollo/gateway',
   direct: 'meals subgraph direct',
+  ceiling: 'plain HTTP server (ceiling)',
 };
+
+/** The gateways ours is compared with. */
+export const peerNames = ['hive', 'hive-router', 'apollo'] as const satisfies readonly TargetName[];
 
 export interface BenchConfig {
   quick: boolean;
@@ -47,6 +70,11 @@ export interface BenchConfig {
   rounds: number;
   /** Seconds of each workload through one gateway before round 1 (subgraphs and Postgres warm up). */
   backendWarmupSeconds: number;
+  /**
+   * federated-cold: customers in rotation (each request the next one; every measured run goes on where
+   * the last one of its target stopped), at most the seed's users.
+   */
+  coldCustomers: number;
   /** Concurrent connections of the query workloads and of the mutation mix. */
   queryConnections: number;
   mutationConnections: number;
@@ -159,6 +187,7 @@ export function loadBenchConfig(): BenchConfig {
     warmupSeconds: int('BENCH_WARMUP_SECONDS', quick ? 1 : 2, 0),
     rounds: int('BENCH_ROUNDS', quick ? 1 : 3),
     backendWarmupSeconds: int('BENCH_BACKEND_WARMUP_SECONDS', quick ? 2 : 5, 0),
+    coldCustomers: int('BENCH_COLD_CUSTOMERS', quick ? 2_000 : 10_000, 100),
     queryConnections: int('BENCH_CONNECTIONS', 32),
     mutationConnections: int('BENCH_MUTATION_CONNECTIONS', 16),
     workloads: list('BENCH_WORKLOADS', workloadNames),

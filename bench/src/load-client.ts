@@ -23,6 +23,11 @@ export interface LoadSpec {
   body?: string;
   /** Headers of each identity (a JWT for ours, a static internal token for the peers). */
   identities: Record<string, string>[];
+  /**
+   * The identity the first request takes (then each request the next, across the warm-up and the
+   * measured run); `LoadResult.identitiesUsed` says where the next run should go on. Default 0.
+   */
+  firstIdentity?: number;
   /** Available meals to order (mutations). */
   mealIds?: string[];
   /** `requests`: each request's headers and body. */
@@ -48,6 +53,8 @@ export interface LoadResult {
   sampleErrors: string[];
   /** `requests`: how many of the prepared requests were taken, warm-up included. */
   sent?: number;
+  /** Requests that took an identity, warm-up included (from `firstIdentity`). */
+  identitiesUsed: number;
 }
 
 interface Request {
@@ -74,12 +81,15 @@ const PAY = `mutation Pay($input: PayForOrderInput!) { payForOrder(input: $input
 
 /** `requests`: the next prepared request, across the warm-up and the measured run. */
 let nextPrepared = 0;
+/** Identities taken, across the warm-up and the measured run. */
+let taken = 0;
 
 async function run(spec: LoadSpec, seconds: number, counters: Counters): Promise<AutocannonResult> {
   const autocannon = createRequire(import.meta.url)(autocannonPath()) as Autocannon;
   const baseHeaders = { 'content-type': 'application/json' };
+  const first = spec.firstIdentity ?? 0;
   let next = 0;
-  const identity = () => spec.identities[next++ % spec.identities.length]!;
+  const identity = () => spec.identities[(first + taken++) % spec.identities.length]!;
   const check = (status: number, body: string) => {
     counters.responses++;
     counters.bytes += body.length;
@@ -120,6 +130,7 @@ async function run(spec: LoadSpec, seconds: number, counters: Counters): Promise
             {
               method: 'POST',
               setupRequest: (request: Request, context: Context) => {
+                next++;
                 context.identity = identity();
                 const meals = spec.mealIds!;
                 const items = [{ mealId: meals[next % meals.length], quantity: 1 + (next % 2) }];
@@ -222,6 +233,7 @@ process.on('message', (message: { spec: LoadSpec }) => {
       statusCodes,
       sampleErrors: counted.samples,
       ...(spec.kind === 'requests' && { sent: nextPrepared }),
+      identitiesUsed: taken,
     };
     process.send!({ type: 'result', result: loadResult }, () => process.exit(0));
   })().catch((error: unknown) => {

@@ -65,6 +65,7 @@ import {
 import { CHANGE_MEAL, CHANGE_ORDER, FEED, MENU, TRACK } from './live-operations.js';
 import type { Subscriber } from './subscriber-client.js';
 import { runScenario, type ScenarioSetup, type SubscriptionRun } from './subscriptions.js';
+import { OVERHEAD_DELAY_MS, OVERHEAD_QUERY, startOverheadBackend, type OverheadBackend } from './overhead/index.js';
 import {
   startBackend,
   startTarget,
@@ -74,7 +75,8 @@ import {
   type Launch,
   type RunningTarget,
 } from './targets.js';
-import { appliesTo, loadSpec, measure, verify, type HttpWorkload, type Identities } from './workloads.js';
+import { appliesTo, loadSpec, measure, onFixtures, verify, type HttpWorkload, type Identities } from './workloads.js';
+import type { LoadSpec } from './load-client.js';
 
 const config = loadBenchConfig();
 const startedAt = Date.now();
@@ -331,6 +333,7 @@ function versions(): Record<string, string> {
     node: process.version,
     '@food/gateway': ours,
     '@graphql-hive/gateway': peerVersion('@graphql-hive/gateway'),
+    '@graphql-hive/router-runtime': peerVersion('@graphql-hive/router-runtime'),
     '@apollo/gateway (stock)': peerVersion('@apollo/gateway'),
     '@apollo/server (stock)': peerVersion('@apollo/server'),
     autocannon: peerVersion('autocannon'),
@@ -555,6 +558,15 @@ async function measurePass(
   const identities: Identities = {
     federated: await customers(1, federatedCount),
     mutations: await customers(1 + federatedCount, mutationCount),
+    cold: httpWorkloadsOf(scope).includes('federated-cold')
+      ? // Not the customers above: their entities are in our cache from the other workloads.
+        await mintedCustomers(
+          1 + federatedCount + mutationCount,
+          Math.min(config.coldCustomers, config.seed.users - federatedCount - mutationCount),
+          launch,
+          internalTokens,
+        )
+      : [],
     anonymousInternalToken,
     mealIds: Array.from({ length: 50 }, (_, k) => mealId(availableMeal(k * 17, config.seed))),
   };
@@ -573,6 +585,7 @@ async function measurePass(
       redis: () => pidsNamed('redis-server'),
       client: () => [clientPids].flat(),
       bench: () => [process.pid],
+      fixtures: () => (overhead ? [overhead.process.pid] : []),
     });
   const settings = {
     connections: config.queryConnections,
@@ -581,9 +594,17 @@ async function measurePass(
   };
 
   // HTTP workloads: one target at a time, every target once per round (A B C D, A B C D, ...).
-  const httpWorkloads = scope.workloads.filter((w): w is HttpWorkload => w !== 'subscriptions');
+  const httpWorkloads = httpWorkloadsOf(scope);
   const runs: HttpRun[] = [];
   const targets = scope.targets.filter((target) => httpWorkloads.some((w) => appliesTo(w, target)));
+  // gateway-overhead: the fixture subgraphs, for this pass; the ceiling answers what a gateway answered.
+  const overhead: OverheadBackend | undefined = httpWorkloads.some(onFixtures)
+    ? await startOverheadBackend(passLogDir, `${passLogDir}/overhead-supergraph.graphql`)
+    : undefined;
+  const ceilingBodyFile = `${passLogDir}/overhead-response.json`;
+  rmSync(ceilingBodyFile, { force: true });
+  /** federated-cold: where each target's next run goes on in the rotation of customers. */
+  const coldNext = new Map<TargetName, number>();
 
   // The subgraphs' JIT and Postgres' caches warm up before round 1, through a neutral gateway, so that
   // the first target measured does not pay for them.
@@ -601,7 +622,8 @@ async function measurePass(
       tag: 'warmup',
     });
     try {
-      for (const workload of httpWorkloads.filter((w) => appliesTo(w, warmName))) {
+      // Not the fixtures (they answer from memory) nor federated-cold (its customers stay unseen).
+      for (const workload of httpWorkloads.filter((w) => appliesTo(w, warmName) && setupOf(w) === 'main')) {
         const spec = loadSpec(workload, warm, identities, {
           connections: workload === 'mutations' ? config.mutationConnections : config.queryConnections,
           warmupSeconds: 0,
@@ -615,31 +637,40 @@ async function measurePass(
     }
   }
   for (let round = 1; round <= config.rounds && httpWorkloads.length > 0; round++) {
-    for (const name of targets) {
-      log(`round ${round}/${config.rounds}: starting ${name}`);
+    for (const [name, setup] of targets.flatMap((name) =>
+      setups
+        .filter((setup) => httpWorkloads.some((w) => appliesTo(w, name) && setupOf(w) === setup))
+        .map((setup) => [name, setup] as const),
+    )) {
+      log(`round ${round}/${config.rounds}: starting ${name}${setup === 'main' ? '' : ` (${setup})`}`);
       let target: RunningTarget;
       try {
         target = await startTarget(name, {
           launch,
           backend,
-          supergraphPath,
-          oursEnv,
+          supergraphPath: setup === 'fixtures' ? overhead!.supergraphPath : supergraphPath,
+          fixtures: setup === 'fixtures',
+          ceilingBodyFile,
+          // Cold: no entity cache shared by every caller, so that no cache may answer (see the notes).
+          oursEnv: setup === 'cold' ? { ...oursEnv, ENTITY_CACHE_TYPES: '' } : oursEnv,
           baseDir: config.baseDir,
-          tag: `r${round}`,
+          tag: `r${round}${setup === 'main' ? '' : `-${setup}`}`,
         });
       } catch (error) {
         // Its workloads of this round are missing from the report, which says why.
         const message = error instanceof Error ? error.message : String(error);
-        errors.push(`round ${round}: ${name} did not start: ${message.slice(0, 2_000)}`);
+        errors.push(`round ${round}: ${name} (${setup}) did not start: ${message.slice(0, 2_000)}`);
         log(`  ${name} DID NOT START: ${message.slice(0, 500)}`);
         continue;
       }
       try {
-        for (const workload of httpWorkloads.filter((w) => appliesTo(w, name))) {
+        for (const workload of httpWorkloads.filter((w) => appliesTo(w, name) && setupOf(w) === setup)) {
           const spec = loadSpec(workload, target, identities, {
             ...settings,
             connections: workload === 'mutations' ? config.mutationConnections : config.queryConnections,
           });
+          const cold = workload === 'federated-cold';
+          if (cold) spec.firstIdentity = coldNext.get(name) ?? 0;
           const run: HttpRun = {
             workload,
             target: name,
@@ -656,16 +687,29 @@ async function measurePass(
             log(`  ${workload} on ${name}: VERIFICATION FAILED: ${wrong.slice(0, 300)}`);
             continue;
           }
+          // The verification took one customer: the load goes on from the next.
+          if (cold) spec.firstIdentity! += 1;
+          if (workload === 'gateway-overhead' && name !== 'ceiling' && !existsSync(ceilingBodyFile)) {
+            writeFileSync(ceilingBodyFile, await answerOf(spec));
+          }
           // A run disturbed by other work on the machine is repeated once (the report keeps the count).
           for (let attempt = 1; ; attempt++) {
             const attemptStarted = Date.now();
             run.otherCpuBefore = await quietMachine(cpuGroups(target)(0));
-            const measured = await measure(spec, target, cpuGroups(target), backend.urls, logDir);
+            const measured = await measure(
+              spec,
+              target,
+              cpuGroups(target),
+              setup === 'fixtures' ? overhead!.urls : backend.urls,
+              logDir,
+            );
             run.result = measured.result;
             run.cpu = measured.cpu;
             run.gatewayPeakRss = measured.gatewayPeakRss;
             run.subgraphRequests = measured.subgraphRequests;
+            run.entityCache = measured.entityCache;
             run.attempts = attempt;
+            if (cold) coldNext.set(name, (spec.firstIdentity = spec.firstIdentity! + measured.result.identitiesUsed));
             run.problems = problemsOf(measured.result);
             const r = measured.result;
             log(
@@ -691,12 +735,61 @@ async function measurePass(
     subscriptionRuns = await subscriptions(backend, launch, oursEnv, staff.jwt, cpuGroups, state, errors);
   }
   // The next pass starts its own backend on its own Redis.
-  await Promise.all(Object.values(backend.processes).map((managed) => managed.stop()));
+  await Promise.all(
+    [...Object.values(backend.processes), ...(overhead ? [overhead.process] : [])].map((managed) => managed.stop()),
+  );
   return {
     runs,
     subscriptions: subscriptionRuns,
     customers: { federated: identities.federated.length, mutations: identities.mutations.length },
   };
+}
+
+const httpWorkloadsOf = (scope: { workloads: WorkloadName[] }) =>
+  scope.workloads.filter((w): w is HttpWorkload => w !== 'subscriptions');
+
+/**
+ * How a target is started for a workload: `main` on our subgraphs; `cold` the same, ours without an
+ * entity cache shared by every caller; `fixtures` on the fixture subgraphs' supergraph. A target is
+ * started once per round for each setup its workloads need.
+ */
+const setups = ['main', 'cold', 'fixtures'] as const;
+type Setup = (typeof setups)[number];
+const setupOf = (workload: HttpWorkload): Setup =>
+  onFixtures(workload) ? 'fixtures' : workload === 'federated-cold' ? 'cold' : 'main';
+
+/** `count` customers from `first`, with access tokens minted as logIn issues them (thousands of scrypt logins would not fit). */
+async function mintedCustomers(
+  first: number,
+  count: number,
+  launch: Launch,
+  internalTokens: InternalTokens,
+): Promise<Identities['cold']> {
+  const signer = new UserTokenSigner({
+    keys: signingKeysEnv.parse(launch.usersEnv.USERS_SIGNING_KEYS),
+    activeKeyId: launch.usersEnv.USERS_SIGNING_ACTIVE_KEY_ID!,
+    issuer: 'food-users',
+    audience: 'food-supergraph',
+    ttlSeconds: 86_400,
+  });
+  const list: Identities['cold'] = [];
+  for (let k = first; k < first + count; k++) {
+    const id = userId(k);
+    const { token } = await signer.issue({ userId: id, role: 'CUSTOMER', sessionId: randomUUID() });
+    list.push({ jwt: token, internalToken: await internalTokens.sign({ kind: 'user', userId: id, role: 'CUSTOMER' }) });
+  }
+  return list;
+}
+
+/** A target's answer to the workload's query: the bytes the ceiling then answers to every request. */
+async function answerOf(spec: LoadSpec): Promise<string> {
+  const response = await fetch(spec.url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...spec.identities[0] },
+    body: spec.body ?? JSON.stringify({ query: OVERHEAD_QUERY }),
+    signal: AbortSignal.timeout(10_000),
+  });
+  return response.text();
 }
 
 /**
@@ -931,6 +1024,23 @@ function notes(raised: typeof raisedLimits, customers: { federated: number; muta
       `${customers.mutations} other customers. Each run is a fixed concurrency (${config.queryConnections} connections ` +
       `for queries, ${config.mutationConnections} for the mutation mix) for ${config.durationSeconds} s after ` +
       `${config.warmupSeconds} s of the same load, by autocannon in its own process.`,
+    'Peers, continued: "Hive Gateway, Rust planner" is the same Hive Gateway with HIVE_ROUTER_RUNTIME=true, its ' +
+      "documented switch to @graphql-hive/router-runtime (Hive Router's Rust query planner through a native addon, " +
+      'and its executor): its fastest documented configuration. No peer has a cache switched on (no response cache, ' +
+      'no entity cache); Hive deduplicates in-flight subgraph requests by default, as noted above.',
+    `federated-cold: the federated query, each request from the next of ${config.coldCustomers.toLocaleString('en')} ` +
+      "customers (access tokens minted with the run's signing key exactly as logIn issues them; the peers get each " +
+      "one's internal token), and every run of a target goes on in that rotation where its last run stopped, so no " +
+      "customer repeats within our cache's TTL (60 s) unless the rotation wraps. Ours runs it in a process of its own " +
+      'with the entity cache shared by every caller (the public Meal) off, ENTITY_CACHE_TYPES empty, and its ' +
+      'per-caller cache as shipped: no cache may answer for it, and its own counters ("entity cache" below) show it did not.',
+    'gateway-overhead: the four-subgraph shape of the public gateway benchmarks (accounts, inventory, products, ' +
+      'reviews; bench/src/overhead/), written here with the same schema (keys, @requires, @provides) and data of the ' +
+      `same shape, answering from memory in a process of their own, each call after a fixed ${OVERHEAD_DELAY_MS} ms; ` +
+      "the benchmarks' nested query (users and topProducts, entities four levels deep), anonymous, the same bytes from " +
+      'every target (about 64 KiB). Every target reads the same composed supergraph; ours runs its production ' +
+      'configuration on it (rate limits in Redis, APQ, query bounds; the fixtures declare no cacheable types). The ' +
+      "ceiling is a plain Node HTTP server answering those bytes to every request: what Node's HTTP alone costs here.",
     `Order: before round 1 each workload runs ${config.backendWarmupSeconds} s through stock Apollo, not measured, so ` +
       "that the subgraphs' JIT and Postgres' caches are warm for whichever target comes first; then each round " +
       'starts every target in turn (a fresh gateway process per round), and each run has its own warm-up.',

@@ -1,7 +1,7 @@
 import type { TargetName } from './config.js';
 import type { LoadResult } from './load-client.js';
 import type { SubscriptionRun } from './subscriptions.js';
-import type { HttpWorkload } from './workloads.js';
+import type { EntityCacheCounts, HttpWorkload } from './workloads.js';
 
 export interface HttpRun {
   workload: HttpWorkload;
@@ -16,6 +16,8 @@ export interface HttpRun {
   otherCpuBefore?: number;
   /** Requests each subgraph served during the measured window. */
   subgraphRequests: Record<string, number>;
+  /** Ours: its entity cache's hits and misses during the measured window, by type. */
+  entityCache?: EntityCacheCounts;
   /** Why this run is not a result (errors in the verification request or during the load). */
   problems: string[];
 }

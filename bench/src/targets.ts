@@ -3,6 +3,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { repoRoot, peersDir, type TargetName } from './config.js';
 import { freePort, start, waitUntil, type Managed } from './procs.js';
 import { hiveBin } from './peers.js';
+import { startCeiling } from './overhead/index.js';
 
 export const subgraphs = ['users', 'meals', 'orders', 'payments'] as const;
 export type Subgraph = (typeof subgraphs)[number];
@@ -141,11 +142,23 @@ export interface TargetOptions {
   gcOnSignal?: boolean;
   /** A distinct process name (log file) for each start. */
   tag: string;
+  /**
+   * The gateway-overhead workload: the targets serve the fixture subgraphs' supergraph (supergraphPath)
+   * at the URLs it names; ours verifies tokens with the backend's users service all the same.
+   */
+  fixtures?: boolean;
+  /** The ceiling target's answer: a file holding a gateway's response to the workload's query. */
+  ceilingBodyFile?: string;
 }
 
 export async function startTarget(name: TargetName, options: TargetOptions): Promise<RunningTarget> {
   const { launch, backend, tag } = options;
   if (name === 'direct') return { name, url: backend.urls.meals, stop: async () => undefined };
+  if (name === 'ceiling') {
+    if (!options.ceilingBodyFile) throw new Error('the ceiling needs the response it answers (ceilingBodyFile)');
+    const ceiling = await startCeiling(options.ceilingBodyFile, launch.logDir, tag);
+    return { name, url: ceiling.url, process: ceiling.process, stop: () => ceiling.process.stop() };
+  }
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/graphql`;
   let managed: Managed;
@@ -154,6 +167,18 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
     const root = name === 'base' ? `${options.baseDir!.replace(/\/$/, '')}/` : repoRoot;
     const { cwd, args } = nodeArgs(launch, 'gateway', 'main', `gateway-${name}-${tag}`, root);
     const gc = options.gcOnSignal ? ['--expose-gc', '--import', gcOnSignalFile] : [];
+    // Our subgraphs at the bench's URLs; the fixture subgraphs at those their supergraph names.
+    const subgraphEnv: Record<string, string> = options.fixtures
+      ? {
+          SUPERGRAPH_PATH: options.supergraphPath,
+          USERS_JWKS_URL: new URL('/.well-known/jwks.json', backend.urls.users).href,
+        }
+      : {
+          USERS_SUBGRAPH_URL: backend.urls.users,
+          MEALS_SUBGRAPH_URL: backend.urls.meals,
+          ORDERS_SUBGRAPH_URL: backend.urls.orders,
+          PAYMENTS_SUBGRAPH_URL: backend.urls.payments,
+        };
     managed = start({
       name: `gateway-${name}-${tag}`,
       command: process.execPath,
@@ -166,20 +191,18 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
         ...launch.env,
         ...options.oursEnv,
         GATEWAY_PORT: String(port),
-        USERS_SUBGRAPH_URL: backend.urls.users,
-        MEALS_SUBGRAPH_URL: backend.urls.meals,
-        ORDERS_SUBGRAPH_URL: backend.urls.orders,
-        PAYMENTS_SUBGRAPH_URL: backend.urls.payments,
+        ...subgraphEnv,
       },
     });
-  } else if (name === 'hive') {
+  } else if (name === 'hive' || name === 'hive-router') {
     managed = start({
-      name: `gateway-hive-${tag}`,
+      name: `gateway-${name}-${tag}`,
       command: process.execPath,
       args: [hiveBin(), 'supergraph', options.supergraphPath, '--port', String(port), '--host', '127.0.0.1'],
       cwd: peersDir, // where its gateway.config.ts is
       logDir: launch.logDir,
-      env: { ...baseEnv(), NODE_ENV: 'production' },
+      // hive-router: its documented switch to the Rust query planner and its executor (router-runtime).
+      env: { ...baseEnv(), NODE_ENV: 'production', ...(name === 'hive-router' && { HIVE_ROUTER_RUNTIME: 'true' }) },
     });
   } else {
     managed = start({

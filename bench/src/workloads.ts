@@ -4,20 +4,31 @@ import { benchDir, type TargetName, type WorkloadName } from './config.js';
 import type { LoadResult, LoadSpec } from './load-client.js';
 import { CpuWindow, sampleRss, start, type CpuGroups } from './procs.js';
 import type { RunningTarget } from './targets.js';
+import { OVERHEAD_QUERY } from './overhead/index.js';
 
 export type HttpWorkload = Exclude<WorkloadName, 'subscriptions'>;
 
 export const MENU = `query Menu { meals(first: 20) { edges { node { id name description price { amount currency } available } } pageInfo { hasNextPage endCursor } } }`;
 export const MY_ORDERS = `query MyOrders { me { orders(first: 10) { edges { node { id status total { amount currency } createdAt customer { name } items { quantity meal { name } } payment { status } } } } } }`;
 
-/** Which targets run which workload: the subgraph alone is the ceiling of the one-subgraph query only. */
+/**
+ * Which targets run which workload: the meals subgraph alone is the ceiling of the one-subgraph query
+ * only, and the plain HTTP server that of gateway-overhead only.
+ */
 export const appliesTo = (workload: HttpWorkload, target: TargetName) =>
-  target !== 'direct' || workload === 'one-subgraph';
+  target === 'direct' ? workload === 'one-subgraph' : target === 'ceiling' ? workload === 'gateway-overhead' : true;
+
+/** Workloads that run on the fixture subgraphs of overhead/, not on ours. */
+export const onFixtures = (workload: HttpWorkload) => workload === 'gateway-overhead';
+
+const isOurs = (target: TargetName) => target === 'ours' || target === 'base';
 
 /** Who the bench is: real JWTs from logIn for our gateway; static internal tokens for the peers. */
 export interface Identities {
   /** Per customer: the JWT our gateway gets, and the internal token the peers pass on. */
   federated: { jwt: string; internalToken: string }[];
+  /** federated-cold: thousands of customers, one per request (tokens minted with the run's keys). */
+  cold: { jwt: string; internalToken: string }[];
   mutations: { jwt: string; internalToken: string }[];
   anonymousInternalToken: string;
   mealIds: string[];
@@ -30,22 +41,24 @@ export function loadSpec(
   settings: { connections: number; warmupSeconds: number; durationSeconds: number },
 ): LoadSpec {
   const asTarget = (identity: { jwt: string; internalToken: string }): Record<string, string> =>
-    target.name === 'ours' || target.name === 'base'
-      ? { authorization: `Bearer ${identity.jwt}` }
-      : { 'x-internal-token': identity.internalToken };
+    isOurs(target.name) ? { authorization: `Bearer ${identity.jwt}` } : { 'x-internal-token': identity.internalToken };
   const base = { url: target.url, ...settings };
+  if (workload === 'gateway-overhead') {
+    // Anonymous: the fixture subgraphs take no token, and every target sends the same request.
+    return { ...base, kind: 'query', body: JSON.stringify({ query: OVERHEAD_QUERY }), identities: [{}] };
+  }
   if (workload === 'one-subgraph') {
     // Anonymous, as the menu is read: no header for ours, the anonymous internal token otherwise.
     const identities =
       target.name === 'ours' || target.name === 'base' ? [{}] : [{ 'x-internal-token': ids.anonymousInternalToken }];
     return { ...base, kind: 'query', body: JSON.stringify({ query: MENU }), identities };
   }
-  if (workload === 'federated') {
+  if (workload === 'federated' || workload === 'federated-cold') {
     return {
       ...base,
       kind: 'query',
       body: JSON.stringify({ query: MY_ORDERS }),
-      identities: ids.federated.map(asTarget),
+      identities: (workload === 'federated' ? ids.federated : ids.cold).map(asTarget),
     };
   }
   return { ...base, kind: 'mutations', identities: ids.mutations.map(asTarget), mealIds: ids.mealIds };
@@ -56,7 +69,10 @@ export async function verify(spec: LoadSpec): Promise<string | undefined> {
   const post = async (body: unknown) => {
     const response = await fetch(spec.url, {
       method: 'POST',
-      headers: { 'content-type': 'application/json', ...spec.identities[0] },
+      headers: {
+        'content-type': 'application/json',
+        ...spec.identities[(spec.firstIdentity ?? 0) % spec.identities.length],
+      },
       body: JSON.stringify(body),
       signal: AbortSignal.timeout(10_000),
     });
@@ -67,6 +83,12 @@ export async function verify(spec: LoadSpec): Promise<string | undefined> {
   try {
     if (spec.kind === 'query') {
       const { data } = await post(JSON.parse(spec.body!));
+      if ('topProducts' in data) {
+        if (data.users?.length !== 6 || data.topProducts?.length !== 5)
+          return `expected 6 users and 5 products, got ${JSON.stringify(data).slice(0, 300)}`;
+        if (data.topProducts[0].shippingEstimate === null) return 'no shippingEstimate (@requires) in the answer';
+        return undefined;
+      }
       if (data.meals && data.meals.edges.length !== 20) return `expected 20 meals, got ${data.meals.edges.length}`;
       if ('me' in data) {
         const orders = data.me?.orders?.edges ?? [];
@@ -111,7 +133,11 @@ export interface Measured {
   cpu: Record<string, number>;
   /** Peak RSS of the target's gateway process during the measured window (bytes; 0 for direct). */
   gatewayPeakRss: number;
+  /** Ours: its entity cache's hits and misses during the measured window, by entity type. */
+  entityCache?: EntityCacheCounts;
 }
+
+export type EntityCacheCounts = Record<string, { hits: number; misses: number }>;
 
 const loadClientFile = fileURLToPath(new URL('./load-client.ts', import.meta.url));
 
@@ -137,6 +163,8 @@ export async function measure(
   let window: CpuWindow | undefined;
   let rss: { stop(): number } | undefined;
   let countsBefore: Promise<Record<string, number>> = Promise.resolve({});
+  const counting = isOurs(target.name);
+  let cacheBefore: Promise<EntityCacheCounts> = Promise.resolve({});
   let answered = false;
   try {
     return await new Promise<Measured>((resolve, reject) => {
@@ -145,15 +173,29 @@ export async function measure(
           window = new CpuWindow(cpuGroups(client.pid));
           if (target.process) rss = sampleRss(target.process.pid);
           countsBefore = requestCounts(subgraphUrls);
+          if (counting) cacheBefore = entityCacheCounts(target.url);
         } else if (message.type === 'result') {
           answered = true;
           const cpu = window?.finish() ?? {};
           const gatewayPeakRss = rss?.stop() ?? 0;
-          void Promise.all([countsBefore, requestCounts(subgraphUrls)]).then(([before, after]) => {
+          void Promise.all([
+            countsBefore,
+            requestCounts(subgraphUrls),
+            cacheBefore,
+            counting ? entityCacheCounts(target.url) : undefined,
+          ]).then(([before, after, cacheStart, cacheEnd]) => {
             const subgraphRequests = Object.fromEntries(
               Object.keys(after).map((name) => [name, (after[name] ?? 0) - (before[name] ?? 0)]),
             );
-            resolve({ result: message.result!, cpu, gatewayPeakRss, subgraphRequests });
+            const entityCache =
+              cacheEnd &&
+              Object.fromEntries(
+                Object.entries(cacheEnd).map(([type, end]) => {
+                  const start = cacheStart[type] ?? { hits: 0, misses: 0 };
+                  return [type, { hits: end.hits - start.hits, misses: end.misses - start.misses }];
+                }),
+              );
+            resolve({ result: message.result!, cpu, gatewayPeakRss, subgraphRequests, entityCache });
           }, reject);
         } else if (message.type === 'failed') {
           reject(new Error(`load client failed: ${message.error}`));
@@ -168,6 +210,19 @@ export async function measure(
     rss?.stop();
     await client.stop();
   }
+}
+
+/** Our gateway's gateway_entity_cache_{hits,misses}_total, by entity type. */
+async function entityCacheCounts(gatewayUrl: string): Promise<EntityCacheCounts> {
+  const text = await (await fetch(new URL('/metrics', gatewayUrl))).text();
+  const counts: EntityCacheCounts = {};
+  for (const line of text.split('\n')) {
+    const match = /^gateway_entity_cache_(hits|misses)_total\{type="([^"]+)"\} (\S+)$/.exec(line);
+    if (!match) continue;
+    const entry = (counts[match[2]!] ??= { hits: 0, misses: 0 });
+    entry[match[1] as 'hits' | 'misses'] += Number(match[3]);
+  }
+  return counts;
 }
 
 /** Each subgraph's graphql_requests_total (summed over its labels). */

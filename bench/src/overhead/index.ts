@@ -1,0 +1,89 @@
+import { writeFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { composeServices } from '@apollo/composition';
+import { parse } from 'graphql';
+import { benchDir } from '../config.js';
+import { freePort, start, waitUntil, type Managed } from '../procs.js';
+import { overheadSdl, overheadSubgraphNames, type OverheadSubgraph } from './subgraphs.js';
+
+export { OVERHEAD_QUERY } from './subgraphs.js';
+
+const serverFile = fileURLToPath(new URL('./server.ts', import.meta.url));
+
+/** The public benchmarks' fixed subgraph delay. */
+export const OVERHEAD_DELAY_MS = 4;
+
+export interface OverheadBackend {
+  urls: Record<OverheadSubgraph, string>;
+  process: Managed;
+  /** The four fixture subgraphs composed, with their URLs: every target reads it. */
+  supergraphPath: string;
+}
+
+const ready = (url: string) => async () =>
+  (
+    await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"query":"{ __typename }"}',
+      signal: AbortSignal.timeout(2_000),
+    })
+  ).ok;
+
+/** Starts the fixture subgraphs (one process for the four) and composes their supergraph. */
+export async function startOverheadBackend(logDir: string, supergraphPath: string): Promise<OverheadBackend> {
+  const ports = Object.fromEntries(
+    await Promise.all(overheadSubgraphNames.map(async (name) => [name, await freePort()] as const)),
+  ) as Record<OverheadSubgraph, number>;
+  const urls = Object.fromEntries(
+    overheadSubgraphNames.map((name) => [name, `http://127.0.0.1:${ports[name]}/graphql`]),
+  ) as Record<OverheadSubgraph, string>;
+  const managed = start({
+    name: 'overhead-subgraphs',
+    command: process.execPath,
+    args: ['--import', 'tsx', serverFile, 'subgraphs'],
+    cwd: benchDir,
+    logDir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'production',
+      OVERHEAD_DELAY_MS: String(OVERHEAD_DELAY_MS),
+      OVERHEAD_PORTS: overheadSubgraphNames.map((name) => `${name}:${ports[name]}`).join(','),
+    },
+  });
+  for (const name of overheadSubgraphNames) await waitUntil(`overhead ${name}`, ready(urls[name]), managed, 60_000);
+  const composed = composeServices(
+    overheadSubgraphNames.map((name) => ({ name, url: urls[name], typeDefs: parse(overheadSdl(name)) })),
+  );
+  if (composed.errors) {
+    await managed.stop();
+    throw new Error(`the overhead subgraphs do not compose: ${composed.errors.map((e) => e.message).join('; ')}`);
+  }
+  writeFileSync(supergraphPath, composed.supergraphSdl);
+  return { urls, process: managed, supergraphPath };
+}
+
+/** The ceiling: a plain Node HTTP server that answers the bytes in `bodyFile` to every request. */
+export async function startCeiling(
+  bodyFile: string,
+  logDir: string,
+  tag: string,
+): Promise<{ url: string; process: Managed }> {
+  const port = await freePort();
+  const url = `http://127.0.0.1:${port}/graphql`;
+  const managed = start({
+    name: `ceiling-${tag}`,
+    command: process.execPath,
+    args: ['--import', 'tsx', serverFile, 'ceiling'],
+    cwd: benchDir,
+    logDir,
+    env: {
+      PATH: process.env.PATH ?? '',
+      NODE_ENV: 'production',
+      CEILING_PORT: String(port),
+      CEILING_BODY_FILE: bodyFile,
+    },
+  });
+  await waitUntil('ceiling', ready(url), managed, 60_000);
+  return { url, process: managed };
+}
