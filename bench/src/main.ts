@@ -16,6 +16,7 @@ import {
 import { deleteKeys, RedisClusterProcess, redisEnvOf } from '@food/platform/testing';
 import {
   clusterComparedWorkloads,
+  peerNames,
   loadBenchConfig,
   repoRoot,
   resultsDir,
@@ -623,7 +624,9 @@ async function measurePass(
     });
     try {
       // Not the fixtures (they answer from memory) nor federated-cold (its customers stay unseen).
-      for (const workload of httpWorkloads.filter((w) => appliesTo(w, warmName) && setupOf(w) === 'main')) {
+      for (const workload of httpWorkloads.filter(
+        (w) => appliesTo(w, warmName) && setupOf(w, warmName) !== 'cold' && setupOf(w, warmName) !== 'fixtures',
+      )) {
         const spec = loadSpec(workload, warm, identities, {
           connections: workload === 'mutations' ? config.mutationConnections : config.queryConnections,
           warmupSeconds: 0,
@@ -639,7 +642,7 @@ async function measurePass(
   for (let round = 1; round <= config.rounds && httpWorkloads.length > 0; round++) {
     for (const [name, setup] of targets.flatMap((name) =>
       setups
-        .filter((setup) => httpWorkloads.some((w) => appliesTo(w, name) && setupOf(w) === setup))
+        .filter((setup) => httpWorkloads.some((w) => appliesTo(w, name) && setupOf(w, name) === setup))
         .map((setup) => [name, setup] as const),
     )) {
       log(`round ${round}/${config.rounds}: starting ${name}${setup === 'main' ? '' : ` (${setup})`}`);
@@ -650,6 +653,7 @@ async function measurePass(
           backend,
           supergraphPath: setup === 'fixtures' ? overhead!.supergraphPath : supergraphPath,
           fixtures: setup === 'fixtures',
+          peerCache: setup === 'cached',
           ceilingBodyFile,
           // Cold: no entity cache shared by every caller, so that no cache may answer (see the notes).
           oursEnv: setup === 'cold' ? { ...oursEnv, ENTITY_CACHE_TYPES: '' } : oursEnv,
@@ -664,7 +668,7 @@ async function measurePass(
         continue;
       }
       try {
-        for (const workload of httpWorkloads.filter((w) => appliesTo(w, name) && setupOf(w) === setup)) {
+        for (const workload of httpWorkloads.filter((w) => appliesTo(w, name) && setupOf(w, name) === setup)) {
           const spec = loadSpec(workload, target, identities, {
             ...settings,
             connections: workload === 'mutations' ? config.mutationConnections : config.queryConnections,
@@ -749,14 +753,21 @@ const httpWorkloadsOf = (scope: { workloads: WorkloadName[] }) =>
   scope.workloads.filter((w): w is HttpWorkload => w !== 'subscriptions');
 
 /**
- * How a target is started for a workload: `main` on our subgraphs; `cold` the same, ours without an
- * entity cache shared by every caller; `fixtures` on the fixture subgraphs' supergraph. A target is
- * started once per round for each setup its workloads need.
+ * How a target is started for a workload: `main` on our subgraphs, as shipped; `cached` the same, a
+ * peer with its response cache on (federated: cache against cache); `cold` ours without an entity
+ * cache shared by every caller; `fixtures` on the fixture subgraphs' supergraph. A target is started
+ * once per round for each setup its workloads need.
  */
-const setups = ['main', 'cold', 'fixtures'] as const;
+const setups = ['main', 'cached', 'cold', 'fixtures'] as const;
 type Setup = (typeof setups)[number];
-const setupOf = (workload: HttpWorkload): Setup =>
-  onFixtures(workload) ? 'fixtures' : workload === 'federated-cold' ? 'cold' : 'main';
+const setupOf = (workload: HttpWorkload, target: TargetName): Setup =>
+  onFixtures(workload)
+    ? 'fixtures'
+    : workload === 'federated-cold'
+      ? 'cold'
+      : workload === 'federated' && (peerNames as readonly TargetName[]).includes(target)
+        ? 'cached'
+        : 'main';
 
 /** `count` customers from `first`, with access tokens minted as logIn issues them (thousands of scrypt logins would not fit). */
 async function mintedCustomers(
@@ -1026,8 +1037,15 @@ function notes(raised: typeof raisedLimits, customers: { federated: number; muta
       `${config.warmupSeconds} s of the same load, by autocannon in its own process.`,
     'Peers, continued: "Hive Gateway, Rust planner" is the same Hive Gateway with HIVE_ROUTER_RUNTIME=true, its ' +
       "documented switch to @graphql-hive/router-runtime (Hive Router's Rust query planner through a native addon, " +
-      'and its executor): its fastest documented configuration. No peer has a cache switched on (no response cache, ' +
-      'no entity cache); Hive deduplicates in-flight subgraph requests by default, as noted above.',
+      'and its executor): its fastest documented configuration. Peers run without caches except on federated.',
+    'federated, cache against cache: the peers run it with their documented response caches on, per identity ' +
+      "(the internal token names the caller) for 60 s, our entity cache's TTL: Hive Gateway (both runtimes) with " +
+      '`responseCaching: { session: x-internal-token, ttl: 60 s }` in gateway.config.ts (its in-memory cache); stock ' +
+      'Apollo with @apollo/server-plugin-response-cache (sessionId: the same header; in-memory) and a plugin that ' +
+      "gives each answer a private 60 s policy (our subgraphs' @cacheControl names scopes, no maxAge, so Apollo " +
+      'would otherwise store nothing). Ours runs as shipped: its entity cache in Redis (Meal shared, Order and User ' +
+      'per caller, 60 s). A response cache answers a repeated request whole; ours still plans, authenticates, ' +
+      'rate-limits and reads Redis per request.',
     `federated-cold: the federated query, each request from the next of ${config.coldCustomers.toLocaleString('en')} ` +
       "customers (access tokens minted with the run's signing key exactly as logIn issues them; the peers get each " +
       "one's internal token), and every run of a target goes on in that rotation where its last run stopped, so no " +

@@ -147,6 +147,8 @@ export interface TargetOptions {
    * at the URLs it names; ours verifies tokens with the backend's users service all the same.
    */
   fixtures?: boolean;
+  /** A peer with its documented response cache on (BENCH_PEER_CACHE=1 in bench/peers). */
+  peerCache?: boolean;
   /** The ceiling target's answer: a file holding a gateway's response to the workload's query. */
   ceilingBodyFile?: string;
 }
@@ -202,7 +204,12 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
       cwd: peersDir, // where its gateway.config.ts is
       logDir: launch.logDir,
       // hive-router: its documented switch to the Rust query planner and its executor (router-runtime).
-      env: { ...baseEnv(), NODE_ENV: 'production', ...(name === 'hive-router' && { HIVE_ROUTER_RUNTIME: 'true' }) },
+      env: {
+        ...baseEnv(),
+        NODE_ENV: 'production',
+        ...(name === 'hive-router' && { HIVE_ROUTER_RUNTIME: 'true' }),
+        ...(options.peerCache && { BENCH_PEER_CACHE: '1' }),
+      },
     });
   } else {
     managed = start({
@@ -211,7 +218,13 @@ export async function startTarget(name: TargetName, options: TargetOptions): Pro
       args: [`${peersDir}apollo-stock.mjs`],
       cwd: peersDir,
       logDir: launch.logDir,
-      env: { ...baseEnv(), NODE_ENV: 'production', PORT: String(port), SUPERGRAPH_PATH: options.supergraphPath },
+      env: {
+        ...baseEnv(),
+        NODE_ENV: 'production',
+        PORT: String(port),
+        SUPERGRAPH_PATH: options.supergraphPath,
+        ...(options.peerCache && { BENCH_PEER_CACHE: '1' }),
+      },
     });
   }
   await waitUntil(`${name} gateway`, graphqlReady(url), managed, 90_000);
