@@ -438,7 +438,9 @@ export function markdown(results: BenchResults): string {
     '',
   );
 
-  const cached = results.runs.filter((run) => run.entityCache && Object.keys(run.entityCache).length > 0);
+  const cached = results.runs.filter((run) =>
+    Object.values(run.entityCache ?? {}).some((counts) => counts.hits + counts.misses > 0),
+  );
   if (cached.length > 0) {
     out.push("## Our gateway's entity cache during each measured run (its own counters)", '');
     out.push(
