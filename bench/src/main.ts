@@ -769,6 +769,16 @@ const setupOf = (workload: HttpWorkload, target: TargetName): Setup =>
         ? 'cached'
         : 'main';
 
+/** Signs access tokens with the run's key, exactly as logIn issues them (for a day). */
+const runTokenSigner = (launch: Launch) =>
+  new UserTokenSigner({
+    keys: signingKeysEnv.parse(launch.usersEnv.USERS_SIGNING_KEYS),
+    activeKeyId: launch.usersEnv.USERS_SIGNING_ACTIVE_KEY_ID!,
+    issuer: 'food-users',
+    audience: 'food-supergraph',
+    ttlSeconds: 86_400,
+  });
+
 /** `count` customers from `first`, with access tokens minted as logIn issues them (thousands of scrypt logins would not fit). */
 async function mintedCustomers(
   first: number,
@@ -776,13 +786,7 @@ async function mintedCustomers(
   launch: Launch,
   internalTokens: InternalTokens,
 ): Promise<Identities['cold']> {
-  const signer = new UserTokenSigner({
-    keys: signingKeysEnv.parse(launch.usersEnv.USERS_SIGNING_KEYS),
-    activeKeyId: launch.usersEnv.USERS_SIGNING_ACTIVE_KEY_ID!,
-    issuer: 'food-users',
-    audience: 'food-supergraph',
-    ttlSeconds: 86_400,
-  });
+  const signer = runTokenSigner(launch);
   const list: Identities['cold'] = [];
   for (let k = first; k < first + count; k++) {
     const id = userId(k);
@@ -889,13 +893,7 @@ async function subscriptions(
     ),
     gcOnSignal: true,
   });
-  const userTokens = new UserTokenSigner({
-    keys: signingKeysEnv.parse(launch.usersEnv.USERS_SIGNING_KEYS),
-    activeKeyId: launch.usersEnv.USERS_SIGNING_ACTIVE_KEY_ID!,
-    issuer: 'food-users',
-    audience: 'food-supergraph',
-    ttlSeconds: 86_400,
-  });
+  const userTokens = runTokenSigner(launch);
   const followed = menuMeals(FOLLOWED_MEALS, config.seed).map(mealId);
   // The followed meals as the menu scenario has changed them (seeded available; prices only go up).
   for (const id of followed) if (!state.availability.has(id)) state.availability.set(id, true);

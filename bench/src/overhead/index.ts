@@ -10,6 +10,17 @@ export { OVERHEAD_QUERY } from './subgraphs.js';
 
 const serverFile = fileURLToPath(new URL('./server.ts', import.meta.url));
 
+/** server.ts in one of its modes, as a process of its own. */
+const startServer = (mode: 'subgraphs' | 'ceiling', name: string, logDir: string, env: Record<string, string>) =>
+  start({
+    name,
+    command: process.execPath,
+    args: ['--import', 'tsx', serverFile, mode],
+    cwd: benchDir,
+    logDir,
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', ...env },
+  });
+
 /** The public benchmarks' fixed subgraph delay. */
 export const OVERHEAD_DELAY_MS = 4;
 
@@ -38,18 +49,9 @@ export async function startOverheadBackend(logDir: string, supergraphPath: strin
   const urls = Object.fromEntries(
     overheadSubgraphNames.map((name) => [name, `http://127.0.0.1:${ports[name]}/graphql`]),
   ) as Record<OverheadSubgraph, string>;
-  const managed = start({
-    name: 'overhead-subgraphs',
-    command: process.execPath,
-    args: ['--import', 'tsx', serverFile, 'subgraphs'],
-    cwd: benchDir,
-    logDir,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'production',
-      OVERHEAD_DELAY_MS: String(OVERHEAD_DELAY_MS),
-      OVERHEAD_PORTS: overheadSubgraphNames.map((name) => `${name}:${ports[name]}`).join(','),
-    },
+  const managed = startServer('subgraphs', 'overhead-subgraphs', logDir, {
+    OVERHEAD_DELAY_MS: String(OVERHEAD_DELAY_MS),
+    OVERHEAD_PORTS: overheadSubgraphNames.map((name) => `${name}:${ports[name]}`).join(','),
   });
   for (const name of overheadSubgraphNames) await waitUntil(`overhead ${name}`, ready(urls[name]), managed, 60_000);
   const composed = composeServices(
@@ -71,18 +73,9 @@ export async function startCeiling(
 ): Promise<{ url: string; process: Managed }> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}/graphql`;
-  const managed = start({
-    name: `ceiling-${tag}`,
-    command: process.execPath,
-    args: ['--import', 'tsx', serverFile, 'ceiling'],
-    cwd: benchDir,
-    logDir,
-    env: {
-      PATH: process.env.PATH ?? '',
-      NODE_ENV: 'production',
-      CEILING_PORT: String(port),
-      CEILING_BODY_FILE: bodyFile,
-    },
+  const managed = startServer('ceiling', `ceiling-${tag}`, logDir, {
+    CEILING_PORT: String(port),
+    CEILING_BODY_FILE: bodyFile,
   });
   await waitUntil('ceiling', ready(url), managed, 60_000);
   return { url, process: managed };
