@@ -94,6 +94,18 @@ export async function stopAll(): Promise<void> {
 }
 
 /** Polls until `probe` resolves true; fails with the process's log when it exits or time runs out. */
+/** A probe for waitUntil: the URL answers 2xx within 2 s. */
+export const answersOk = (url: string, init?: RequestInit) => async () =>
+  (await fetch(url, { ...init, signal: AbortSignal.timeout(2_000) })).ok;
+
+/** A GraphQL endpoint is up once `{ __typename }` answers 200 (the schema is loaded). */
+export const graphqlReady = (url: string, headers: Record<string, string> = {}) =>
+  answersOk(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: '{"query":"{ __typename }"}',
+  });
+
 export async function waitUntil(
   what: string,
   probe: () => Promise<boolean>,

@@ -1,7 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { repoRoot, peersDir, type TargetName } from './config.js';
-import { freePort, start, waitUntil, type Managed } from './procs.js';
+import { answersOk, freePort, graphqlReady, start, waitUntil, type Managed } from './procs.js';
 import { hiveBin } from './peers.js';
 import { startCeiling } from './overhead/index.js';
 
@@ -48,17 +48,6 @@ const gcOnSignalFile = fileURLToPath(new URL('./gc-on-signal.mjs', import.meta.u
 
 const baseEnv = () => ({ PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/tmp' });
 
-const ok = (url: string, init?: RequestInit) => async () =>
-  (await fetch(url, { ...init, signal: AbortSignal.timeout(2_000) })).ok;
-
-/** A GraphQL endpoint is up once `{ __typename }` answers 200 (the schema is loaded). */
-export const graphqlReady = (url: string, headers: Record<string, string> = {}) =>
-  ok(url, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: '{"query":"{ __typename }"}',
-  });
-
 /** The four subgraphs and the four workers, each its own process, as deployed. */
 export async function startBackend(launch: Launch): Promise<Backend> {
   const ports = Object.fromEntries(await Promise.all(subgraphs.map(async (s) => [s, await freePort()]))) as Record<
@@ -94,8 +83,8 @@ export async function startBackend(launch: Launch): Promise<Backend> {
     processes[name] = managed;
     const ready =
       entry === 'main'
-        ? ok(new URL('/readyz', urls[name as Subgraph]).href)
-        : ok(`http://127.0.0.1:${env[workerPortVariable[name as Worker] as keyof typeof env]}/readyz`);
+        ? answersOk(new URL('/readyz', urls[name as Subgraph]).href)
+        : answersOk(`http://127.0.0.1:${env[workerPortVariable[name as Worker] as keyof typeof env]}/readyz`);
     await waitUntil(name, ready, managed, 90_000);
   };
   await Promise.all(subgraphs.map((s) => launchOne(s, `subgraphs/${s}`, 'main')));

@@ -49,8 +49,7 @@ export function loadSpec(
   }
   if (workload === 'one-subgraph') {
     // Anonymous, as the menu is read: no header for ours, the anonymous internal token otherwise.
-    const identities =
-      target.name === 'ours' || target.name === 'base' ? [{}] : [{ 'x-internal-token': ids.anonymousInternalToken }];
+    const identities = isOurs(target.name) ? [{}] : [{ 'x-internal-token': ids.anonymousInternalToken }];
     return { ...base, kind: 'query', body: JSON.stringify({ query: MENU }), identities };
   }
   if (workload === 'federated' || workload === 'federated-cold') {

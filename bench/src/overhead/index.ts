@@ -3,7 +3,7 @@ import { fileURLToPath } from 'node:url';
 import { composeServices } from '@apollo/composition';
 import { parse } from 'graphql';
 import { benchDir } from '../config.js';
-import { freePort, start, waitUntil, type Managed } from '../procs.js';
+import { freePort, graphqlReady, start, waitUntil, type Managed } from '../procs.js';
 import { overheadSdl, overheadSubgraphNames, type OverheadSubgraph } from './subgraphs.js';
 
 export { OVERHEAD_QUERY } from './subgraphs.js';
@@ -31,16 +31,6 @@ export interface OverheadBackend {
   supergraphPath: string;
 }
 
-const ready = (url: string) => async () =>
-  (
-    await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: '{"query":"{ __typename }"}',
-      signal: AbortSignal.timeout(2_000),
-    })
-  ).ok;
-
 /** Starts the fixture subgraphs (one process for the four) and composes their supergraph. */
 export async function startOverheadBackend(logDir: string, supergraphPath: string): Promise<OverheadBackend> {
   const ports = Object.fromEntries(
@@ -53,7 +43,8 @@ export async function startOverheadBackend(logDir: string, supergraphPath: strin
     OVERHEAD_DELAY_MS: String(OVERHEAD_DELAY_MS),
     OVERHEAD_PORTS: overheadSubgraphNames.map((name) => `${name}:${ports[name]}`).join(','),
   });
-  for (const name of overheadSubgraphNames) await waitUntil(`overhead ${name}`, ready(urls[name]), managed, 60_000);
+  for (const name of overheadSubgraphNames)
+    await waitUntil(`overhead ${name}`, graphqlReady(urls[name]), managed, 60_000);
   const composed = composeServices(
     overheadSubgraphNames.map((name) => ({ name, url: urls[name], typeDefs: parse(overheadSdl(name)) })),
   );
@@ -77,6 +68,6 @@ export async function startCeiling(
     CEILING_PORT: String(port),
     CEILING_BODY_FILE: bodyFile,
   });
-  await waitUntil('ceiling', ready(url), managed, 60_000);
+  await waitUntil('ceiling', graphqlReady(url), managed, 60_000);
   return { url, process: managed };
 }
