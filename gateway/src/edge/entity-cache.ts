@@ -1,6 +1,5 @@
-import type { RedisConnection } from '@food/platform';
 import type { Counter } from 'prom-client';
-import type { EntityReference, Logger } from '@food/platform';
+import { hmgetEach, type EntityReference, type Logger, type RedisConnection } from '@food/platform';
 import { sha256Hex } from './persisted-queries.js';
 
 /** Pauses between tries of a failed invalidation: some 4 s in all, about a Redis failover's length. */
@@ -83,7 +82,10 @@ export class RedisEntityCacheStore implements EntityCacheStore {
   }
 
   async read(entries: EntryRef[]): Promise<CachedEntity[]> {
-    const replies = await Promise.all(entries.map(({ key, field }) => this.redis.hmget(key, 'generation', field)));
+    const replies = await hmgetEach(
+      this.redis,
+      entries.map(({ key, field }) => ({ key, fields: ['generation', field] })),
+    );
     const now = Date.now();
     return replies.map(([generation, stored]) => {
       const parsed = stored ? (JSON.parse(stored) as StoredValue) : undefined;

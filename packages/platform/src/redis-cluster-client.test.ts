@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectRedis } from './redis.js';
+import { connectRedis, hmgetEach } from './redis.js';
 import { RedisClusterProcess } from './testing/redis-cluster.js';
 
 // A cluster of this file's own (whatever TEST_REDIS says): its replicas are what is looked at.
@@ -52,6 +52,41 @@ describe('a connection to a Redis Cluster', () => {
     await new Promise((resolve) => setTimeout(resolve, 300));
     const onReplicas = (await Promise.all(replicas.map((port) => connectionsOn(port, name)))).flat();
     expect(onReplicas).toEqual([]);
+    redis.disconnect();
+  });
+});
+
+describe('hmgetEach on a Redis Cluster', () => {
+  it('reads keys of every master in one call, each answer in its place', async () => {
+    const name = `test-hmget-each-${randomUUID()}`;
+    const redis = connectRedis(cluster.target, { name, whenDown: 'fail-fast' }) as Cluster;
+    await new Promise((resolve) => redis.once('ready', resolve));
+    const keys = Array.from({ length: 60 }, (_, i) => `${name}:entity:${i}`);
+    await Promise.all(keys.map((key, i) => redis.hset(key, 'generation', String(i), 'value', `v${i}`)));
+    const owners = new Set(await Promise.all(keys.map((key) => cluster.masterOf(key))));
+    expect(owners.size, 'the keys are spread over every master').toBe(3);
+
+    const reads = [
+      ...keys.map((key) => ({ key, fields: ['generation', 'value'] })),
+      { key: `${name}:none`, fields: ['x'] },
+    ];
+    expect(await hmgetEach(redis, reads)).toEqual([...keys.map((_, i) => [String(i), `v${i}`]), [null]]);
+    redis.disconnect();
+  });
+
+  it('reads a key whose slot moved (MOVED) through the cluster client, which follows it', async () => {
+    const name = `test-hmget-moved-${randomUUID()}`;
+    const redis = connectRedis(cluster.target, { name, whenDown: 'fail-fast' }) as Cluster;
+    await new Promise((resolve) => redis.once('ready', resolve));
+    const key = `${name}:entity`;
+    await redis.hset(key, 'value', 'current');
+    // The client's slot map goes stale as in a resharding: it names another master for the key's slot.
+    const owner = `127.0.0.1:${await cluster.masterOf(key)}`;
+    const other = redis.nodes('master').find((node) => `${node.options.host}:${node.options.port}` !== owner)!;
+    const slot = Number(await redis.call('CLUSTER', 'KEYSLOT', key));
+    redis.slots[slot] = [`${other.options.host}:${other.options.port}`];
+
+    expect(await hmgetEach(redis, [{ key, fields: ['value'] }])).toEqual([['current']]);
     redis.disconnect();
   });
 });
