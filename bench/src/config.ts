@@ -180,12 +180,15 @@ export function loadBenchConfig(): BenchConfig {
     throw new Error('BENCH_TARGETS has base: set BENCH_BASE_DIR to a checkout whose gateway is built');
   }
   const volume = process.env.BENCH_VOLUME === '1' || process.env.BENCH_VOLUME === 'true';
+  const rounds = int('BENCH_ROUNDS', quick ? 1 : 3);
+  // Each pass's order scenario follows PAID orders of its own: BENCH_REDIS=both has 2 per round more.
+  const passes = redis === 'both' ? 1 + 2 * rounds : 1;
   return {
     volume: volume ? loadVolumeConfig(sizes) : undefined,
     quick,
     durationSeconds: int('BENCH_DURATION_SECONDS', quick ? 3 : 8),
     warmupSeconds: int('BENCH_WARMUP_SECONDS', quick ? 1 : 2, 0),
-    rounds: int('BENCH_ROUNDS', quick ? 1 : 3),
+    rounds,
     backendWarmupSeconds: int('BENCH_BACKEND_WARMUP_SECONDS', quick ? 2 : 5, 0),
     coldCustomers: int('BENCH_COLD_CUSTOMERS', quick ? 2_000 : 10_000, 100),
     queryConnections: int('BENCH_CONNECTIONS', 32),
@@ -200,7 +203,7 @@ export function loadBenchConfig(): BenchConfig {
     seed: {
       users: int('BENCH_SEED_USERS', quick ? 2_000 : 10_000, 100),
       meals: int('BENCH_SEED_MEALS', quick ? 200 : 1_000, 20),
-      orders: int('BENCH_SEED_ORDERS', quick ? 20_000 : 100_000, 1_000),
+      orders: int('BENCH_SEED_ORDERS', (quick ? 20_000 : 100_000) * passes, 1_000),
     },
     scenarios: list('BENCH_SUB_SCENARIOS', scenarioNames),
     subscribers: {

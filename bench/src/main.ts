@@ -302,18 +302,23 @@ async function redisPersistence(target: RedisTarget): Promise<string> {
   }
 }
 
+/** The cluster this run started, shared by its passes (each pass deletes its keys). */
+let clusterUnderTest: Promise<RedisUnderTest> | undefined;
+
 async function redisUnderTest(mode: RedisUnderTest['mode']): Promise<RedisUnderTest> {
-  if (mode === 'single') {
-    const target: RedisTarget = { mode: 'single', url: config.redisUrl };
-    return { mode, target, description: `one node, ${describeRedisTarget(target)}: ${await redisPersistence(target)}` };
-  }
+  if (mode === 'cluster') return (clusterUnderTest ??= startClusterUnderTest());
+  const target: RedisTarget = { mode: 'single', url: config.redisUrl };
+  return { mode, target, description: `one node, ${describeRedisTarget(target)}: ${await redisPersistence(target)}` };
+}
+
+async function startClusterUnderTest(): Promise<RedisUnderTest> {
   log("starting a Redis Cluster of our own (3 masters, 3 replicas, from the machine's redis-server)");
   // Persistence as the one node it is compared with has it (the machine's: no AOF), so only the cluster differs.
   const single = await redisPersistence({ mode: 'single', url: config.redisUrl });
   const cluster = await RedisClusterProcess.start({ appendOnly: single.includes('appendonly yes') });
   clusters.push(cluster);
   return {
-    mode,
+    mode: 'cluster',
     target: cluster.target,
     description:
       `a Redis Cluster the bench started (3 masters, 3 replicas on 127.0.0.1, ports ${cluster.ports.join(', ')}; ` +
@@ -403,29 +408,55 @@ async function main(): Promise<void> {
   const signingKey = generateSigningJwk('bench');
   const dbUrl = (service: string) => databases.find((db) => db.service === service)!.url;
   const shared: Shared = { built, secrets, keys, signingKey, dbUrl };
-  const modes: RedisUnderTest['mode'][] = config.redis === 'both' ? ['single', 'cluster'] : [config.redis];
   const subscriptionState: SubscriptionState = { nextPaid: 0, priceChanges: 0, availability: new Map() };
   let customerCounts = { federated: 0, mutations: 0 };
-  for (const mode of modes) {
-    // BENCH_REDIS=both: the cluster pass runs our gateway on the workloads the comparison needs.
-    const compared = config.redis === 'both' && mode === 'cluster';
-    const scope = compared
-      ? {
-          workloads: config.workloads.filter((w) => clusterComparedWorkloads.includes(w)),
-          targets: config.targets.filter((t) => t === 'ours'),
-        }
-      : { workloads: config.workloads, targets: config.targets };
+  const allRounds = Array.from({ length: config.rounds }, (_, i) => i + 1);
+  // The main pass: every workload and target, on one Redis (BENCH_REDIS=both: the one node).
+  const main = await runPass(config.redis === 'cluster' ? 'cluster' : 'single', {
+    scope: { workloads: config.workloads, targets: config.targets },
+    rounds: allRounds,
+    label: config.redis === 'cluster' ? 'cluster' : 'single',
+    fatal: config.redis !== 'both',
+  });
+  results.runs = main.runs;
+  results.subscriptions = main.subscriptions;
+  customerCounts = main.customers;
+  if (config.redis === 'both') {
+    // Then the comparison, in pairs of passes back to back (cluster then one node, then the other way
+    // round), our gateway on the compared workloads: each pair's ratio sees the same machine.
+    const scope = {
+      workloads: config.workloads.filter((w) => clusterComparedWorkloads.includes(w)),
+      targets: config.targets.filter((t) => t === 'ours'),
+    };
+    results.cluster = { runs: [], subscriptions: [] };
+    results.clusterBaseline = { runs: [], subscriptions: [] };
+    for (const round of allRounds) {
+      const order: RedisUnderTest['mode'][] = round % 2 === 1 ? ['cluster', 'single'] : ['single', 'cluster'];
+      for (const mode of order) {
+        const pass = await runPass(mode, { scope, rounds: [round], label: `${mode}-pair${round}`, fatal: false });
+        const into = mode === 'cluster' ? results.cluster : results.clusterBaseline;
+        into.runs.push(...pass.runs);
+        into.subscriptions.push(...pass.subscriptions.map((run) => ({ ...run, round })));
+      }
+    }
+  }
+
+  /** One pass on `mode`'s Redis; unless `fatal`, a failure is reported and the run goes on. */
+  async function runPass(
+    mode: RedisUnderTest['mode'],
+    { scope, rounds, label, fatal }: { scope: PassScope; rounds: number[]; label: string; fatal: boolean },
+  ): Promise<PassResult> {
     const errors: string[] = [];
     let redis: RedisUnderTest | undefined;
-    let pass: Awaited<ReturnType<typeof measurePass>>;
+    let pass: PassResult;
     try {
       redis = await redisUnderTest(mode);
       results.redis[mode] = redis.description;
       log(`on Redis: ${redis.description}; workloads ${scope.workloads.join(',')}; targets ${scope.targets.join(',')}`);
-      pass = await measurePass(shared, redis, scope, subscriptionState, errors);
+      pass = await measurePass(shared, redis, scope, rounds, label, subscriptionState, errors);
     } catch (error) {
-      if (modes.length === 1) throw error;
-      // BENCH_REDIS=both: the other Redis's results still make a report, which names what failed here.
+      if (fatal) throw error;
+      // BENCH_REDIS=both: the other passes' results still make a report, which names what failed here.
       const message = error instanceof Error ? error.message : String(error);
       errors.push(`the pass did not complete: ${message.slice(0, 2_000)}`);
       log(`  on ${mode === 'cluster' ? 'the cluster' : 'one node'}: FAILED: ${message.slice(0, 500)}`);
@@ -437,17 +468,12 @@ async function main(): Promise<void> {
         config.redis === 'both' ? `${mode === 'cluster' ? 'on the cluster' : 'on one node'}: ${error}` : error,
       ),
     );
-    if (compared) results.cluster = { runs: pass.runs, subscriptions: pass.subscriptions };
-    else {
-      results.runs = pass.runs;
-      results.subscriptions = pass.subscriptions;
-      customerCounts = pass.customers;
-    }
     if (redis) {
       await deleteKeys(`${redisPrefix}:`, redis.target).catch((error: unknown) =>
         log(`deleting Redis keys: ${String(error)}`),
       );
     }
+    return pass;
   }
 
   results.wallSeconds = (Date.now() - startedAt) / 1000;
@@ -498,15 +524,29 @@ interface Shared {
  * The subgraphs, workers and gateways on one Redis: the backend's warm-up, the HTTP rounds and the
  * subscription scenarios of `scope`; the backend is stopped at the end.
  */
+interface PassScope {
+  workloads: WorkloadName[];
+  targets: TargetName[];
+}
+
+interface PassResult {
+  runs: HttpRun[];
+  subscriptions: SubscriptionRun[];
+  customers: { federated: number; mutations: number };
+}
+
 async function measurePass(
   { built, secrets, keys, signingKey, dbUrl }: Shared,
   redis: RedisUnderTest,
-  scope: { workloads: WorkloadName[]; targets: TargetName[] },
+  scope: PassScope,
+  rounds: number[],
+  /** The pass's name in BENCH_REDIS=both's log directories (`single`, `cluster-pair1`, ...). */
+  label: string,
   state: SubscriptionState,
   errors: string[],
-): Promise<{ runs: HttpRun[]; subscriptions: SubscriptionRun[]; customers: { federated: number; mutations: number } }> {
-  // Both passes' processes have the same names: BENCH_REDIS=both keeps their logs apart.
-  const passLogDir = config.redis === 'both' ? `${logDir}/${redis.mode}` : logDir;
+): Promise<PassResult> {
+  // BENCH_REDIS=both's passes have processes of the same names: each pass keeps its logs apart.
+  const passLogDir = config.redis === 'both' ? `${logDir}/${label}` : logDir;
   mkdirSync(passLogDir, { recursive: true });
   const launch: Launch = {
     build: built,
@@ -639,7 +679,7 @@ async function measurePass(
       await warm.stop();
     }
   }
-  for (let round = 1; round <= config.rounds && httpWorkloads.length > 0; round++) {
+  for (const round of httpWorkloads.length > 0 ? rounds : []) {
     for (const [name, setup] of targets.flatMap((name) =>
       setups
         .filter((setup) => httpWorkloads.some((w) => appliesTo(w, name) && setupOf(w, name) === setup))

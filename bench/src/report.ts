@@ -1,5 +1,5 @@
 import { CLUSTER_GOAL_RATIO, peerNames, targetLabels, targetNames, type TargetName } from './config.js';
-import { isValid, NOISY_CPU, pairedRatio, summarize, type BenchResults } from './results.js';
+import { isValid, median, NOISY_CPU, pairedRatio, summarize, type BenchResults } from './results.js';
 import type { SubscriptionRun } from './subscriptions.js';
 import type { HttpWorkload } from './workloads.js';
 
@@ -91,57 +91,84 @@ const clusterView = (results: BenchResults): BenchResults | undefined =>
     subscriptions: results.cluster.subscriptions,
   };
 
+/** The one node's runs that BENCH_REDIS=both paired with the cluster's (the main pass's in older results). */
+const baselineView = (results: BenchResults): BenchResults =>
+  results.clusterBaseline
+    ? {
+        ...results,
+        errors: [],
+        runs: results.clusterBaseline.runs,
+        subscriptions: results.clusterBaseline.subscriptions,
+      }
+    : results;
+
 export interface ClusterRow {
   workload: string;
   figure: string;
   single: string;
   cluster: string;
-  /** The cluster's figure / the one node's, "higher is better" (NaN: not on both). */
+  /** The median over the pairs of passes of the cluster's figure / the one node's, "higher is better" (NaN: not on both). */
   ratio: number;
+  /** Each pair's ratio, in pair order. */
+  perPair: number[];
 }
 
 /**
- * BENCH_REDIS=both: each workload measured on both, side by side. HTTP: our gateway's requests/s.
- * Subscriptions: the one node's p99 latency / the cluster's (below 1: slower on the cluster), and no
- * more than its delivered share.
+ * BENCH_REDIS=both: each workload on both, in pairs of passes back to back; each pair's ratio, then
+ * the median. HTTP: our gateway's requests/s. Subscriptions: the one node's p99 latency / the
+ * cluster's (below 1: slower on the cluster), and no more than its delivered share.
  */
 export function clusterComparison(results: BenchResults): ClusterRow[] {
   const cluster = clusterView(results);
   if (!cluster) return [];
+  const baseline = baselineView(results);
+  const pairs = [...new Set([...baseline.runs, ...cluster.runs].map((run) => run.round))].sort((a, b) => a - b);
   const rows: ClusterRow[] = [];
   for (const workload of httpWorkloads) {
-    const one = summarize(results, workload, 'ours');
+    const one = summarize(baseline, workload, 'ours');
     const other = summarize(cluster, workload, 'ours');
     if (!one && !other) continue;
     const text = (s: typeof one) =>
       s ? `${fmt(s.rps, 0)} req/s, p99 ${fmt(s.p99, 1)} ms (${s.validRuns}/${s.runs} valid)` : 'not run';
+    const perPair = pairs.flatMap((round) => {
+      const find = (view: BenchResults) =>
+        view.runs.find((run) => run.workload === workload && run.target === 'ours' && run.round === round);
+      const [a, b] = [find(baseline), find(cluster)];
+      return a && b && isValid(a) && isValid(b) ? [b.result!.rps / a.result!.rps] : [];
+    });
     rows.push({
       workload,
       figure: 'requests/s',
       single: text(one),
       cluster: text(other),
-      ratio: (other?.rps ?? NaN) / (one?.rps ?? NaN),
+      ratio: median(perPair),
+      perPair,
     });
   }
   const key = (run: SubscriptionRun) => `${run.scenario} ${(run.asked ?? run.subscribers).toLocaleString('en')}`;
-  const names = new Set([...results.subscriptions, ...cluster.subscriptions].map(key));
+  const names = new Set([...baseline.subscriptions, ...cluster.subscriptions].map(key));
+  const ratioOf = (one: SubscriptionRun, other: SubscriptionRun) =>
+    Math.min(one.latencyMs.p99 / other.latencyMs.p99, other.deliveryRatio / Math.max(one.deliveryRatio, 1e-9));
   for (const name of names) {
-    const one = results.subscriptions.find((run) => key(run) === name);
-    const other = cluster.subscriptions.find((run) => key(run) === name);
-    const text = (run?: SubscriptionRun) =>
-      run
-        ? `p99 ${fmt(run.latencyMs.p99)} ms, ${fmt(run.deliveryRatio * 100, 2)} % delivered, ${connectedText(run)}`
+    const ones = baseline.subscriptions.filter((run) => key(run) === name);
+    const others = cluster.subscriptions.filter((run) => key(run) === name);
+    const text = (runs: SubscriptionRun[]) =>
+      runs.length > 0
+        ? `p99 ${runs.map((run) => fmt(run.latencyMs.p99)).join(' / ')} ms, ` +
+          `${fmt(Math.min(...runs.map((run) => run.deliveryRatio)) * 100, 2)} % delivered (lowest), ` +
+          runs.map(connectedText).join(' / ')
         : 'not run';
-    const ratio =
-      one && other
-        ? Math.min(one.latencyMs.p99 / other.latencyMs.p99, other.deliveryRatio / Math.max(one.deliveryRatio, 1e-9))
-        : NaN;
+    const perPair = ones.flatMap((one) => {
+      const other = others.find((run) => run.round === one.round);
+      return other ? [ratioOf(one, other)] : [];
+    });
     rows.push({
       workload: `subscriptions ${name}`,
       figure: '1 / p99 latency, and the share delivered',
-      single: text(one),
-      cluster: text(other),
-      ratio,
+      single: text(ones),
+      cluster: text(others),
+      ratio: median(perPair),
+      perPair,
     });
   }
   return rows;
@@ -259,7 +286,7 @@ const subscriptionProblemsOf = (results: BenchResults) =>
 function redisText(results: BenchResults): string {
   const { single, cluster } = results.redis ?? {};
   if (single && cluster)
-    return `BENCH_REDIS=both: every workload on ${single}; then federated, mutations and the subscriptions (our gateway) on ${cluster} (see "Redis Cluster against one node")`;
+    return `BENCH_REDIS=both: every workload on ${single}; then federated, mutations and the subscriptions (our gateway) on ${cluster} and on the one node again, in pairs of passes (see "Redis Cluster against one node")`;
   if (cluster) return `BENCH_REDIS=cluster, ${cluster}`;
   return single ? `BENCH_REDIS=single, ${single}` : 'not recorded';
 }
@@ -287,10 +314,12 @@ function runProblems(results: BenchResults): string[] {
 export function markdown(results: BenchResults): string {
   const out: string[] = [];
   const cluster = clusterView(results);
-  const invalid = [...results.runs, ...(cluster?.runs ?? [])].filter((run) => !isValid(run));
+  const paired = results.clusterBaseline && baselineView(results);
+  const invalid = [...results.runs, ...(cluster?.runs ?? []), ...(paired?.runs ?? [])].filter((run) => !isValid(run));
   const subscriptionProblems = [
     ...subscriptionProblemsOf(results),
     ...(cluster ? subscriptionProblemsOf(cluster) : []),
+    ...(paired ? subscriptionProblemsOf(paired) : []),
   ];
   out.push(`# Gateway benchmark: ${results.date}`, '');
   if (invalid.length > 0 || results.errors.length > 0 || subscriptionProblems.length > 0) {
@@ -592,20 +621,37 @@ export function markdown(results: BenchResults): string {
     out.push('## Redis Cluster against one node (BENCH_REDIS=both, our gateway)', '');
     out.push(
       table(
-        ['workload', 'figure', 'one node', 'Redis Cluster', 'cluster / one node', `>= ${CLUSTER_GOAL_RATIO}x`],
+        [
+          'workload',
+          'figure',
+          'one node',
+          'Redis Cluster',
+          'cluster / one node (median of pairs)',
+          'each pair',
+          `>= ${CLUSTER_GOAL_RATIO}x`,
+        ],
         clusterComparison(results).map((row) => [
           row.workload,
           row.figure,
           row.single,
           row.cluster,
           Number.isFinite(row.ratio) ? `${fmt(row.ratio, 2)}x` : 'n/a',
+          row.perPair.map((ratio) => fmt(ratio, 2)).join(', ') || '-',
           Number.isFinite(row.ratio) ? (row.ratio >= CLUSTER_GOAL_RATIO ? 'met' : '**not met**') : 'not measured',
         ]),
       ),
       '',
-      'One node first (with the peers, in rounds), then the cluster: a fresh backend and gateway on it, the same ' +
-        "databases, later PAID orders for the subscriptions. The cluster is the bench's own on this machine: its " +
-        'six redis-server processes share the cores with everything else, and its persistence is in the Redis line above.',
+      results.clusterBaseline
+        ? 'After the main pass, pairs of passes back to back, our gateway only: the cluster then one node, then one ' +
+            'node then the cluster, and so on (BENCH_ROUNDS pairs), each a fresh backend and gateway on the same ' +
+            'databases, later PAID orders for the subscriptions. The ratio is taken within each pair, so that the ' +
+            "machine's drift over the run (it moves these figures by tens of per cent here) falls on both sides of " +
+            'it; the median of the pairs is the result, and the one-node and cluster figures are medians of their ' +
+            "passes. The cluster is the bench's own on this machine: its six redis-server processes share the cores " +
+            'with everything else, and its persistence is in the Redis line above.'
+        : 'One node first (with the peers, in rounds), then the cluster: a fresh backend and gateway on it, the same ' +
+            "databases, later PAID orders for the subscriptions. The cluster is the bench's own on this machine: its " +
+            'six redis-server processes share the cores with everything else, and its persistence is in the Redis line above.',
       '',
     );
   }
@@ -614,6 +660,7 @@ export function markdown(results: BenchResults): string {
     ...results.errors,
     ...runProblems(results),
     ...(cluster ? runProblems(cluster).map((problem) => `on the cluster: ${problem}`) : []),
+    ...(paired ? runProblems(paired).map((problem) => `on one node, paired with the cluster: ${problem}`) : []),
   ];
   out.push('## Errors', '', problems.length === 0 ? 'None: every run answered 2xx without GraphQL errors.' : '');
   for (const problem of problems) out.push(`- ${problem.replace(/\n/g, ' ')}`);

@@ -36,10 +36,13 @@ export interface BenchResults {
   runs: HttpRun[];
   subscriptions: SubscriptionRun[];
   /**
-   * BENCH_REDIS=both: the same workloads (federated, mutations, subscriptions; our gateway) on a Redis
-   * Cluster. `runs` and `subscriptions` above are then the one node's.
+   * BENCH_REDIS=both: the compared workloads (federated, mutations, subscriptions; our gateway) on a
+   * Redis Cluster (`cluster`) and on the one node again (`clusterBaseline`), in pairs of passes taken
+   * one after the other (round r of each is pair r), so that the machine's drift over the run falls on
+   * both sides of each ratio. `runs` and `subscriptions` above are the main pass's (every target, one node).
    */
   cluster?: { runs: HttpRun[]; subscriptions: SubscriptionRun[] };
+  clusterBaseline?: { runs: HttpRun[]; subscriptions: SubscriptionRun[] };
 }
 
 export type RedisUsed = Partial<Record<'single' | 'cluster', string>>;

@@ -13,6 +13,8 @@ import type {
 
 export interface SubscriptionRun {
   scenario: ScenarioName;
+  /** BENCH_REDIS=both's comparison: the pair of passes it ran in (see BenchResults.cluster). */
+  round?: number;
   /** Subscribers connected for (asked for, unless the open-files limit allowed fewer: see `asked`). */
   subscribers: number;
   /** What was asked for, when the machine's open-files limit allowed fewer. */
