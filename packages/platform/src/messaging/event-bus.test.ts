@@ -413,6 +413,57 @@ describe('RedisEventBus', () => {
     );
   }, 60_000);
 
+  it('publishes a batch at once: one pipeline and one replica wait per master, each aggregate in order; a stalled replica fails only its master’s entries', async () => {
+    // A Redis of the test's own: its command counts are this test's alone.
+    const redis = await replicatedRedis();
+    cleanups.push(() => redis.destroy());
+    const { bus, redis: connection, keyOf, prefix, lines } = makeBus({ redis: redis.target, publishReplicas: 1 });
+    await connection.ping();
+    const masters = connection instanceof Cluster ? connection.nodes('master') : [connection];
+    const calls = async (node: (typeof masters)[number], command: string) =>
+      Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(await node.info('commandstats'))?.[1] ?? 0);
+    const counts = async (command: string) => Promise.all(masters.map((node) => calls(node, command)));
+    const orderIds = orderIdsCovering(bus, 2);
+    // Interleaved, as a relay's batch of many orders is: version 1 of each, then 2, then 3.
+    const batch = range(1, 3).flatMap((version) =>
+      orderIds.map((orderId) => ({ stream: 'orders' as const, event: statusChanged(orderId, version) })),
+    );
+    const [waitsBefore, xaddsBefore] = [await counts('wait'), await counts('xadd')];
+    expect(await bus.publishAll(batch)).toEqual(batch.map(() => undefined));
+    const [waits, xadds] = [await counts('wait'), await counts('xadd')];
+    const holding = await nodesHolding(connection, `${prefix}:events:`);
+    expect(holding).toBe(onCluster ? masters.length : 1);
+    expect(waits.map((n, k) => n - waitsBefore[k]!)).toEqual(masters.map(() => 1));
+    expect(xadds.reduce((sum, n, k) => sum + n - xaddsBefore[k]!, 0)).toBe(batch.length);
+    for (const orderId of orderIds) {
+      const entries = (await connection.xrange(keyOf(orderId), '-', '+')) as [string, string[]][];
+      const versions = entries
+        .map(([, fields]) => JSON.parse(fields[1]!) as DomainEvent)
+        .filter((event) => event.aggregateId === orderId)
+        .map(versionOf);
+      expect(versions).toEqual([1, 2, 3]);
+    }
+
+    // One master's replica stops answering: its entries are unconfirmed, the other masters' are not.
+    const stalledKey = keyOf(orderIds[0]!);
+    await redis.stallReplicaOf(stalledKey);
+    const masterOf = async (key: string) =>
+      connection instanceof Cluster
+        ? connection.slots[Number(await connection.call('CLUSTER', 'KEYSLOT', key))]![0]
+        : 'the one node';
+    const stalledMaster = await masterOf(stalledKey);
+    const outcomes = await bus.publishAll(batch);
+    for (const [k, { event }] of batch.entries()) {
+      if ((await masterOf(keyOf(event.aggregateId))) === stalledMaster) {
+        expect(outcomes[k]).toBeInstanceOf(UnconfirmedPublishError);
+        expect(outcomes[k]).toMatchObject({ key: keyOf(event.aggregateId), confirmed: 0, required: 1 });
+      } else expect(outcomes[k]).toBeUndefined();
+    }
+    if (onCluster) expect(outcomes.some((outcome) => outcome === undefined)).toBe(true);
+    redis.resumeReplicas();
+    expect(slotErrors(lines)).toEqual([]);
+  }, 60_000);
+
   it('waits for the replicas a master has when it has fewer than asked for (none can be promoted over it), and says so once', async () => {
     // One node has no replica; the test cluster's masters have one each.
     const { bus, redis, keyOf, lines } = makeBus({ publishReplicas: onCluster ? 2 : 1 });

@@ -12,7 +12,33 @@ import type {
   JobOptions,
   JobQueue,
   JobWorker,
+  StreamEvent,
 } from './types.js';
+
+/**
+ * `publishAll` for a bus with nothing to batch: each event in turn, through its `publish`, up to the
+ * first that fails; the ones after it are not sent (their outcome says so), as a pipeline cut off
+ * there would leave them.
+ */
+export async function publishInTurn(
+  bus: Pick<EventBus, 'publish'>,
+  events: readonly StreamEvent[],
+): Promise<(Error | undefined)[]> {
+  const outcomes: (Error | undefined)[] = [];
+  for (const { stream, event } of events) {
+    if (outcomes.some(Boolean)) {
+      outcomes.push(new Error('not sent: an earlier event of the batch failed'));
+      continue;
+    }
+    outcomes.push(
+      await bus.publish(stream, event).then(
+        () => undefined,
+        (error: unknown) => (error instanceof Error ? error : new Error(String(error))),
+      ),
+    );
+  }
+  return outcomes;
+}
 
 /**
  * Stand-ins for Redis Streams and BullMQ with the same semantics, for the dev start command when no
@@ -100,6 +126,10 @@ export class InProcessEventBus implements EventBus {
       log.first += excess;
     }
     this.changed.notify();
+  }
+
+  publishAll(events: readonly StreamEvent[]): Promise<(Error | undefined)[]> {
+    return publishInTurn(this, events);
   }
 
   /** The newest dead letters of a stream (all groups), newest first. */

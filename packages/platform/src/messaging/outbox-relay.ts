@@ -47,6 +47,8 @@ interface OutboxRow {
  * - One relay per database at a time: each batch is a transaction that first takes
  *   `pg_try_advisory_xact_lock(OUTBOX_RELAY_LOCK_KEY)` and skips the round when another replica holds
  *   it, so replicas never publish concurrently nor interleave an aggregate's events.
+ * - A batch's rows go to the bus at once (`publishAll`: on Redis one pipeline and one replica wait per
+ *   master), so a row's delivery does not wait on the confirmations of the rows before it.
  * - At least once: rows are published, then marked in the same transaction; a crash (or a failed
  *   publish) before the commit leaves them unmarked, and they are published again by the next batch.
  *   Consumers are idempotent (processed_events), so a repeat has no effect. Rows are never marked
@@ -277,20 +279,26 @@ export class OutboxRelay {
           FOR UPDATE`,
         [this.batchSize, poisoned.map(([sequence]) => sequence), poisoned.map(([, aggregateId]) => aggregateId)],
       );
-      const published: string[] = [];
+      // The rows to publish: up to a poisoned row of their aggregate, never past it.
+      const sendable: { row: OutboxRow; event: DomainEvent }[] = [];
       const blocked = new Set<string>();
-      let unconfirmed: UnconfirmedPublishError | undefined;
       for (const row of rows) {
         if (blocked.has(row.aggregate_id)) continue;
         const event = this.eventOf(row);
-        if (!event) {
-          blocked.add(row.aggregate_id);
-          continue;
-        }
-        try {
-          await this.options.bus.publish(row.stream as EventStream, event);
-        } catch (error) {
-          if (!(error instanceof UnconfirmedPublishError)) throw error;
+        if (event) sendable.push({ row, event });
+        else blocked.add(row.aggregate_id);
+      }
+      // All at once (one pipeline and one replica wait per master), then marked in sequence order
+      // up to the first that failed: it and the rows after it stay unpublished and go again.
+      const outcomes = await this.options.bus.publishAll(
+        sendable.map(({ row, event }) => ({ stream: row.stream as EventStream, event })),
+      );
+      const published: string[] = [];
+      let unconfirmed: UnconfirmedPublishError | undefined;
+      for (const [k, { row, event }] of sendable.entries()) {
+        const error = outcomes[k];
+        if (error && !(error instanceof UnconfirmedPublishError)) throw error;
+        if (error) {
           messagingMetrics.eventsUnconfirmed.inc({ stream: row.stream });
           unconfirmed = error;
           break;

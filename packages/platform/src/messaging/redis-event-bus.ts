@@ -17,6 +17,7 @@ import {
   type EventBus,
   type EventHandler,
   type EventSubscription,
+  type StreamEvent,
   type TailOptions,
 } from './types.js';
 
@@ -187,44 +188,92 @@ export class RedisEventBus implements EventBus {
   }
 
   async publish(stream: EventStream, event: DomainEvent): Promise<void> {
+    const [outcome] = await this.publishAll([{ stream, event }]);
+    if (outcome) throw outcome;
+  }
+
+  /**
+   * One pipeline per master: its XADDs in the order given, then (with `publishReplicas`) one WAIT
+   * for all of them. Every entry is in its stream as soon as its XADD runs, so a batch's later events
+   * no longer wait for the earlier ones' replica round trips (one WAIT each, before), nor each for a
+   * round trip of its own. A pipeline that fails on a cluster (a slot moved) is sent again to where
+   * the slots are now, for up to 10 s, as a whole: an aggregate's entries stay in order.
+   */
+  async publishAll(events: readonly StreamEvent[]): Promise<(Error | undefined)[]> {
     this.assertOpen();
-    const key = this.partitionKey(stream, this.partitionOf(event.aggregateId));
+    const entries = events.map(({ stream, event }) => ({
+      stream,
+      key: this.partitionKey(stream, this.partitionOf(event.aggregateId)),
+      payload: JSON.stringify(event),
+    }));
+    const outcomes: (Error | undefined)[] = entries.map(() => undefined);
     const trim = ['MAXLEN', '~', String(this.maxLength)] as const;
-    const payload = JSON.stringify(event);
-    if (this.publishReplicas === 0) {
-      await this.publisher.xadd(key, ...trim, '*', 'event', payload);
-      return;
-    }
     const deadline = Date.now() + REROUTE_FOR_MS;
-    for (;;) {
-      // XADD then WAIT on one connection to the master of the partition's slot: WAIT counts the
-      // replicas that have this connection's writes, so it must follow the XADD on the same socket.
-      // (Through the Cluster object a keyless WAIT may go elsewhere, and a redirected XADD is not retried.)
-      let results: [Error | null, unknown][] | null;
-      let wanted = this.publishReplicas;
-      try {
-        const node = await this.masterOf(key);
-        wanted = await this.replicasToWaitFor(node);
-        results = await node
-          .pipeline()
-          .xadd(key, ...trim, '*', 'event', payload)
-          .wait(wanted, this.publishConfirmTimeoutMs)
-          .exec();
-      } catch (error) {
-        results = [[error instanceof Error ? error : new Error(String(error)), null]];
+    const send = async (batch: number[]): Promise<void> => {
+      // By the master that serves each key now (on one node: all on the publisher).
+      const byMaster = new Map<Redis, number[]>();
+      const failures: Error[] = [];
+      for (const i of batch) {
+        const node = await this.masterOf(entries[i]!.key).catch((error: unknown) => {
+          failures.push(error instanceof Error ? error : new Error(String(error)));
+          return undefined;
+        });
+        if (!node) continue;
+        const group = byMaster.get(node);
+        if (group) group.push(i);
+        else byMaster.set(node, [i]);
       }
-      const failed = results?.find(([error]) => error)?.[0];
-      if (failed && this.publisher instanceof Cluster && Date.now() < deadline) {
-        // The slot moved (a failover, a resharding) or its master is unreachable: learn where it is now.
-        this.publisher.refreshSlotsCache();
-        await delay(REROUTE_DELAY_MS);
-        continue;
+      if (failures.length > 0) {
+        // No master known for some key: the whole batch waits for the slot map.
+        return this.reroute(batch, failures[0]!, send, deadline, outcomes);
       }
-      if (!results || failed) throw failed ?? new Error('the publish pipeline was discarded');
-      const confirmed = Number(results[1]![1]);
-      if (confirmed < wanted) throw new UnconfirmedPublishError(stream, key, confirmed, wanted);
-      return;
+      await Promise.all(
+        [...byMaster].map(async ([node, group]) => {
+          let results: [Error | null, unknown][] | null;
+          let wanted = this.publishReplicas;
+          try {
+            if (wanted > 0) wanted = await this.replicasToWaitFor(node);
+            const pipeline = node.pipeline();
+            for (const i of group) pipeline.xadd(entries[i]!.key, ...trim, '*', 'event', entries[i]!.payload);
+            // WAIT counts the replicas that have this connection's writes: it follows them on the same
+            // socket. (Through the Cluster object a keyless WAIT may go elsewhere, and a redirected XADD
+            // is not retried.)
+            if (wanted > 0) pipeline.wait(wanted, this.publishConfirmTimeoutMs);
+            results = await pipeline.exec();
+          } catch (error) {
+            results = [[error instanceof Error ? error : new Error(String(error)), null]];
+          }
+          const failed =
+            results?.find(([error]) => error)?.[0] ??
+            (results ? undefined : new Error('the publish pipeline was discarded'));
+          if (failed) return this.reroute(group, failed, send, deadline, outcomes);
+          const confirmed = wanted > 0 ? Number(results!.at(-1)![1]) : 0;
+          if (confirmed < wanted) {
+            for (const i of group)
+              outcomes[i] = new UnconfirmedPublishError(entries[i]!.stream, entries[i]!.key, confirmed, wanted);
+          }
+        }),
+      );
+    };
+    await send(entries.map((_, i) => i));
+    return outcomes;
+  }
+
+  /** A failed pipeline: on a cluster, learn where the slots are and send it again (until `deadline`); else its error. */
+  private async reroute(
+    batch: number[],
+    error: Error,
+    send: (batch: number[]) => Promise<void>,
+    deadline: number,
+    outcomes: (Error | undefined)[],
+  ): Promise<void> {
+    if (this.publisher instanceof Cluster && Date.now() < deadline) {
+      // The slot moved (a failover, a resharding) or its master is unreachable.
+      this.publisher.refreshSlotsCache();
+      await delay(REROUTE_DELAY_MS);
+      return send(batch);
     }
+    for (const i of batch) outcomes[i] = error;
   }
 
   /**

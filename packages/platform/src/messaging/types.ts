@@ -32,6 +32,12 @@ export class UnconfirmedPublishError extends Error {
   }
 }
 
+/** An event and the stream it goes to. */
+export interface StreamEvent {
+  stream: EventStream;
+  event: DomainEvent;
+}
+
 export interface TailOptions {
   /**
    * Start with the events published since this instant (epoch ms) instead of only later ones, where
@@ -48,6 +54,13 @@ export interface EventBus {
    * outbox relay only.
    */
   publish(stream: EventStream, event: DomainEvent): Promise<void>;
+  /**
+   * Appends each event to its stream, those of one stream partition in the order given, each as
+   * `publish` would; the outcome of each: undefined once it is confirmed, else the error `publish`
+   * would have thrown for it. Where the bus can, the whole batch goes at once (the outbox relay's
+   * batches); one that sends them one by one stops at the first failure. Used by the outbox relay only.
+   */
+  publishAll(events: readonly StreamEvent[]): Promise<(Error | undefined)[]>;
   /**
    * Competing consumption: each event of `stream` is handled by one member of `group` (a service),
    * at least once, in stream order, and redelivered when a handler throws or a member dies before

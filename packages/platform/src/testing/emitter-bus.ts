@@ -1,6 +1,7 @@
 import { EventEmitter } from 'node:events';
 import type { DomainEvent, EventStream } from '../messaging/events.js';
-import type { EventBus } from '../messaging/types.js';
+import { publishInTurn } from '../messaging/in-process.js';
+import type { EventBus, StreamEvent } from '../messaging/types.js';
 
 /**
  * An event bus a test drives by hand, for the side that only tails (the gateway): `publish` emits at
@@ -14,6 +15,10 @@ export class EmitterBus implements EventBus {
 
   async publish(stream: EventStream, event: DomainEvent): Promise<void> {
     this.emitter.emit(stream, event);
+  }
+
+  publishAll(events: readonly StreamEvent[]) {
+    return publishInTurn(this, events);
   }
 
   async consume(): Promise<never> {
