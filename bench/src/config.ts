@@ -119,7 +119,7 @@ export interface BenchConfig {
 
 /** The volume run: orders at growing sizes, and the read mix with and without a read replica. */
 export interface VolumeConfig {
-  /** Orders at each measured size, ascending; each size adds to the previous one's rows. */
+  /** Orders at each measured size, ascending (the first is the ratios' base); each in its own database. */
   sizes: number[];
   /** Customers the orders are spread over (each has about size / customers orders). */
   customers: number;
@@ -232,7 +232,7 @@ export function loadBenchConfig(): BenchConfig {
 function loadVolumeConfig(sizes: (name: string, fallback: string) => number[]): VolumeConfig {
   const list = sizes('BENCH_VOLUME_SIZES', '100000,1000000,10000000');
   if (list.some((n, k) => k > 0 && n <= list[k - 1]!))
-    throw new Error('BENCH_VOLUME_SIZES: ascending sizes (each adds to the one before), e.g. 100000,1000000');
+    throw new Error('BENCH_VOLUME_SIZES: ascending sizes (the first is the base of the ratios), e.g. 100000,1000000');
   const customers = int('BENCH_VOLUME_CUSTOMERS', 10_000, 200);
   const placingCustomers = int('BENCH_VOLUME_PLACING_CUSTOMERS', 100);
   if (placingCustomers >= customers / 2)

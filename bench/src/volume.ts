@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import pg from 'pg';
 import { generateSigningJwk, newId, PersonalDataCipher, signingKeysEnv, UserTokenSigner } from '@food/platform';
-import { PostgresReplicaPair, redisEnvOf } from '@food/platform/testing';
+import { deleteKeys, PostgresReplicaPair, redisEnvOf } from '@food/platform/testing';
 import { migrateDeploy, databaseServices } from '@food/prisma';
 import { withPostgres } from '@food/prisma/testing';
 import type { BenchConfig, VolumeConfig } from './config.js';
@@ -29,10 +29,15 @@ import { measure } from './workloads.js';
  * The orders database lives on a primary + streaming standby of the bench's own (the platform's
  * PostgresReplicaPair: PostgreSQL's binaries, a temporary directory), so that its CPU is the cluster's
  * alone and a replica can be switched on; users, meals and payments are on the machine's Postgres as
- * in the default run. At each size: seed up to it (adding to the previous size's rows), then our
- * gateway with the four subgraphs and three workers measures the four workloads below, round by
- * round. At the largest size, the read mix runs again with the orders subgraph reading from the
- * standby (ORDERS_DATABASE_REPLICA_URLS), against the same mix without, for the primary's CPU per read.
+ * in the default run. Each size has its own orders database on the pair, seeded from empty (orders
+ * 1..size of one layout), and its own Redis key prefix (its events and caches stay its own). Then the
+ * rounds: in each, every size in turn (the order rotating from round to round), our gateway with the
+ * four subgraphs and three workers on that size's database measuring the four workloads below. A
+ * size's ratio to the smallest is taken within a round, minutes apart on the same machine, and the
+ * median of the rounds' ratios reported: the machine's speed drifts over the half hour a 10M seed
+ * takes, so sizes measured one after the other measured the drift too. At the largest size, the read
+ * mix runs again with the orders subgraph reading from the standby (ORDERS_DATABASE_REPLICA_URLS),
+ * against the same mix without, for the primary's CPU per read.
  */
 
 /** placeOrder requests prepared per run, each a new order (idempotency key): more than a run sends here. */
@@ -244,18 +249,29 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     `SELECT version() AS v, current_setting('shared_buffers') AS sb`,
   );
 
-  const databases: BenchDatabase[] = [];
-  for (const service of databaseServices) {
-    const name = `bench_${service}_${ctx.runId}`;
-    const admin = service === 'orders' ? pair.primaryUrl() : config.postgresUrl;
+  const sizes = volume.sizes;
+  const createDatabase = async (admin: string, name: string) => {
     await withPostgres(admin, (client) => client.query(`CREATE DATABASE "${name}"`));
     const url = new URL(admin);
     url.pathname = `/${name}`;
-    databases.push({ service, name, url: url.toString() });
+    return url.toString();
+  };
+  // The other services' databases, on the machine's Postgres; the orders database of each size, on the pair.
+  const databases: BenchDatabase[] = [];
+  for (const service of databaseServices.filter((s) => s !== 'orders')) {
+    const name = `bench_${service}_${ctx.runId}`;
+    databases.push({ service, name, url: await createDatabase(config.postgresUrl, name) });
   }
-  ctx.track(databases.filter((db) => db.service !== 'orders'));
+  ctx.track(databases);
+  const ordersDbs = new Map<number, string>();
+  for (const size of sizes)
+    ordersDbs.set(size, await createDatabase(pair.primaryUrl(), `bench_orders_${size}_${ctx.runId}`));
+  const ordersUrl = (size: number) => ordersDbs.get(size)!;
   const dbUrl = (service: string) => databases.find((db) => db.service === service)!.url;
-  await Promise.all(databases.map((db) => migrateDeploy(db.service, db.url)));
+  await Promise.all([
+    ...databases.map((db) => migrateDeploy(db.service, db.url)),
+    ...sizes.map((size) => migrateDeploy('orders', ordersUrl(size))),
+  ]);
 
   const meals = config.seed.meals;
   // The services' personal-data keys: rows are seeded sealed, as the services write them.
@@ -267,10 +283,11 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   };
   const ordersCipher = new PersonalDataCipher(new Map([[keys.encryptionKeyId, keys.ordersKey]]), keys.encryptionKeyId);
   // Users and meals as the default run seeds them; orders come below, at each size.
-  await seed(databases, { users: volume.customers, meals, orders: 0 }, keys);
-  const sizes = volume.sizes;
+  const noOrders = { service: 'orders' as const, name: '', url: ordersUrl(sizes[0]!) };
+  await seed([...databases, noOrders], { users: volume.customers, meals, orders: 0 }, keys);
+  // One layout for every size: order i is the same order (time, id, customer) in each database.
   const layout = volumeLayout(startedAt - 60_000, sizes.at(-1)!, volume.customers, meals);
-  results.partitions = await preparePartitions(dbUrl('orders'), layout);
+  for (const size of sizes) results.partitions = await preparePartitions(ordersUrl(size), layout);
   log(`orders partitions ${results.partitions[0]} .. ${results.partitions.at(-1)} (and the worker's months ahead)`);
 
   const secrets = { INTERNAL_TOKEN_SECRET: randomBytes(32).toString('hex') };
@@ -278,17 +295,21 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   // gateway only sees the public half, through the users service's JWKS.
   const signingKey = generateSigningJwk('bench');
   const usersEnv = { USERS_SIGNING_KEYS: JSON.stringify([signingKey]), USERS_SIGNING_ACTIVE_KEY_ID: 'bench' };
-  const launchEnv = (replicaUrls: string) => ({
+  const redisPrefixOf = (size: number) => `${ctx.redisPrefix}-${size}`;
+  for (const size of sizes)
+    ctx.onCleanUp(() => deleteKeys(`${redisPrefixOf(size)}:`, { mode: 'single', url: config.redisUrl }));
+  const launchEnv = (size: number, replicaUrls: string) => ({
     ...secrets,
     NODE_ENV: 'production',
     ...serviceKeysEnv(keys),
     USERS_DATABASE_URL: dbUrl('users'),
     MEALS_DATABASE_URL: dbUrl('meals'),
-    ORDERS_DATABASE_URL: dbUrl('orders'),
+    ORDERS_DATABASE_URL: ordersUrl(size),
     ORDERS_DATABASE_REPLICA_URLS: replicaUrls,
     PAYMENTS_DATABASE_URL: dbUrl('payments'),
     ...redisEnvOf({ mode: 'single', url: config.redisUrl }),
-    REDIS_KEY_PREFIX: ctx.redisPrefix,
+    // Each size's events, jobs and caches apart: a stack never sees another size's orders.
+    REDIS_KEY_PREFIX: redisPrefixOf(size),
   });
   const oursEnv = Object.fromEntries(
     ['USER', 'IP'].flatMap((scope) =>
@@ -314,7 +335,8 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   for (let c = readers + 1; c <= volume.customers; c++) placerHeaders.push(await bearer(c, 'CUSTOMER'));
   const staffHeaders = await bearer(0, 'STAFF');
   const mealIds = Array.from({ length: 50 }, (_, k) => mealId(availableMeal(k * 17, { users: 1, meals, orders: 1 })));
-  let nextPaid = 1;
+  /** Per size: the kitchen's next PAID order (orders before it were moved on in earlier rounds). */
+  const nextPaid = new Map(sizes.map((size) => [size, 1]));
 
   /** The prepared requests of one workload at `size` (orders 1..size exist). */
   const requestsOf = (workload: VolumeWorkload | 'read-mix', size: number) => {
@@ -355,7 +377,7 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
       });
     // The kitchen: staff move PAID orders on to ACCEPTED, each order once, never one moved before.
     const list: { headers: Record<string, string>; body: string }[] = [];
-    for (let i = nextPaid; i <= size && list.length < 50_000; i++) {
+    for (let i = nextPaid.get(size)!; i <= size && list.length < 50_000; i++) {
       if (!isPaid(i)) continue;
       list.push({
         headers: staffHeaders,
@@ -369,8 +391,9 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   };
   /** The kitchen's list starts after the orders taken: `sent` of them are ACCEPTED now. */
   const advanceKitchen = (sent: number, size: number) => {
-    let taken = 0;
-    while (taken < sent && nextPaid <= size) if (isPaid(nextPaid++)) taken++;
+    let [taken, next] = [0, nextPaid.get(size)!];
+    while (taken < sent && next <= size) if (isPaid(next++)) taken++;
+    nextPaid.set(size, next);
   };
 
   const primaryPids = await clusterPids(pair.primaryUrl());
@@ -394,8 +417,8 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     } satisfies CpuGroups;
   };
 
-  const startStack = async (tag: string, replicaUrls: string) => {
-    const launch = { build: ctx.built, logDir: ctx.logDir, env: launchEnv(replicaUrls), usersEnv };
+  const startStack = async (size: number, tag: string, replicaUrls: string) => {
+    const launch = { build: ctx.built, logDir: ctx.logDir, env: launchEnv(size, replicaUrls), usersEnv };
     const backend = await startBackend(launch);
     const supergraphPath = `${ctx.logDir}/supergraph-${tag}.graphql`;
     writeSupergraph(backend.urls, supergraphPath);
@@ -462,7 +485,7 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
       run.problems.push(error instanceof Error ? error.message : String(error));
     }
     run.replicaReads = (await replicaReadCount(stack.backend.urls.orders)) - readsBefore;
-    if (writes) await settle([dbUrl('orders'), dbUrl('payments')]);
+    if (writes) await settle([ordersUrl(size), dbUrl('payments')]);
     const r = run.result;
     log(
       `  ${size.toLocaleString('en')} ${workload}${replicas ? ` (${replicas} replica)` : ''} round ${round}: ` +
@@ -488,49 +511,57 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
       meals: meals,
     };
   };
-  let seeded = 0;
   for (const size of sizes) {
-    log(`seeding orders ${(seeded + 1).toLocaleString('en')} .. ${size.toLocaleString('en')}`);
+    log(`seeding orders 1 .. ${size.toLocaleString('en')} into their own database`);
     const t0 = Date.now();
-    await seedOrders(dbUrl('orders'), layout, seeded, size, ordersCipher, (share) => {
+    await seedOrders(ordersUrl(size), layout, 0, size, ordersCipher, (share) => {
       if (share < 1) log(`  ${Math.round(share * 100)} % of the year (${Math.round((Date.now() - t0) / 1000)} s)`);
     });
     const seedSeconds = (Date.now() - t0) / 1000;
-    seeded = size;
-    const tables = await tableSizes(dbUrl('orders'));
+    const tables = await tableSizes(ordersUrl(size));
     results.sizes.push({ size, seedSeconds, tables });
     log(`  seeded in ${seedSeconds.toFixed(0)} s: ${tables.map((t) => `${t.table} ${t.rows}`).join(', ')}`);
-    // The standby catches up before anything is measured (it replays the seed's WAL).
-    await pair.waitForReplay(30 * 60_000);
-
-    const last = size === sizes.at(-1);
-    holdQuiet(ctx, true);
-    let stack = await startStack(`${size}`, '');
-    try {
-      for (let round = 1; round <= volume.rounds; round++)
-        for (const workload of volumeWorkloads) results.runs.push(await runOne(stack, size, workload, 0, round));
-      if (last) {
-        log(`  the read mix (myOrders and order(id), half each) without a replica, then with one`);
-        for (let round = 1; round <= volume.rounds; round++)
-          results.runs.push(await runOne(stack, size, 'read-mix', 0, round));
-        await stopStack(stack);
-        await pair.waitForReplay(60_000);
-        stack = await startStack(`${size}-replica`, pair.replicaUrl(dbUrl('orders').split('/').at(-1)));
-        for (let round = 1; round <= volume.rounds; round++)
-          results.runs.push(await runOne(stack, size, 'read-mix', 1, round));
-      }
-    } finally {
-      await stopStack(stack);
-      holdQuiet(ctx, false);
-    }
-    if (!last) {
-      noteSettings();
-      results.wallSeconds = (Date.now() - startedAt) / 1000;
-      ctx.checkpoint({ ...results, partial: true });
-    }
   }
+  // The standby catches up before anything is measured (it replays the seeds' WAL).
+  await pair.waitForReplay(30 * 60_000);
   noteSettings();
-  results.explains = await explains(dbUrl('orders'), layout, sizes.at(-1)!, volume);
+
+  for (let round = 1; round <= volume.rounds; round++) {
+    // Every size once per round, the first one rotating: no size is always measured first or last.
+    const order = sizes.map((_, k) => sizes[(k + round - 1) % sizes.length]!);
+    for (const size of order) {
+      holdQuiet(ctx, true);
+      const stack = await startStack(size, `${size}-round${round}`, '');
+      try {
+        for (const workload of volumeWorkloads) results.runs.push(await runOne(stack, size, workload, 0, round));
+      } finally {
+        await stopStack(stack);
+        holdQuiet(ctx, false);
+      }
+    }
+    results.wallSeconds = (Date.now() - startedAt) / 1000;
+    if (round < volume.rounds) ctx.checkpoint({ ...results, partial: true });
+  }
+
+  const largest = sizes.at(-1)!;
+  log(
+    `  the read mix (myOrders and order(id), half each) at ${largest.toLocaleString('en')}, without a replica, then with one`,
+  );
+  holdQuiet(ctx, true);
+  let stack = await startStack(largest, `${largest}-primary`, '');
+  try {
+    for (let round = 1; round <= volume.rounds; round++)
+      results.runs.push(await runOne(stack, largest, 'read-mix', 0, round));
+    await stopStack(stack);
+    await pair.waitForReplay(60_000);
+    stack = await startStack(largest, `${largest}-replica`, pair.replicaUrl(ordersUrl(largest).split('/').at(-1)));
+    for (let round = 1; round <= volume.rounds; round++)
+      results.runs.push(await runOne(stack, largest, 'read-mix', 1, round));
+  } finally {
+    await stopStack(stack);
+    holdQuiet(ctx, false);
+  }
+  results.explains = await explains(ordersUrl(largest), layout, largest, volume);
   results.wallSeconds = (Date.now() - startedAt) / 1000;
   return results;
 }
