@@ -520,10 +520,7 @@ interface Shared {
   dbUrl: (service: string) => string;
 }
 
-/**
- * The subgraphs, workers and gateways on one Redis: the backend's warm-up, the HTTP rounds and the
- * subscription scenarios of `scope`; the backend is stopped at the end.
- */
+/** What one pass measures: these workloads, on these targets. */
 interface PassScope {
   workloads: WorkloadName[];
   targets: TargetName[];
@@ -535,6 +532,10 @@ interface PassResult {
   customers: { federated: number; mutations: number };
 }
 
+/**
+ * The subgraphs, workers and gateways on one Redis: the backend's warm-up, the HTTP rounds and the
+ * subscription scenarios of `scope`; the backend is stopped at the end.
+ */
 async function measurePass(
   { built, secrets, keys, signingKey, dbUrl }: Shared,
   redis: RedisUnderTest,
