@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { autocannonPath } from './peers.js';
+import { pathToFileURL } from 'node:url';
+import { autocannonPath, loadtestPath } from './peers.js';
 
 /**
  * The load generator: autocannon in its own process (started by workloads.ts), never in a process that
@@ -32,6 +33,16 @@ export interface LoadSpec {
   mealIds?: string[];
   /** `requests`: each request's headers and body. */
   requests?: { headers: Record<string, string>; body: string }[];
+  /**
+   * `requests` only: send at this many requests per second, evenly spaced whatever the answers (an open
+   * model, as wrk2 and k6's constant-arrival-rate do; by loadtest, its `requestsPerSecond`), for
+   * latency at a fixed load below saturation; `connections` is then unused (loadtest opens what the
+   * rate needs). Unset: autocannon, every connection sending its next request as soon as it has an
+   * answer, which measures throughput, and latency then is mostly the queue (connections /
+   * throughput). autocannon's own `overallRate` is no substitute: each connection sends its share as
+   * fast as it can at the start of every second, a burst per second.
+   */
+  fixedRate?: number;
 }
 
 export interface LoadResult {
@@ -84,23 +95,88 @@ let nextPrepared = 0;
 /** Identities taken, across the warm-up and the measured run. */
 let taken = 0;
 
+/** Counts an answer; true when it is a 2xx with data and no GraphQL errors. */
+function checkAnswer(status: number, body: string, counters: Counters): boolean {
+  counters.responses++;
+  counters.bytes += body.length;
+  counters.minBytes = Math.min(counters.minBytes, body.length);
+  counters.maxBytes = Math.max(counters.maxBytes, body.length);
+  const ok = status >= 200 && status < 300;
+  if (ok && body.includes('"data"') && !body.includes('"errors"')) return true;
+  if (ok) counters.graphqlErrors++;
+  if (counters.samples.length < 5) counters.samples.push(`${status} ${body.slice(0, 300)}`);
+  return false;
+}
+
+interface LoadtestResult {
+  totalRequests: number;
+  totalErrors: number;
+  elapsedSeconds: number;
+  meanLatencyMs: number;
+  maxLatencyMs: number;
+  percentiles: Record<'50' | '90' | '95' | '99', number | false>;
+  errorCodes: Record<string, number>;
+}
+type Loadtest = (options: Record<string, unknown>) => Promise<LoadtestResult>;
+
+/** `fixedRate`: loadtest at a constant arrival rate, the prepared requests in turn, as autocannon takes them. */
+async function runAtRate(spec: LoadSpec, seconds: number, counters: Counters): Promise<AutocannonResult> {
+  const { loadTest } = (await import(pathToFileURL(loadtestPath()).href)) as { loadTest: Loadtest };
+  let failed = 0;
+  const result = await loadTest({
+    url: spec.url,
+    method: 'POST',
+    requestsPerSecond: spec.fixedRate,
+    maxSeconds: seconds,
+    agentKeepAlive: true,
+    timeout: 30_000,
+    quiet: true,
+    // Each request its prepared headers (the caller's token) and body.
+    requestGenerator: (
+      _options: unknown,
+      params: { headers: Record<string, string | number> },
+      request: (params: unknown, onResponse: unknown) => { write(body: string): void },
+      onResponse: unknown,
+    ) => {
+      const { headers, body } = spec.requests![nextPrepared++ % spec.requests!.length]!;
+      params.headers = {
+        ...params.headers,
+        'content-type': 'application/json',
+        'content-length': Buffer.byteLength(body),
+        ...headers,
+      };
+      const sent = request(params, onResponse);
+      sent.write(body);
+      return sent;
+    },
+    // Called with the answer for every response (4xx/5xx included); without one on a connection error.
+    statusCallback: (_error: unknown, answer?: { statusCode: number; body: string }) => {
+      if (answer) checkAnswer(answer.statusCode, answer.body, counters);
+      else failed++;
+    },
+  });
+  const p = (k: '50' | '90' | '99') => Number(result.percentiles[k] || 0);
+  const non2xx = Object.entries(result.errorCodes)
+    .filter(([code]) => code !== '-1')
+    .reduce((sum, [, count]) => sum + count, 0);
+  return {
+    duration: result.elapsedSeconds,
+    requests: { total: result.totalRequests },
+    latency: { p50: p('50'), p90: p('90'), p99: p('99'), max: result.maxLatencyMs, average: result.meanLatencyMs },
+    non2xx,
+    errors: failed,
+    timeouts: 0,
+  };
+}
+
 async function run(spec: LoadSpec, seconds: number, counters: Counters): Promise<AutocannonResult> {
+  if (spec.fixedRate !== undefined) return runAtRate(spec, seconds, counters);
   const autocannon = createRequire(import.meta.url)(autocannonPath()) as Autocannon;
   const baseHeaders = { 'content-type': 'application/json' };
   const first = spec.firstIdentity ?? 0;
   let next = 0;
   const identity = () => spec.identities[(first + taken++) % spec.identities.length]!;
-  const check = (status: number, body: string) => {
-    counters.responses++;
-    counters.bytes += body.length;
-    counters.minBytes = Math.min(counters.minBytes, body.length);
-    counters.maxBytes = Math.max(counters.maxBytes, body.length);
-    const ok = status >= 200 && status < 300;
-    if (ok && body.includes('"data"') && !body.includes('"errors"')) return true;
-    if (ok) counters.graphqlErrors++;
-    if (counters.samples.length < 5) counters.samples.push(`${status} ${body.slice(0, 300)}`);
-    return false;
-  };
+  const check = (status: number, body: string) => checkAnswer(status, body, counters);
   const prepared = (request: Request) => {
     const { headers, body } = spec.requests![nextPrepared++ % spec.requests!.length]!;
     return { ...request, headers: { ...baseHeaders, ...headers }, body };

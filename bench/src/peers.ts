@@ -16,7 +16,7 @@ export async function ensurePeers(log: (line: string) => void): Promise<void> {
     .update(readFileSync(`${peersDir}package-lock.json`))
     .digest('hex');
   if (existsSync(STAMP) && readFileSync(STAMP, 'utf8') === lockHash) return;
-  log('installing bench/peers (npm ci: Hive Gateway, stock Apollo, autocannon; first run only, about a minute)');
+  log('installing bench/peers (npm ci: Hive Gateway, stock Apollo, autocannon, loadtest; first run only, about a minute)');
   await new Promise<void>((resolve, reject) => {
     // No install scripts: nothing the peers need builds or downloads anything at install time.
     // pnpm's npm_config_* settings mean nothing to npm (it would warn about each).
@@ -48,3 +48,4 @@ export function peerVersion(name: string): string {
 
 export const hiveBin = () => `${peersDir}node_modules/@graphql-hive/gateway/dist/bin.js`;
 export const autocannonPath = () => peerRequire().resolve('autocannon');
+export const loadtestPath = () => peerRequire().resolve('loadtest');

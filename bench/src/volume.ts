@@ -43,6 +43,14 @@ import { measure } from './workloads.js';
 /** placeOrder requests prepared per run, each a new order (idempotency key): more than a run sends here. */
 const PLACE_ORDER_REQUESTS = 20_000;
 
+/**
+ * Each workload runs twice per size and round: saturated (requests/s; its latency is mostly queueing,
+ * the connections over the throughput) and then held at this share of the smallest size's saturated
+ * requests/s, where latency is the requests' own time: the goals' p99 is this run's, as load tools
+ * measure latency at a constant arrival rate (wrk2, k6's constant-arrival-rate).
+ */
+export const FIXED_RATE_SHARE = 0.5;
+
 /** The orders primary's and standby's shared_buffers in the volume run. */
 const SHARED_BUFFERS = '1GB';
 
@@ -62,6 +70,11 @@ export interface VolumeRun {
   /** Read replicas the orders subgraph had (the replica comparison; 0 otherwise). */
   replicas: number;
   round: number;
+  /**
+   * The fixed load this run was held at, requests/s (load-client's `fixedRate`): the latency runs.
+   * Unset: the saturated run, every connection as fast as it is answered (requests/s).
+   */
+  rate?: number;
   result?: LoadResult;
   /** % of one core over the measured window, per process group. */
   cpu: Record<string, number>;
@@ -436,11 +449,21 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     workload: VolumeWorkload | 'read-mix',
     replicas: number,
     round: number,
+    rate?: number,
   ): Promise<VolumeRun> => {
     const otherBefore = await quietMachine(groups(stack.backend, stack.gateway)(process.pid), log);
     const writes = workload === 'place-order' || workload === 'kitchen';
     const requests = requestsOf(workload, size);
-    const run: VolumeRun = { size, workload, replicas, round, cpu: {}, otherCpuBefore: otherBefore, problems: [] };
+    const run: VolumeRun = {
+      size,
+      workload,
+      replicas,
+      round,
+      ...(rate !== undefined && { rate }),
+      cpu: {},
+      otherCpuBefore: otherBefore,
+      problems: [],
+    };
     if (requests.length === 0) {
       run.problems.push('no requests to make (no PAID order left)');
       return run;
@@ -457,10 +480,12 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
       url: stack.gateway.url,
       connections: writes ? config.mutationConnections : config.queryConnections,
       warmupSeconds: config.warmupSeconds,
-      durationSeconds: config.durationSeconds,
+      // At half the rate, twice the time: the fixed-rate p99 rests on as many answers as the saturated one.
+      durationSeconds: rate !== undefined ? 2 * config.durationSeconds : config.durationSeconds,
       kind: 'requests',
       identities: [],
       requests,
+      ...(rate !== undefined && { fixedRate: rate }),
     };
     const readsBefore = await replicaReadCount(stack.backend.urls.orders);
     try {
@@ -488,7 +513,8 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     if (writes) await settle([ordersUrl(size), dbUrl('payments')]);
     const r = run.result;
     log(
-      `  ${size.toLocaleString('en')} ${workload}${replicas ? ` (${replicas} replica)` : ''} round ${round}: ` +
+      `  ${size.toLocaleString('en')} ${workload}${replicas ? ` (${replicas} replica)` : ''}` +
+        `${rate !== undefined ? ` at ${rate} req/s` : ''} round ${round}: ` +
         (r
           ? `${r.rps.toFixed(0)} req/s, p50 ${r.latencyMs.p50} ms, p99 ${r.latencyMs.p99} ms, primary ${run.cpu['orders primary']}%, standby ${run.cpu['orders standby']}%`
           : 'no result') +
@@ -507,6 +533,7 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
       BENCH_WARMUP_SECONDS: config.warmupSeconds,
       BENCH_CONNECTIONS: config.queryConnections,
       BENCH_MUTATION_CONNECTIONS: config.mutationConnections,
+      FIXED_RATE_SHARE,
       'orders database': `${server!.v.split(' on ')[0]} (the bench's own primary + standby, shared_buffers ${server!.sb}, fsync off)`,
       meals: meals,
     };
@@ -526,6 +553,7 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   await pair.waitForReplay(30 * 60_000);
   noteSettings();
 
+  const fixedRates = new Map<VolumeWorkload, number>();
   for (let round = 1; round <= volume.rounds; round++) {
     // Every size once per round, the first one rotating: no size is always measured first or last.
     const order = sizes.map((_, k) => sizes[(k + round - 1) % sizes.length]!);
@@ -533,7 +561,16 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
       holdQuiet(ctx, true);
       const stack = await startStack(size, `${size}-round${round}`, '');
       try {
-        for (const workload of volumeWorkloads) results.runs.push(await runOne(stack, size, workload, 0, round));
+        for (const workload of volumeWorkloads) {
+          const saturated = await runOne(stack, size, workload, 0, round);
+          results.runs.push(saturated);
+          // The latency runs' load: half what the smallest size took when saturated, the first time it
+          // was measured (round 1 starts with it), the same for every size and round after.
+          if (size === sizes[0] && !fixedRates.has(workload) && saturated.result && saturated.problems.length === 0)
+            fixedRates.set(workload, Math.max(1, Math.round(saturated.result.rps * FIXED_RATE_SHARE)));
+          const rate = fixedRates.get(workload);
+          if (rate !== undefined) results.runs.push(await runOne(stack, size, workload, 0, round, rate));
+        }
       } finally {
         await stopStack(stack);
         holdQuiet(ctx, false);
