@@ -1,5 +1,7 @@
+import { execFile } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { promisify } from 'node:util';
 import pg from 'pg';
 import { generateSigningJwk, newId, PersonalDataCipher, signingKeysEnv, UserTokenSigner } from '@food/platform';
 import { deleteKeys, PostgresReplicaPair, redisEnvOf } from '@food/platform/testing';
@@ -50,6 +52,9 @@ const PLACE_ORDER_REQUESTS = 20_000;
  * measure latency at a constant arrival rate (wrk2, k6's constant-arrival-rate).
  */
 export const FIXED_RATE_SHARE = 0.5;
+
+/** Seconds of the read mix through each new stack before its runs (see warmStack). */
+const STACK_WARMUP_SECONDS = 6;
 
 /** The orders primary's and standby's shared_buffers in the volume run. */
 const SHARED_BUFFERS = '1GB';
@@ -438,6 +443,22 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     const gateway = await startTarget('ours', { launch, backend, supergraphPath, oursEnv, tag });
     return { backend, gateway };
   };
+  /**
+   * A new stack's first seconds are not the workloads': connection pools, the gateway's token keys,
+   * JIT, the database's caches for this size. The read mix runs through it first, unmeasured.
+   */
+  const warmStack = async (stack: { backend: Backend; gateway: RunningTarget }, size: number) => {
+    const spec: LoadSpec = {
+      url: stack.gateway.url,
+      connections: config.queryConnections,
+      warmupSeconds: 0,
+      durationSeconds: STACK_WARMUP_SECONDS,
+      kind: 'requests',
+      identities: [],
+      requests: requestsOf('read-mix', size),
+    };
+    await measure(spec, stack.gateway, groups(stack.backend, stack.gateway), stack.backend.urls, ctx.logDir);
+  };
   const stopStack = async ({ backend, gateway }: { backend: Backend; gateway: RunningTarget }) => {
     await gateway.stop();
     await Promise.all(Object.values(backend.processes).map((p) => p.stop()));
@@ -549,8 +570,15 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     results.sizes.push({ size, seedSeconds, tables });
     log(`  seeded in ${seedSeconds.toFixed(0)} s: ${tables.map((t) => `${t.table} ${t.rows}`).join(', ')}`);
   }
-  // The standby catches up before anything is measured (it replays the seeds' WAL).
+  // The standby catches up before anything is measured (it replays the seeds' WAL); then both
+  // servers checkpoint and the kernel writes back what they wrote: seeding leaves gigabytes of dirty
+  // pages (fsync is off), whose writeback stalled the first runs after it for seconds (a measured
+  // 1,000,000 myOrders run had no answer within the gateway's 10 s upstream timeout).
   await pair.waitForReplay(30 * 60_000);
+  log('  checkpoint on the primary and the standby, then sync');
+  await pair.sql(pair.primaryUrl(), 'CHECKPOINT');
+  await pair.sql(pair.replicaUrl(), 'CHECKPOINT');
+  await promisify(execFile)('sync');
   noteSettings();
 
   const fixedRates = new Map<VolumeWorkload, number>();
@@ -561,6 +589,7 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
       holdQuiet(ctx, true);
       const stack = await startStack(size, `${size}-round${round}`, '');
       try {
+        await warmStack(stack, size);
         for (const workload of volumeWorkloads) {
           const saturated = await runOne(stack, size, workload, 0, round);
           results.runs.push(saturated);
@@ -587,11 +616,13 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
   holdQuiet(ctx, true);
   let stack = await startStack(largest, `${largest}-primary`, '');
   try {
+    await warmStack(stack, largest);
     for (let round = 1; round <= volume.rounds; round++)
       results.runs.push(await runOne(stack, largest, 'read-mix', 0, round));
     await stopStack(stack);
     await pair.waitForReplay(60_000);
     stack = await startStack(largest, `${largest}-replica`, pair.replicaUrl(ordersUrl(largest).split('/').at(-1)));
+    await warmStack(stack, largest);
     for (let round = 1; round <= volume.rounds; round++)
       results.runs.push(await runOne(stack, largest, 'read-mix', 1, round));
   } finally {
