@@ -16,7 +16,9 @@ export async function ensurePeers(log: (line: string) => void): Promise<void> {
     .update(readFileSync(`${peersDir}package-lock.json`))
     .digest('hex');
   if (existsSync(STAMP) && readFileSync(STAMP, 'utf8') === lockHash) return;
-  log('installing bench/peers (npm ci: Hive Gateway, stock Apollo, autocannon, loadtest; first run only, about a minute)');
+  log(
+    'installing bench/peers (npm ci: Hive Gateway, stock Apollo, autocannon, loadtest; first run only, about a minute)',
+  );
   await new Promise<void>((resolve, reject) => {
     // No install scripts: nothing the peers need builds or downloads anything at install time.
     // pnpm's npm_config_* settings mean nothing to npm (it would warn about each).
