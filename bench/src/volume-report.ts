@@ -189,6 +189,10 @@ export function volumeMarkdown(results: VolumeResults): string {
       `reads at ${results.settings.BENCH_CONNECTIONS} connections, writes at ${results.settings.BENCH_MUTATION_CONNECTIONS}. ` +
       'Each round measures every size in turn (its own database, the first size rotating from round to round); ' +
       '"p99 ratio" is the median over the rounds of the p99 over the smallest size\'s in the same round. ' +
+      "Before a size's stack starts, its database's tables and indexes are read into the OS page cache (pg_prewarm, " +
+      "'read'), as on a server that has been serving them, and the standby rests (stopped, catching up afterwards): " +
+      "this machine's memory holds one copy of every size but not two, and with both servers up the rounds measured " +
+      'their pages evicting each other. ' +
       '"other CPU %": what processes outside the bench used during ' +
       'the runs (% of one core, median; the machine is shared): above ~20 the figures are disturbed.',
   );
@@ -244,7 +248,8 @@ export function volumeMarkdown(results: VolumeResults): string {
   out.push('', `## One read replica versus none, at ${n(largest)} orders`, '');
   out.push(
     'The same read mix (callers in rotation, half `myOrders(first: 10)`, half `order(id)` of a random order of the ' +
-      "caller's) against the orders subgraph without `ORDERS_DATABASE_REPLICA_URLS`, then with the standby in it. " +
+      "caller's) against the orders subgraph without `ORDERS_DATABASE_REPLICA_URLS`, then with the standby in it; " +
+      "the server answering the reads read into the page cache first (the primary's copy, then the standby's). " +
       "Primary CPU: utime + stime from /proc of every process of the orders primary's cluster (its postmaster, found " +
       'from a backend, and all its children: backends, WAL sender, checkpointer, ...) over the measured window, per ' +
       'response (pg_stat_statements is not loaded on these servers). The standby likewise.',
@@ -322,7 +327,7 @@ export function volumeMarkdown(results: VolumeResults): string {
     out.push('', `## EXPLAIN (ANALYZE, BUFFERS) at ${n(largest)}, for the goals not met`, '');
     out.push(
       "Each workload's main statement on the orders primary, as Prisma sends it, written out with a real caller's " +
-        'values (writes rolled back).',
+        'values (writes rolled back), right after the last round (the page cache as the rounds had it).',
     );
     const explained = [...notMet].flatMap((w) => (w === 'read-mix' ? (['my-orders', 'order'] as const) : [w]));
     for (const workload of new Set(explained)) {
