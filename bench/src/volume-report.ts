@@ -367,7 +367,7 @@ export function volumeMarkdown(results: VolumeResults): string {
         "signed (ES256) with the run's signing key exactly as logIn issues them, the gateway verifying them from the users service's JWKS.",
       '- Queries select orders-subgraph fields only (`myOrders`: id, status, total, createdAt, items; `order(id)`: ' +
         'the same and its status history): what is measured is the orders database at size, not the other subgraphs.',
-      '- Every run: autocannon in its own process (bench/src/load-client.ts), every response checked for errors; ' +
+      '- Every run: autocannon (saturated) or loadtest (fixed rate) in its own process (bench/src/load-client.ts), every response checked for errors; ' +
         'a verification request before it.',
       ...Object.entries(results.settings).map(([k, v]) => `- ${k}: ${v}`),
     ].join('\n'),
