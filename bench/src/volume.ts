@@ -639,8 +639,9 @@ export async function runVolume(ctx: VolumeContext): Promise<VolumeResults> {
     replicaPids = await clusterPids(pair.replicaUrl());
     await pair.waitForReplay(10 * 60_000);
     // The server that answers the reads is warm, as the primary was for the runs without it.
-    await prewarm(pair.replicaUrl(ordersUrl(largest).split('/').at(-1)), log);
-    stack = await startStack(largest, `${largest}-replica`, pair.replicaUrl(ordersUrl(largest).split('/').at(-1)));
+    const standbyUrl = pair.replicaUrl(ordersUrl(largest).split('/').at(-1));
+    await prewarm(standbyUrl, log);
+    stack = await startStack(largest, `${largest}-replica`, standbyUrl);
     await warmStack(stack, largest);
     for (let round = 1; round <= volume.rounds; round++)
       results.runs.push(await runOne(stack, largest, 'read-mix', 1, round));
