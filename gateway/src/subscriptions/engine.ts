@@ -14,6 +14,7 @@ import {
   entitiesFromArguments,
   LiveSubscription,
   LiveTopic,
+  sharedWhileInFlight,
   type EntityResolver,
   type RetryPolicy,
   type TopicHost,
@@ -88,6 +89,7 @@ export class SubscriptionEngine {
       logger: this.logger,
       resolve: (prepared, entity, variables, context) =>
         options.live.executor.resolve(prepared, entity, variables, context),
+      shared: sharedWhileInFlight(),
       closed: (topic) => {
         if (topics.get(topic.key) === topic) topics.delete(topic.key);
       },
@@ -215,7 +217,9 @@ export class SubscriptionEngine {
     const existing = this.topics.get(key);
     if (existing) return existing;
     const resolveAs = audience.anonymous ? { ...context, caller: anonymous, requestId: randomUUID() } : context;
-    const topic = new LiveTopic(host, prepared, plan.args, plan.variables, resolveAs, key);
+    const read = Object.fromEntries(prepared.resolutionVariables.map((name) => [name, plan.variables[name]]));
+    const resolutionKey = `${id}\u0000${JSON.stringify(read)}\u0000${audience.key}`;
+    const topic = new LiveTopic(host, prepared, plan.args, plan.variables, resolveAs, key, resolutionKey);
     this.topics.set(key, topic);
     return topic;
   }

@@ -31,6 +31,11 @@ export interface PreparedSubscription {
    * with the sub-selection of an object field), so an event's value can be put there in its shape.
    */
   readonly projected: ReadonlyMap<string, readonly ProjectedKey[]>;
+  /**
+   * The variables a resolution reads: those of the selection, not of the root field's arguments (the
+   * event names the entity instead). Topics whose values of these are equal get equal results.
+   */
+  readonly resolutionVariables: readonly string[];
   readonly plan: QueryPlan;
   readonly operation: OperationDefinitionNode;
   readonly document: DocumentNode;
@@ -113,6 +118,7 @@ export class LiveExecutor {
       responseKey,
       hidden,
       projected: new Map([...live.fields.keys()].map((field) => [field, selectedAt(document, root, field)])),
+      resolutionVariables: variablesBeyondRootArguments(document, root),
       plan: this.fromEntity(plan, responseKey, live.entityType),
       operation: hiddenOperation,
       document: withHidden,
@@ -294,6 +300,20 @@ function entitiesOperation(
     ],
   } as DocumentNode);
   return { text, variables: [...used] };
+}
+
+/** The variables `document` uses anywhere but in the arguments of `root`. */
+function variablesBeyondRootArguments(document: DocumentNode, root: FieldNode): string[] {
+  const used = new Set<string>();
+  const collect = { Variable: (variable: { name: { value: string } }) => void used.add(variable.name.value) };
+  if (root.selectionSet) visit(root.selectionSet, collect);
+  for (const directive of root.directives ?? []) visit(directive, collect);
+  for (const definition of document.definitions) {
+    if (definition.kind === Kind.FRAGMENT_DEFINITION) visit(definition, collect);
+    if (definition.kind === Kind.OPERATION_DEFINITION)
+      for (const directive of definition.directives ?? []) visit(directive, collect);
+  }
+  return [...used].sort();
 }
 
 /** The client's document with `hidden` fields (field -> alias) added under its root field. */

@@ -8,7 +8,8 @@ import { authenticate, msUntilTokenExpiry, type AccessTokens } from '../auth.js'
 import { GraphQLError } from '../graphql-js.js';
 import type { RevokedSessions } from '../session-revocations.js';
 import type { CheckedSubscription, SubscriptionEngine } from './engine.js';
-import { resultJson } from './result-json.js';
+import { resultBytes } from './result-json.js';
+import { TextFrameWriter } from './ws-frames.js';
 import { subscriptionError, SubscriptionErrorCode } from './errors.js';
 
 export interface SubscriptionServerOptions {
@@ -71,6 +72,7 @@ type ConnectionContext = Context<Record<string, unknown> | undefined, SocketExtr
 class GraphqlWsTransport implements GraphqlWsSocket {
   constructor(
     private readonly socket: WebSocket,
+    private readonly frames: TextFrameWriter,
     private readonly onInternalError: (socket: WebSocket, error: unknown) => void,
   ) {}
 
@@ -81,11 +83,14 @@ class GraphqlWsTransport implements GraphqlWsSocket {
   send(data: string): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.socket.readyState !== this.socket.OPEN) return resolve();
+      // After the results queued before it (a `complete` follows its subscription's last `next`).
+      this.frames.flush(this.socket);
       this.socket.send(data, (error) => (error ? reject(error) : resolve()));
     });
   }
 
   close(code?: number, reason?: string): void {
+    this.frames.flush(this.socket);
     this.socket.close(code, reason);
   }
 
@@ -110,6 +115,8 @@ class PlannedSubscription {
 
 /** A subscriber whose socket holds this much unsent is too far behind: it is closed, to subscribe again. */
 const MAX_BUFFERED_BYTES = 4 * 1024 * 1024;
+/** The end of every `next` message, after its payload. */
+const NEXT_SUFFIX = '}';
 /** Sockets pinged in one turn of the event loop. */
 const PING_BATCH = 1_000;
 
@@ -124,6 +131,8 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
   const logger = options.logger.child({ component: 'subscriptions' });
   const { engine } = options;
   const connections = new Map<ConnectionContext, Connection>();
+  // Results go out as frames built here, one write per socket per turn of the event loop.
+  const frames = new TextFrameWriter();
   const clientAddressOf =
     options.clientAddress ?? ((request: IncomingMessage) => request.socket.remoteAddress ?? 'unknown');
   let closing = false;
@@ -229,14 +238,16 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
       const prefix = `{"id":${JSON.stringify(planned.id)},"type":"next","payload":`;
       return engine.start(planned.checked, {
         // graphql-ws clients reconnect after 1013 and subscribe again: the current state comes first.
-        onRetryableEnd: () => socket.close(1013, 'Try again later'),
-        // Each result straight to the socket as a `next` message, around the JSON its topic made
-        // once: graphql-ws's own path costs a few promises and a stringify per subscriber and result,
+        onRetryableEnd: () => closeForRetry(frames, socket, 'Try again later'),
+        // Each result to the socket as a `next` message, around the JSON its topic encoded once:
+        // graphql-ws's own path costs a few promises and a stringify per subscriber and result,
         // which at tens of thousands of subscribers of one change is most of the gateway's work.
         sendNext: (result) => {
           if (socket.readyState !== socket.OPEN) return;
-          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) return socket.close(1013, 'Too far behind; subscribe again');
-          socket.send(`${prefix}${resultJson(result)}}`);
+          if (socket.bufferedAmount > MAX_BUFFERED_BYTES) {
+            return closeForRetry(frames, socket, 'Too far behind; subscribe again');
+          }
+          frames.queue(socket, [prefix, resultBytes(result), NEXT_SUFFIX]);
         },
       });
     },
@@ -248,6 +259,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
     const reason = options.production
       ? 'Internal server error'
       : limitCloseReason(error instanceof Error ? error.message : String(error));
+    frames.flush(socket);
     socket.close(CloseCode.InternalServerError, reason);
   };
   function onSocketError(this: WebSocket, error: Error) {
@@ -293,7 +305,7 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
         connectionInitWaitMs,
       );
     }
-    const closed = server.opened(new GraphqlWsTransport(socket, internalError), extra);
+    const closed = server.opened(new GraphqlWsTransport(socket, frames, internalError), extra);
     socket.once('close', (code: number, reason: Buffer) => {
       clearTimeout(extra.initWait);
       closed(code, String(reason)).catch((error: unknown) =>
@@ -309,12 +321,20 @@ export function attachSubscriptionServer(options: SubscriptionServerOptions): Su
       closing = true;
       clearInterval(keepAlive);
       const clients = [...wss.clients];
+      // What was resolved before shutdown still reaches its subscribers, ahead of the close.
+      frames.flushAll();
       for (const client of clients) client.close(1001, 'Going away');
       await waitForClose(clients, options.closeGraceMs ?? 1_000);
       // The upgrade listener stays: until the HTTP server closes too, new sockets get 503.
       await new Promise<void>((resolve) => wss.close(() => resolve()));
     },
   };
+}
+
+/** Closes with 1013, which graphql-ws clients answer by subscribing again, after what was queued for the socket. */
+function closeForRetry(frames: TextFrameWriter, socket: WebSocket, reason: string) {
+  frames.flush(socket);
+  socket.close(1013, reason);
 }
 
 /** A close reason fits in a control frame (123 bytes). */

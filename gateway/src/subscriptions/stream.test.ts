@@ -17,6 +17,7 @@ import {
   LiveTopic,
   type EntityResolver,
   type RetryPolicy,
+  sharedWhileInFlight,
   type TopicHost,
 } from './stream.js';
 
@@ -100,6 +101,7 @@ function harness(query: string, orders: Map<string, Row>) {
     retry: fastRetry,
     logger,
     resolve: (_prepared, entity) => resolver.resolve(entity),
+    shared: sharedWhileInFlight(),
     closed: () => {},
   };
   const anonymousContext = {
@@ -108,7 +110,8 @@ function harness(query: string, orders: Map<string, Row>) {
     clientAddress: '127.0.0.1',
     transport: 'websocket' as const,
   };
-  const topic = (args: Record<string, unknown>) => new LiveTopic(host, prepared, args, {}, anonymousContext, 'test');
+  const topic = (args: Record<string, unknown>, key = 'test', resolutionKey = key) =>
+    new LiveTopic(host, prepared, args, {}, anonymousContext, key, resolutionKey);
   const subscribe = (t: LiveTopic, args: Record<string, unknown>, extra: { onRetryableEnd?: () => void } = {}) =>
     new LiveSubscription({
       topic: t,
@@ -289,6 +292,39 @@ describe('one resolution per topic', () => {
     expect(t.resolver.resolutions()).toBe(3);
     await Promise.all(subscribers.map((subscriber) => subscriber.return()));
     expect(t.hub.counts().typeListeners).toBe(0);
+  });
+});
+
+describe('topics that resolve alike', () => {
+  it('resolve an event once between them when their resolution keys match, and apart when not', async () => {
+    const orderId = randomUUID();
+    const orders = new Map<string, Row>([[orderId, { status: 'PAID', version: 2 }]]);
+    const t = harness(TRACK, orders);
+    const [first, second, other] = [
+      t.topic({ orderId }, 'a', 'same'),
+      t.topic({ orderId }, 'b', 'same'),
+      t.topic({ orderId }, 'c'),
+    ];
+    const subscribers = [first, second, other].map((topic) => t.subscribe(topic, { orderId }));
+    // The current states (one per subscriber, not shared: each is the subscriber's own).
+    await Promise.all(subscribers.map((subscriber) => subscriber.next()));
+    const before = t.resolver.resolutions();
+    orders.set(orderId, { status: 'ACCEPTED', version: 3 });
+    await t.publish(change(orderId, 'PAID', 'ACCEPTED', 3));
+    for (const subscriber of subscribers) expect(statusesOf([(await subscriber.next()).value])).toEqual(['ACCEPTED/3']);
+    expect(t.resolver.resolutions() - before).toBe(2);
+    await Promise.all(subscribers.map((subscriber) => subscriber.return()));
+  });
+
+  it("read only the selection's variables, not the root field's arguments, for what they share", () => {
+    const query = `subscription ($ids: [ID!], $all: Boolean!) {
+      m: mealAvailabilityChanged(mealIds: $ids) { id ...P }
+    }
+    fragment P on Meal { available @include(if: $all) }`;
+    expect(prepare(query).resolutionVariables).toEqual(['all']);
+    expect(
+      prepare('subscription ($ids: [ID!]) { mealAvailabilityChanged(mealIds: $ids) { id } }').resolutionVariables,
+    ).toEqual([]);
   });
 });
 

@@ -217,8 +217,27 @@ export interface TopicHost {
     variables: Record<string, unknown>,
     context: GatewayContext,
   ): Promise<Resolution>;
+  /**
+   * `resolve()`'s answer, shared with every caller that asks under the same `key` while it is in
+   * flight: topics that differ only in what their events are filtered by resolve an event once, and
+   * their subscribers hear of it in the same turn of the event loop.
+   */
+  shared(key: string, resolve: () => Promise<Resolution>): Promise<Resolution>;
   /** The topic's last subscriber has left, or it failed. */
   closed(topic: LiveTopic): void;
+}
+
+/** A `TopicHost.shared`: one resolution per key while it is in flight. */
+export function sharedWhileInFlight(): TopicHost['shared'] {
+  const inflight = new Map<string, Promise<Resolution>>();
+  return (key, resolve) => {
+    let resolution = inflight.get(key);
+    if (!resolution) {
+      resolution = resolve().finally(() => inflight.delete(key));
+      inflight.set(key, resolution);
+    }
+    return resolution;
+  };
 }
 
 /** How many entities' last versions a topic remembers, to drop repeated or stale changes. */
@@ -252,6 +271,8 @@ export class LiveTopic {
     private readonly context: GatewayContext,
     /** Its key among its engine's topics. */
     readonly key: string,
+    /** Topics with the same one get the same result for an event: the operation, the selection's variables, the audience. */
+    private readonly resolutionKey: string = key,
   ) {}
 
   get size(): number {
@@ -310,11 +331,15 @@ export class LiveTopic {
   /** Resolves and hands out the waiting events, one after the other. */
   private async work(): Promise<void> {
     const { prepared } = this;
-    const resolve: EntityResolver = (entity) => this.host.resolve(prepared, entity, this.variables, this.context);
     const live = prepared.live;
     this.working = true;
     try {
       for (let event = this.events?.shift(); event && !this.closed; event = this.events?.shift()) {
+        const { id } = event;
+        const resolve: EntityResolver = (entity) =>
+          this.host.shared(`${this.resolutionKey}\u0000${id}\u0000${entityKeyOf(entity)}`, () =>
+            this.host.resolve(prepared, entity, this.variables, this.context),
+          );
         const data = event.data as Record<string, unknown>;
         const entity = entityOf(live, data);
         const projection = projectionOf(live, data);
