@@ -217,7 +217,7 @@ export function loadBenchConfig(): BenchConfig {
     menuChanges: int('BENCH_MENU_CHANGES', 5),
     menuPerConnection: int('BENCH_MENU_SUBSCRIPTIONS_PER_CONNECTION', 2),
     connectConcurrency: int('BENCH_SUB_CONNECT_CONCURRENCY', 64),
-    socketsPerClient: int('BENCH_SOCKETS_PER_CLIENT', 10_000),
+    socketsPerClient: int('BENCH_SOCKETS_PER_CLIENT', 5_000),
     subscriberIdleSeconds: int('BENCH_SUB_IDLE_SECONDS', 5, 0),
     noisyRetries: int('BENCH_NOISY_RETRIES', 1, 0),
     noiseBudgetSeconds: int('BENCH_NOISE_BUDGET_SECONDS', quick ? 30 : 120, 0),

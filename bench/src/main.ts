@@ -1160,7 +1160,8 @@ function subscriptionNotes(): string[] {
         "rest pass none (every meal's changes, no current state). Staff then make " +
         `${config.menuChanges} changes with updateMeal, one per second, each to one of those ${FOLLOWED_MEALS} meals ` +
         "in turn: first each one's price, then its availability (toggled), so every change goes to every " +
-        'subscriber (audience PUBLIC: two topics, by variables, each change resolved once per topic, anonymously). ' +
+        'subscriber (audience PUBLIC: two topics, by variables, which read the same selection, so each change is ' +
+        'resolved once for both, anonymously, and a connection gets its two messages in one write). ' +
         'The event (meal.availability_changed) comes from the meals outbox through the meals worker.',
     );
   notes.push(
