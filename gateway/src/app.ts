@@ -1,9 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { Supergraph } from '@apollo/federation-internals';
-import { ApolloGateway } from '@apollo/gateway';
 import { ApolloServer } from '@apollo/server';
-import type { GraphQLSchema } from 'graphql';
 import {
   createLogger,
   formatError,
@@ -26,6 +24,7 @@ import { clientAddress, createEdge, guardHttpOperations, readYourWritesPlugin } 
 import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
 import { followSessionRevocations, RevokedSessions, sessionCheckedTokens } from './session-revocations.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
+import { SupergraphGateway } from './execution/supergraph-gateway.js';
 import { refuseSubscriptionsOverHttp } from './subscriptions/http-guard.js';
 import { liveDeclarationProblems } from './subscriptions/checks.js';
 import { serveHttpSubscriptions } from './subscriptions/http-streams.js';
@@ -121,37 +120,31 @@ export async function startGateway(
   });
   const production = config.NODE_ENV === 'production';
   const subgraphUrls: Record<string, string> = {};
-  // One data source per subgraph, shared by the gateway's executor and the subscriptions' own.
+  // One data source per subgraph, shared by queries, mutations and subscriptions.
   const dataSources = new Map<string, SubgraphDataSource>();
-  const gateway = new ApolloGateway({
-    supergraphSdl,
-    buildService: ({ name, url }) => {
-      const target = config.subgraphUrls[name] ?? url;
-      if (!target) throw new Error(`no URL for subgraph ${name}`);
-      subgraphUrls[name] = target;
-      const source = new SubgraphDataSource({
+  for (const { name, url } of supergraph.subgraphs()) {
+    const target = config.subgraphUrls[name] ?? url;
+    if (!target) throw new Error(`no URL for subgraph ${name}`);
+    subgraphUrls[name] = target;
+    dataSources.set(
+      name,
+      new SubgraphDataSource({
         name,
         url: target,
         timeoutMs: config.SUBGRAPH_TIMEOUT_MS,
         internalTokens,
         logger,
         entityCache: edge.entityCache,
-      });
-      dataSources.set(name, source);
-      return source;
-    },
-  });
-  // The API schema (the supergraph without federation internals), which subscriptions validate against.
-  let apiSchema: GraphQLSchema | undefined;
-  gateway.onSchemaLoadOrUpdate((loaded) => {
-    apiSchema = loaded.apiSchema;
-  });
+      }),
+    );
+  }
+  const gateway = new SupergraphGateway<GatewayContext>({ supergraph, supergraphSdl, services: dataSources });
   const subscriptionLogger = logger.child({ component: 'subscriptions' });
   const engine = new SubscriptionEngine({
-    schema: () => apiSchema,
+    schema: () => gateway.apiSchema,
     live: {
       fields: readLiveFields(supergraphSdl),
-      executor: new LiveExecutor(supergraph, dataSources, subscriptionLogger),
+      executor: new LiveExecutor(gateway, subscriptionLogger),
     },
     eventBus: options.eventBus,
     guard: edge.guard,

@@ -15,6 +15,10 @@ const graphql = createRequire(import.meta.url)('graphql') as typeof import('grap
 export const {
   buildASTSchema,
   buildSchema,
+  executeSync,
+  getDirectiveValues,
+  GraphQLIncludeDirective,
+  GraphQLSkipDirective,
   getArgumentValues,
   getNamedType,
   getNullableType,
@@ -22,13 +26,16 @@ export const {
   getVariableValues,
   valueFromASTUntyped,
   GraphQLError,
+  isAbstractType,
   isCompositeType,
   isEnumType,
   isInputObjectType,
   isInterfaceType,
   isLeafType,
   isListType,
+  isNonNullType,
   isObjectType,
+  isSpecifiedScalarType,
   Kind,
   OperationTypeNode,
   parse,
@@ -36,9 +43,12 @@ export const {
   printSchema,
   Source,
   TypeInfo,
+  typeFromAST,
   validate,
   valueFromAST,
   visit,
   visitWithTypeInfo,
 } = graphql;
 export type GraphQLError = import('graphql').GraphQLError;
+/** graphql-js's `graphql()`: parse, validate and execute in one call (tests' subgraphs). */
+export const executeGraphQL = graphql.graphql;

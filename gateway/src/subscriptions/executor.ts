@@ -1,18 +1,19 @@
-import { buildOperationContext, executeQueryPlan, type GraphQLDataSource, type ServiceMap } from '@apollo/gateway';
-import { operationFromDocument, Supergraph, type Schema } from '@apollo/federation-internals';
-import { QueryPlanner, type FetchNode, type PlanNode, type QueryPlan } from '@apollo/query-planner';
+import type { GraphQLDataSource } from '@apollo/gateway';
+import type { FetchNode, PlanNode, QueryPlan } from '@apollo/query-planner';
+import type { GatewayGraphQLRequestContext } from '@apollo/server-gateway-interface';
 import type {
   DocumentNode,
   FieldNode,
   FragmentDefinitionNode,
   FormattedExecutionResult,
   GraphQLFormattedError,
-  GraphQLSchema,
   OperationDefinitionNode,
   SelectionSetNode,
 } from 'graphql';
 import { formatError, type Logger } from '@food/platform';
 import type { GatewayContext } from '../context.js';
+import type { PreparedOperation } from '../execution/operation-plans.js';
+import type { SupergraphGateway } from '../execution/supergraph-gateway.js';
 import { getOperationAST, GraphQLError, Kind, parse, print, visit } from '../graphql-js.js';
 import type { LiveField } from './declarations.js';
 
@@ -36,10 +37,10 @@ export interface PreparedSubscription {
    * event names the entity instead). Topics whose values of these are equal get equal results.
    */
   readonly resolutionVariables: readonly string[];
-  readonly plan: QueryPlan;
+  /** The operation with its hidden fields, planned from the event's entity rather than the root field. */
+  readonly prepared: PreparedOperation;
   readonly operation: OperationDefinitionNode;
   readonly document: DocumentNode;
-  readonly operationContext: ReturnType<typeof buildOperationContext>;
 }
 
 /** A response key of a projected field, and for an object field the client's selection of it. */
@@ -64,34 +65,21 @@ const REPRESENTATIONS = '__liveRepresentations';
  * Every other fetch, and the shaping of the result, is the gateway's ordinary executor's.
  */
 export class LiveExecutor {
-  private readonly apiSchema: Schema;
-  private readonly apiGraphQLSchema: GraphQLSchema;
-  private readonly supergraphSchema: GraphQLSchema;
-  private readonly planner: QueryPlanner;
   /** Root `_entities` operations this executor made, by text: their one entity is moved to its key. */
   private readonly entityRoots = new Map<string, string>();
-  private serviceMap: ServiceMap | undefined;
+  private rooted: ReadonlyMap<string, GraphQLDataSource<GatewayContext>> | undefined;
   private readonly prepared = new WeakMap<OperationDefinitionNode, PreparedSubscription>();
 
   constructor(
-    private readonly supergraph: Supergraph,
-    private readonly dataSources: ReadonlyMap<string, GraphQLDataSource<GatewayContext>>,
+    /** The gateway's executor, whose planner, data sources and plan execution this one shares. */
+    private readonly gateway: SupergraphGateway<GatewayContext>,
     private readonly logger: Logger,
-  ) {
-    this.apiSchema = this.supergraph.apiSchema();
-    this.apiGraphQLSchema = this.apiSchema.toGraphQLJSSchema();
-    this.supergraphSchema = this.supergraph.schema.toGraphQLJSSchema();
-    this.planner = new QueryPlanner(this.supergraph);
-  }
+  ) {}
 
-  /** The gateway's data sources, each wrapped once: they exist once the gateway has loaded the supergraph. */
-  private services(): ServiceMap {
-    if (!this.serviceMap || Object.keys(this.serviceMap).length !== this.dataSources.size) {
-      this.serviceMap = Object.fromEntries(
-        [...this.dataSources].map(([name, source]) => [name, this.rootedEntities(source)]),
-      ) as ServiceMap;
-    }
-    return this.serviceMap;
+  /** The gateway's data sources, each wrapped once. */
+  private services(): ReadonlyMap<string, GraphQLDataSource<GatewayContext>> {
+    this.rooted ??= new Map([...this.gateway.services].map(([name, source]) => [name, this.rootedEntities(source)]));
+    return this.rooted;
   }
 
   /**
@@ -110,23 +98,17 @@ export class LiveExecutor {
     }
     const withHidden = withHiddenFields(document, operation, hidden);
     const hiddenOperation = getOperationAST(withHidden, operation.name?.value)!;
-    const plan = this.planner.buildQueryPlan(
-      operationFromDocument(this.apiSchema, withHidden, { operationName: operation.name?.value }),
-    );
+    const { plans } = this.gateway;
+    const plan = this.fromEntity(plans.plan(withHidden, hiddenOperation), responseKey, live.entityType);
     const prepared: PreparedSubscription = {
       live,
       responseKey,
       hidden,
       projected: new Map([...live.fields.keys()].map((field) => [field, selectedAt(document, root, field)])),
       resolutionVariables: variablesBeyondRootArguments(document, root),
-      plan: this.fromEntity(plan, responseKey, live.entityType),
+      prepared: plans.withPlan(plan, withHidden, hiddenOperation),
       operation: hiddenOperation,
       document: withHidden,
-      operationContext: buildOperationContext({
-        schema: this.apiGraphQLSchema,
-        operationDocument: withHidden,
-        operationName: operation.name?.value,
-      }),
     };
     this.prepared.set(operation, prepared);
     return prepared;
@@ -139,11 +121,9 @@ export class LiveExecutor {
     variables: Record<string, unknown>,
     context: GatewayContext,
   ): Promise<Resolution> {
+    const withEntity = { ...variables, [REPRESENTATIONS]: [entity] };
     const requestContext = {
-      request: {
-        variables: { ...variables, [REPRESENTATIONS]: [entity] },
-        operationName: prepared.operation.name?.value,
-      },
+      request: { variables: withEntity, operationName: prepared.operation.name?.value },
       context,
       logger: this.logger,
       metrics: {},
@@ -152,15 +132,8 @@ export class LiveExecutor {
       document: prepared.document,
       cache: undefined,
       overallCachePolicy: undefined,
-    };
-    const raw = await executeQueryPlan(
-      prepared.plan,
-      this.services(),
-      requestContext as unknown as Parameters<typeof executeQueryPlan>[2],
-      prepared.operationContext,
-      this.supergraphSchema,
-      this.apiSchema,
-    );
+    } as unknown as GatewayGraphQLRequestContext<GatewayContext>;
+    const raw = await this.gateway.run(prepared.prepared, requestContext, withEntity, this.services());
     const errors: GraphQLFormattedError[] | undefined = raw.errors?.map((error) =>
       formatError(
         error instanceof GraphQLError ? error.toJSON() : { message: String((error as Error).message ?? error) },

@@ -12,6 +12,7 @@ import { EmitterBus, forgedUserTokenSigner, testAccessToken, testUserTokenVerifi
 import { supergraphPath } from '../compose/compose.js';
 import { readLiveFields } from './declarations.js';
 import { SubscriptionEngine } from './engine.js';
+import { SupergraphGateway } from '../execution/supergraph-gateway.js';
 import { LiveExecutor } from './executor.js';
 import { serveHttpSubscriptions, type HttpSubscriptions, type HttpSubscriptionsOptions } from './http-streams.js';
 import { multipartSubscriptions } from './multipart.js';
@@ -40,7 +41,10 @@ const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
 // No data sources: nothing here resolves an event.
 const live = {
   fields: readLiveFields(supergraphSdl),
-  executor: new LiveExecutor(Supergraph.build(supergraphSdl), new Map(), createLogger('test', 'silent')),
+  executor: new LiveExecutor(
+    new SupergraphGateway({ supergraph: Supergraph.build(supergraphSdl), supergraphSdl, services: new Map() }),
+    createLogger('test', 'silent'),
+  ),
 };
 const running: { httpServer: Server; engine: SubscriptionEngine }[] = [];
 const sseClients: Client[] = [];

@@ -13,6 +13,7 @@ import { EmitterBus, forgedUserTokenSigner, testAccessToken, testUserTokenVerifi
 import { supergraphPath } from '../compose/compose.js';
 import { readLiveFields } from './declarations.js';
 import { SubscriptionEngine } from './engine.js';
+import { SupergraphGateway } from '../execution/supergraph-gateway.js';
 import { LiveExecutor } from './executor.js';
 import { attachSubscriptionServer, type SubscriptionServer, type SubscriptionServerOptions } from './server.js';
 
@@ -28,7 +29,10 @@ const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
 // No data sources: nothing here reaches execution.
 const live = {
   fields: readLiveFields(supergraphSdl),
-  executor: new LiveExecutor(Supergraph.build(supergraphSdl), new Map(), createLogger('test', 'silent')),
+  executor: new LiveExecutor(
+    new SupergraphGateway({ supergraph: Supergraph.build(supergraphSdl), supergraphSdl, services: new Map() }),
+    createLogger('test', 'silent'),
+  ),
 };
 const running: { httpServer: Server; subscriptions: SubscriptionServer; engine: SubscriptionEngine }[] = [];
 

@@ -8,6 +8,7 @@ import { EmitterBus } from '@food/platform/testing';
 import { supergraphPath } from '../compose/compose.js';
 import { getOperationAST, parse } from '../graphql-js.js';
 import { readLiveFields } from './declarations.js';
+import { SupergraphGateway } from '../execution/supergraph-gateway.js';
 import { LiveExecutor, type EntityRepresentation, type PreparedSubscription, type Resolution } from './executor.js';
 import { EventHub } from './hub.js';
 import {
@@ -30,7 +31,10 @@ import {
 const logger = createLogger('test', 'silent');
 const supergraphSdl = readFileSync(fileURLToPath(supergraphPath), 'utf8');
 const liveFields = readLiveFields(supergraphSdl);
-const executor = new LiveExecutor(Supergraph.build(supergraphSdl), new Map(), logger);
+const executor = new LiveExecutor(
+  new SupergraphGateway({ supergraph: Supergraph.build(supergraphSdl), supergraphSdl, services: new Map() }),
+  logger,
+);
 const fastRetry: RetryPolicy = { initialDelayMs: 5, maxDelayMs: 20, giveUpAfterMs: 300 };
 
 const customerId = randomUUID();

@@ -92,6 +92,23 @@ export function traceRequests(server: string) {
   };
 }
 
+/**
+ * Runs `work` inside a child span of the active one, named `name`, ended when it settles (with an
+ * error status if it throws). Without tracing it only calls `work`: the API's no-op tracer.
+ */
+export function inSpan<T>(name: string, attributes: Record<string, string>, work: () => Promise<T>): Promise<T> {
+  return trace.getTracer('@food/platform').startActiveSpan(name, { attributes }, async (span) => {
+    try {
+      return await work();
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
 /** Adds the active trace's `traceparent` to an outgoing request's headers (gateway -> subgraph). */
 export function injectTraceContext(headers: { set(name: string, value: string): void }): void {
   propagation.inject(context.active(), headers, { set: (carrier, key, value) => carrier.set(key, value) });
