@@ -1,7 +1,7 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import cors, { type CorsOptions } from 'cors';
-import express, { type Request, type RequestHandler } from 'express';
+import express, { type NextFunction, type Request, type RequestHandler, type Response } from 'express';
 import { ApolloServer, type BaseContext } from '@apollo/server';
 import { expressMiddleware } from '@as-integrations/express5';
 import { ApolloServerPluginDrainHttpServer } from '@apollo/server/plugin/drainHttpServer';
@@ -10,8 +10,8 @@ export type { CorsOptions } from 'cors';
 import type { Logger } from './logger.js';
 import { ConfigError } from './config.js';
 import { processMetrics } from './telemetry/metrics.js';
-import { assignRequestId, requestTelemetry } from './telemetry/request-telemetry.js';
-import { traceRequests } from './telemetry/tracing.js';
+import { assignRequestId, GraphQLRequestTelemetry } from './telemetry/request-telemetry.js';
+import { inRequestSpan, traceRequests } from './telemetry/tracing.js';
 
 export type ReadinessChecks = Record<string, () => Promise<unknown>>;
 
@@ -48,6 +48,18 @@ export interface ServeGraphQLOptions<Ctx extends BaseContext> {
    * requests it takes and calls `next()` for every other one.
    */
   beforeApolloServer?: RequestHandler[];
+  /**
+   * Answers requests to /graphql before Express and Apollo Server see them, when it can (the gateway's
+   * cached responses, recorded in `telemetry` as Apollo Server would record them). Called with each
+   * JSON POST to /graphql whose body could be read whole (a Content-Length within the limit, no
+   * content encoding, UTF-8) and parsed to an object, after its request id and CORS headers are set
+   * and inside its trace span; resolves whether it answered. Any other request, or one it does not
+   * answer, goes on to Express with its body as read (body-parser's own errors for a body that does
+   * not parse).
+   */
+  preempt?: (req: IncomingMessage & { body: Record<string, unknown> }, res: ServerResponse) => Promise<boolean>;
+  /** The request telemetry of this server (made here when not given). */
+  telemetry?: GraphQLRequestTelemetry;
   /** Cross-origin rules for `/graphql` (the `cors` package's options); none means same-origin only. */
   cors?: CorsOptions;
   /** In production there is no landing page on GET /graphql (development keeps Apollo's). */
@@ -94,11 +106,15 @@ export async function serveGraphQL<Ctx extends BaseContext>(
   options: ServeGraphQLOptions<Ctx>,
 ): Promise<RunningHttpService> {
   const app = operationsApp(options.readiness, options.dependencies);
-  const httpServer = createServer(app);
+  const maxBodyBytes = options.maxBodyBytes ?? 100_000;
+  const corsHandler = options.cors ? cors(options.cors) : undefined;
+  const httpServer = createServer(
+    options.preempt ? preempting(app, options.preempt, { maxBodyBytes, cors: corsHandler, server: options.name }) : app,
+  );
   options.onHttpServer?.(httpServer);
   const server = options.createServer([
     ApolloServerPluginDrainHttpServer({ httpServer }),
-    requestTelemetry<Ctx>(options.name, options.logger),
+    (options.telemetry ?? new GraphQLRequestTelemetry(options.name, options.logger)).plugin<Ctx>(),
     ...(options.production ? [ApolloServerPluginLandingPageDisabled()] : []),
   ]);
   await server.start();
@@ -116,8 +132,10 @@ export async function serveGraphQL<Ctx extends BaseContext>(
   }
   app.use(
     '/graphql',
-    ...(options.cors ? [cors(options.cors)] : []),
-    express.json({ limit: options.maxBodyBytes ?? 100_000 }),
+    ...(corsHandler ? [corsHandler] : []),
+    // A body read before Express that did not parse: answered as body-parser answers it.
+    (req: Request, _res: Response, next: NextFunction) => next(unparsedBodies.get(req)),
+    express.json({ limit: maxBodyBytes }),
     ...(options.beforeApolloServer ?? []),
     traceRequests(options.name),
     expressMiddleware(server, { context: ({ req }) => options.context(req) }),
@@ -127,6 +145,68 @@ export async function serveGraphQL<Ctx extends BaseContext>(
     httpServer.closeAllConnections();
   });
   return { ...running, url: `${running.url}/graphql` };
+}
+
+/** Why a body read before Express could not be used: handed to Express as body-parser's error would be. */
+const unparsedBodies = new WeakMap<IncomingMessage, Error>();
+
+/**
+ * The HTTP server's handler when `preempt` is set: a JSON POST to /graphql is read and parsed here,
+ * offered to `preempt`, and handed to Express (parsed) when it does not answer; every other request
+ * goes to Express untouched.
+ */
+function preempting(
+  app: (req: IncomingMessage, res: ServerResponse) => void,
+  preempt: NonNullable<ServeGraphQLOptions<BaseContext>['preempt']>,
+  options: { maxBodyBytes: number; cors?: RequestHandler; server: string },
+) {
+  return (req: IncomingMessage, res: ServerResponse) => {
+    const length = Number(req.headers['content-length']);
+    const encoding = req.headers['content-encoding'];
+    if (
+      req.method !== 'POST' ||
+      !/^\/graphql(\?|$)/.test(req.url ?? '') ||
+      !/^application\/json\s*(;\s*charset=utf-?8\s*)?$/i.test(req.headers['content-type'] ?? '') ||
+      (encoding !== undefined && encoding !== 'identity') ||
+      !(length > 0 && length <= options.maxBodyBytes)
+    ) {
+      return app(req, res);
+    }
+    const chunks: Buffer[] = [];
+    req.on('data', (chunk: Buffer) => chunks.push(chunk));
+    req.once('error', () => app(req, res));
+    req.once('end', () => {
+      const text = Buffer.concat(chunks).toString('utf8');
+      let body: unknown;
+      try {
+        // As body-parser's strict JSON parser: an object or an array, nothing else.
+        if (!/^\s*[[{]/.test(text)) throw new SyntaxError('Unexpected token: the body is not a JSON object or array');
+        body = JSON.parse(text);
+      } catch (error) {
+        unparsedBodies.set(
+          req,
+          Object.assign(error as Error, { status: 400, statusCode: 400, expose: true, type: 'entity.parse.failed' }),
+        );
+        return app(req, res);
+      }
+      Object.assign(req, { body });
+      if (Array.isArray(body)) return app(req, res);
+      assignRequestId(req as Request, res as Response, () => undefined);
+      const offer = () =>
+        inRequestSpan(options.server, req, res, () =>
+          preempt(req as IncomingMessage & { body: Record<string, unknown> }, res),
+        );
+      const answered = options.cors
+        ? new Promise<boolean>((resolve, reject) =>
+            options.cors!(req as Request, res as Response, () => void offer().then(resolve, reject)),
+          )
+        : offer();
+      answered.then(
+        (done) => done || app(req, res),
+        () => app(req, res),
+      );
+    });
+  };
 }
 
 export interface ServeOperationsOptions {

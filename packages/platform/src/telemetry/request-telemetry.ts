@@ -41,6 +41,8 @@ const durations = histogram(
 
 /** Operation names come from clients: past this many per server, new ones are counted as `(other)`. */
 const MAX_OPERATION_NAMES = 200;
+/** The label of a request whose operation could not be resolved (no GraphQL name has parentheses). */
+const INVALID = '(invalid)';
 const SERVER_ERROR_CODES = new Set<string>([
   ErrorCode.INTERNAL_SERVER_ERROR,
   ErrorCode.UPSTREAM_UNAVAILABLE,
@@ -57,57 +59,110 @@ const SERVER_ERROR_CODES = new Set<string>([
  * refused by a limit), `ok` otherwise.
  */
 export function requestTelemetry<Ctx extends BaseContext>(server: string, logger: Logger): ApolloServerPlugin<Ctx> {
-  const names = new Set<string>();
-  const operationLabel = (name: string | null | undefined): string => {
+  return new GraphQLRequestTelemetry(server, logger).plugin<Ctx>();
+}
+
+/** One GraphQL request as telemetry records it. */
+export interface GraphQLRequestRecord {
+  requestId: unknown;
+  /** The operation's name as sent (a label is made of it). */
+  operationName: string | null | undefined;
+  operationType: string | undefined;
+  seconds: number;
+  status: number;
+  errors: readonly { extensions?: Record<string, unknown> }[];
+  /** Set by a path that answers without executing (the gateway's response cache), for the log line. */
+  cached?: boolean;
+}
+
+/**
+ * A server's request telemetry: the Apollo Server plugin for requests it executes, and `record` for
+ * requests another path of the same server answers (the gateway's cached responses), counted under
+ * the same bounded set of operation labels.
+ */
+export class GraphQLRequestTelemetry {
+  private readonly names = new Set<string>();
+  private readonly logger: Logger;
+
+  constructor(
+    private readonly server: string,
+    logger: Logger,
+  ) {
+    // Its lines hold only the fields `record` names (no query, variables or headers): the logger's
+    // redaction, some 7 us a line, has nothing to find in them.
+    this.logger = logger.child({}, { redact: [] });
+  }
+
+  /** The metrics label of an operation name: past MAX_OPERATION_NAMES distinct names, `(other)`. */
+  label(name: string | null | undefined): string {
     if (!name) return '(anonymous)';
-    if (names.has(name)) return name;
-    if (names.size >= MAX_OPERATION_NAMES) return '(other)';
-    names.add(name);
+    if (name === INVALID) return INVALID;
+    if (this.names.has(name)) return name;
+    if (this.names.size >= MAX_OPERATION_NAMES) return '(other)';
+    this.names.add(name);
     return name;
-  };
-  return {
-    async requestDidStart({ request, contextValue }) {
-      const started = process.hrtime.bigint();
-      // Over HTTP, the header; for work with no HTTP request of its own (a subscription's event), the context's.
-      const requestId =
-        request.http?.headers.get(REQUEST_ID_HEADER) ?? (contextValue as { requestId?: unknown }).requestId;
-      let operation = '(invalid)';
-      let operationType: string | undefined;
-      return {
-        async didResolveOperation({ operationName, operation: definition }) {
-          operation = operationLabel(operationName);
-          operationType = definition?.operation;
-          activeSpan()
-            ?.updateName(`${operationType} ${operation}`)
-            .setAttributes({ 'graphql.operation.name': operation, 'graphql.operation.type': operationType });
-        },
-        async willSendResponse({ response }) {
-          const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-          const status = response.http.status ?? 200;
-          const errors = response.body.kind === 'single' ? (response.body.singleResult.errors ?? []) : [];
-          const errorCodes = [...new Set(errors.map((error) => String(error.extensions?.code ?? 'UNKNOWN')))];
-          const outcome: RequestOutcome =
-            status >= 500 || errorCodes.some((code) => SERVER_ERROR_CODES.has(code))
-              ? 'server_error'
-              : errors.length > 0 || status >= 400
-                ? 'client_error'
-                : 'ok';
-          requests.inc({ server, operation, outcome });
-          durations.observe({ server, operation, outcome }, seconds);
-          logger.info(
-            {
+  }
+
+  record({ requestId, operationName, operationType, seconds, status, errors, cached }: GraphQLRequestRecord): void {
+    const { server } = this;
+    const operation = this.label(operationName);
+    const errorCodes = [...new Set(errors.map((error) => String(error.extensions?.code ?? 'UNKNOWN')))];
+    const outcome: RequestOutcome =
+      status >= 500 || errorCodes.some((code) => SERVER_ERROR_CODES.has(code))
+        ? 'server_error'
+        : errors.length > 0 || status >= 400
+          ? 'client_error'
+          : 'ok';
+    requests.inc({ server, operation, outcome });
+    durations.observe({ server, operation, outcome }, seconds);
+    this.logger.info(
+      {
+        requestId,
+        operation,
+        operationType,
+        durationMs: Math.round(seconds * 10_000) / 10,
+        status,
+        outcome,
+        ...(errorCodes.length > 0 ? { errorCodes } : {}),
+        ...(cached ? { cached } : {}),
+      },
+      'graphql request',
+    );
+  }
+
+  plugin<Ctx extends BaseContext>(): ApolloServerPlugin<Ctx> {
+    return {
+      requestDidStart: async ({ request, contextValue }) => {
+        const started = process.hrtime.bigint();
+        // Over HTTP, the header; for work with no HTTP request of its own (a subscription's event), the context's.
+        const requestId =
+          request.http?.headers.get(REQUEST_ID_HEADER) ?? (contextValue as { requestId?: unknown }).requestId;
+        let operationName: string | null | undefined;
+        let operationType: string | undefined;
+        let resolved = false;
+        return {
+          didResolveOperation: async ({ operationName: name, operation: definition }) => {
+            resolved = true;
+            operationName = name;
+            operationType = definition?.operation;
+            const operation = this.label(name);
+            activeSpan()
+              ?.updateName(`${operationType} ${operation}`)
+              .setAttributes({ 'graphql.operation.name': operation, 'graphql.operation.type': operationType });
+          },
+          willSendResponse: async ({ response }) => {
+            this.record({
               requestId,
-              operation,
+              // A request that never resolved an operation is labelled as invalid, whatever it named.
+              operationName: resolved ? operationName : INVALID,
               operationType,
-              durationMs: Math.round(seconds * 10_000) / 10,
-              status,
-              outcome,
-              ...(errorCodes.length > 0 ? { errorCodes } : {}),
-            },
-            'graphql request',
-          );
-        },
-      };
-    },
-  };
+              seconds: Number(process.hrtime.bigint() - started) / 1e9,
+              status: response.http.status ?? 200,
+              errors: response.body.kind === 'single' ? (response.body.singleResult.errors ?? []) : [],
+            });
+          },
+        };
+      },
+    };
+  }
 }

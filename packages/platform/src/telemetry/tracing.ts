@@ -1,5 +1,14 @@
-import type { IncomingHttpHeaders } from 'node:http';
-import { context, propagation, ROOT_CONTEXT, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import {
+  context,
+  propagation,
+  ROOT_CONTEXT,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Context,
+  type Span,
+} from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { resourceFromAttributes } from '@opentelemetry/resources';
@@ -65,6 +74,46 @@ export function startTracing(
   };
 }
 
+/** The SERVER span of each request being handled, once it has one. */
+const requestSpans = new WeakMap<IncomingMessage, { span: Span; parent: Context }>();
+
+/**
+ * The SERVER span of a GraphQL request, continuing the caller's trace from its `traceparent`: made on
+ * first use and ended when the response is finished, so a request handled in two stages (answered
+ * from a cache before Express, or handed on to it) is one span.
+ */
+function requestSpan(server: string, req: IncomingMessage, res: ServerResponse): { span: Span; parent: Context } {
+  let known = requestSpans.get(req);
+  if (known) return known;
+  const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+  // Express rewrites `url` below its mount point; `originalUrl` is the request's own.
+  const url = (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/';
+  const path = new URL(url, 'http://request').pathname;
+  // Looked up per request, not at import: a tracer taken before startTracing stays a no-op one.
+  const span = trace.getTracer('@food/platform').startSpan(
+    `${req.method} ${path}`,
+    {
+      kind: SpanKind.SERVER,
+      attributes: { 'http.request.method': req.method ?? '', 'url.path': url, 'food.server': server },
+    },
+    parent,
+  );
+  res.once('finish', () => {
+    span.setAttribute('http.response.status_code', res.statusCode);
+    if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
+  });
+  known = { span, parent };
+  requestSpans.set(req, known);
+  return known;
+}
+
+/** Runs `work` inside the request's SERVER span (see `traceRequests`). */
+export function inRequestSpan<T>(server: string, req: IncomingMessage, res: ServerResponse, work: () => T): T {
+  const { span, parent } = requestSpan(server, req, res);
+  return context.with(trace.setSpan(parent, span), work);
+}
+
 /**
  * Express middleware: a SERVER span for each GraphQL request, continuing the caller's trace from its
  * `traceparent`, active while the request is handled (Apollo's spans, fetches to subgraphs and
@@ -72,24 +121,7 @@ export function startTracing(
  * in the socket's async context, which would lose the active span.
  */
 export function traceRequests(server: string) {
-  return (req: Request, res: Response, next: NextFunction) => {
-    const parent = propagation.extract(ROOT_CONTEXT, req.headers as IncomingHttpHeaders);
-    // Looked up per request, not at import: a tracer taken before startTracing stays a no-op one.
-    const span = trace.getTracer('@food/platform').startSpan(
-      `${req.method} ${req.baseUrl || req.path}`,
-      {
-        kind: SpanKind.SERVER,
-        attributes: { 'http.request.method': req.method, 'url.path': req.originalUrl, 'food.server': server },
-      },
-      parent,
-    );
-    res.once('finish', () => {
-      span.setAttribute('http.response.status_code', res.statusCode);
-      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-      span.end();
-    });
-    context.with(trace.setSpan(parent, span), next);
-  };
+  return (req: Request, res: Response, next: NextFunction) => inRequestSpan(server, req, res, next);
 }
 
 /**
