@@ -1,4 +1,5 @@
 import { GraphQLError } from '../graphql-js.js';
+import { Cluster } from 'ioredis';
 import { ErrorCode, type Caller, type Logger, type RedisConnection } from '@food/platform';
 
 export type OperationKind = 'query' | 'mutation' | 'subscription';
@@ -99,17 +100,56 @@ end
 return 1
 `;
 
+/**
+ * `takeScript` for every bucket at once, all or none, on one node: KEYS: the buckets; ARGV: limit and
+ * window (ms) of each, in turn. Returns each bucket's { allowed, remaining, resetMs, retryAfterMs },
+ * one after the other; when one refuses, none is spent.
+ */
+const takeAllScript = `
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local answers = {}
+local writes = {}
+local refused = false
+for i, key in ipairs(KEYS) do
+  local limit = tonumber(ARGV[2 * i - 1])
+  local window = tonumber(ARGV[2 * i])
+  local interval = window / limit
+  local tat = tonumber(redis.call('GET', key) or now)
+  if tat < now then tat = now end
+  local newTat = tat + interval
+  local allowAt = newTat - window
+  if allowAt > now then
+    refused = true
+    for _, value in ipairs({ 0, 0, math.ceil(tat - now), math.ceil(allowAt - now) }) do table.insert(answers, value) end
+  else
+    writes[key] = newTat
+    for _, value in ipairs({ 1, math.floor((now - allowAt) / interval), math.ceil(newTat - now), 0 }) do
+      table.insert(answers, value)
+    end
+  end
+end
+if not refused then
+  for key, newTat in pairs(writes) do
+    redis.call('SET', key, tostring(newTat), 'PX', math.ceil(newTat - now))
+  end
+end
+return answers
+`;
+
 interface RateLimitCommands {
   foodRateLimitTake(key: string, limit: number, windowMs: number): Promise<number[]>;
+  foodRateLimitTakeAll(count: number, ...keysAndArguments: (string | number)[]): Promise<number[]>;
   foodRateLimitRefund(key: string, intervalMs: number): Promise<number>;
 }
 
 /**
  * Buckets in Redis, shared by every gateway replica, on one node or a cluster.
  *
- * A user's bucket is shared by all its addresses and an address's by all its users, so no hash tag
+ * On one node, one script takes all of a request's buckets, all or none. On a cluster, a user's bucket
+ * is shared by all its addresses and an address's by all its users, so no hash tag
  * puts every request's buckets in one slot short of one tag for all, which would put all rate
- * limiting on one master. So each bucket is taken by its own script call, atomically on the master
+ * limiting on one master. So there each bucket is taken by its own script call, atomically on the master
  * that owns it (with that master's clock), all at once; when one refuses, the tokens the others took
  * are given back. The trade-off: between a take and its refund (one round trip) a concurrent request
  * sees that bucket one token lower, so near its limit it may be refused where an all-or-none take
@@ -124,11 +164,35 @@ export class RedisRateLimitStore implements RateLimitStore {
     private readonly logger?: Logger,
   ) {
     redis.defineCommand('foodRateLimitTake', { lua: takeScript, numberOfKeys: 1 });
+    redis.defineCommand('foodRateLimitTakeAll', { lua: takeAllScript });
     redis.defineCommand('foodRateLimitRefund', { lua: refundScript, numberOfKeys: 1 });
     this.redis = redis as RedisConnection & RateLimitCommands;
+    this.oneNode = !(redis instanceof Cluster);
   }
 
+  /** On one node every bucket is on it: one script takes them all, all or none, in one call. */
+  private readonly oneNode: boolean;
+
   async take(buckets: Bucket[]): Promise<RateDecision> {
+    if (this.oneNode && buckets.length > 1) {
+      const reply = await this.redis.foodRateLimitTakeAll(
+        buckets.length,
+        ...buckets.map((bucket) => bucket.key),
+        ...buckets.flatMap((bucket) => [bucket.limit, bucket.windowMs]),
+      );
+      const values = reply.map(Number);
+      return decide(
+        buckets.map((bucket, i) => {
+          const [allowed, remaining, resetMs, retryAfterMs] = values.slice(4 * i, 4 * i + 4) as [
+            number,
+            number,
+            number,
+            number,
+          ];
+          return { allowed: allowed === 1, limit: bucket.limit, remaining, resetMs, retryAfterMs };
+        }),
+      );
+    }
     const answers = await Promise.all(
       buckets.map(async (bucket): Promise<BucketAnswer> => {
         const reply = await this.redis.foodRateLimitTake(bucket.key, bucket.limit, bucket.windowMs);
