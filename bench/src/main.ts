@@ -1082,15 +1082,17 @@ function notes(raised: typeof raisedLimits, customers: { federated: number; muta
       '`responseCaching: { session: x-internal-token, ttl: 60 s }` in gateway.config.ts (its in-memory cache); stock ' +
       'Apollo with @apollo/server-plugin-response-cache (sessionId: the same header; in-memory) and a plugin that ' +
       "gives each answer a private 60 s policy (our subgraphs' @cacheControl names scopes, no maxAge, so Apollo " +
-      'would otherwise store nothing). Ours runs as shipped: its entity cache in Redis (Meal shared, Order and User ' +
-      'per caller, 60 s). A response cache answers a repeated request whole; ours still plans, authenticates, ' +
-      'rate-limits and reads Redis per request.',
+      'would otherwise store nothing). Ours runs as shipped: its response cache (whole answers in the gateway ' +
+      "process's memory, per caller for this query, 60 s, dropped by events and by other replicas' changes over " +
+      'Redis) in front of its entity cache in Redis (Meal shared, Order and User per caller, 60 s). On a hit ours ' +
+      'still authenticates, spends the rate budget in Redis and checks read-your-writes there, and logs the request.',
     `federated-cold: the federated query, each request from the next of ${config.coldCustomers.toLocaleString('en')} ` +
       "customers (access tokens minted with the run's signing key exactly as logIn issues them; the peers get each " +
       "one's internal token), and every run of a target goes on in that rotation where its last run stopped, so no " +
       "customer repeats within our cache's TTL (60 s) unless the rotation wraps. Ours runs it in a process of its own " +
       'with the entity cache shared by every caller (the public Meal) off, ENTITY_CACHE_TYPES empty, and its ' +
-      'per-caller cache as shipped: no cache may answer for it, and its own counters ("entity cache" below) show it did not.',
+      'per-caller caches (entities, whole responses) as shipped: no cache may answer for it, and its own counters ' +
+      '("caches" below) show it did not.',
     'gateway-overhead: the four-subgraph shape of the public gateway benchmarks (accounts, inventory, products, ' +
       'reviews; bench/src/overhead/), written here with the same schema (keys, @requires, @provides) and data of the ' +
       `same shape, answering from memory in a process of their own, each call after a fixed ${OVERHEAD_DELAY_MS} ms; ` +

@@ -1,7 +1,7 @@
 import { CLUSTER_GOAL_RATIO, peerNames, targetLabels, targetNames, type TargetName } from './config.js';
 import { isValid, median, NOISY_CPU, pairedRatio, summarize, type BenchResults } from './results.js';
 import type { SubscriptionRun } from './subscriptions.js';
-import type { HttpWorkload } from './workloads.js';
+import { WHOLE_RESPONSES, type HttpWorkload } from './workloads.js';
 
 const httpWorkloads: HttpWorkload[] = ['one-subgraph', 'federated', 'federated-cold', 'gateway-overhead', 'mutations'];
 
@@ -471,7 +471,7 @@ export function markdown(results: BenchResults): string {
     Object.values(run.entityCache ?? {}).some((counts) => counts.hits + counts.misses > 0),
   );
   if (cached.length > 0) {
-    out.push("## Our gateway's entity cache during each measured run (its own counters)", '');
+    out.push("## Our gateway's caches during each measured run (its own counters)", '');
     out.push(
       table(
         ['workload', 'round', 'hits / misses by type', 'hits per response'],
@@ -487,9 +487,11 @@ export function markdown(results: BenchResults): string {
         }),
       ),
       '',
-      'From gateway_entity_cache_hits_total and _misses_total on its /metrics, before and after the measured window. ' +
-        'federated-cold runs with the entity cache shared by every caller off (ENTITY_CACHE_TYPES empty) and its ' +
-        'per-caller cache as shipped: with a new customer on every request, that cache can only miss.',
+      'From gateway_entity_cache_hits_total and _misses_total (by entity type) and gateway_response_cache_hits_total ' +
+        `and _misses_total ("${WHOLE_RESPONSES}") on its /metrics, before and after the measured window. A response ` +
+        'answered whole never reaches the entity cache. federated-cold runs with the entity cache shared by every ' +
+        'caller off (ENTITY_CACHE_TYPES empty) and its per-caller caches as shipped: with a new customer on every ' +
+        'request, they can only miss.',
       '',
     );
   }

@@ -211,15 +211,26 @@ export async function measure(
   }
 }
 
-/** Our gateway's gateway_entity_cache_{hits,misses}_total, by entity type. */
+/** What the report calls our response cache's counts, beside the entity cache's types. */
+export const WHOLE_RESPONSES = 'whole responses';
+
+/**
+ * Our gateway's gateway_entity_cache_{hits,misses}_total by entity type, and its response cache's
+ * gateway_response_cache_{hits,misses}_total (summed over scopes) as WHOLE_RESPONSES.
+ */
 async function entityCacheCounts(gatewayUrl: string): Promise<EntityCacheCounts> {
   const text = await (await fetch(new URL('/metrics', gatewayUrl))).text();
   const counts: EntityCacheCounts = {};
   for (const line of text.split('\n')) {
-    const match = /^gateway_entity_cache_(hits|misses)_total\{type="([^"]+)"\} (\S+)$/.exec(line);
-    if (!match) continue;
-    const entry = (counts[match[2]!] ??= { hits: 0, misses: 0 });
-    entry[match[1] as 'hits' | 'misses'] += Number(match[3]);
+    const entity = /^gateway_entity_cache_(hits|misses)_total\{type="([^"]+)"\} (\S+)$/.exec(line);
+    const whole = /^gateway_response_cache_(hits|misses)_total(?:\{[^}]*\})? (\S+)$/.exec(line);
+    if (entity) {
+      const entry = (counts[entity[2]!] ??= { hits: 0, misses: 0 });
+      entry[entity[1] as 'hits' | 'misses'] += Number(entity[3]);
+    } else if (whole) {
+      const entry = (counts[WHOLE_RESPONSES] ??= { hits: 0, misses: 0 });
+      entry[whole[1] as 'hits' | 'misses'] += Number(whole[2]);
+    }
   }
   return counts;
 }

@@ -150,7 +150,8 @@ describe('the entity cache, shared by gateway processes through Redis', () => {
   let withoutMeals: ServiceProcess;
 
   beforeAll(async () => {
-    const env = { REDIS_KEY_PREFIX: `${t.processEnv.REDIS_KEY_PREFIX}-entities` };
+    // The entity cache alone: answers kept whole would hide which entities were read from it.
+    const env = { REDIS_KEY_PREFIX: `${t.processEnv.REDIS_KEY_PREFIX}-entities`, RESPONSE_CACHE_MAX_MB: '0' };
     [a, b, withoutMeals] = await Promise.all([
       gatewayProcess(env),
       gatewayProcess(env),
@@ -206,7 +207,9 @@ describe("the entity cache for a caller's own data, kept true by events", () => 
 
   beforeAll(async () => {
     // The supergraph's own key prefix: these replicas read the event streams its workers publish to.
-    [a, b] = await Promise.all([gatewayProcess(), gatewayProcess()]);
+    // The entity cache alone: answers kept whole would hide which entities were read from it.
+    const env = { RESPONSE_CACHE_MAX_MB: '0' };
+    [a, b] = await Promise.all([gatewayProcess(env), gatewayProcess(env)]);
   });
 
   const myOrders = async (gateway: ServiceProcess) => {
@@ -267,6 +270,113 @@ describe("the entity cache for a caller's own data, kept true by events", () => 
     );
     expect(staffRead.data.order).toEqual({ payment: null });
     expect(await cacheCount(a, 'misses', 'Order')).toBe(staffMisses + 1);
+  });
+});
+
+describe('the response cache: whole answers per replica, dropped on every replica when an entity in them changes', () => {
+  const MY_ORDERS =
+    'query MyOrders { me { name orders(first: 5) { edges { node { id status payment { status } items { meal { name } } } } } } }';
+  const ORDER = 'query Order($id: ID!) { order(id: $id) { id status payment { status } } }';
+  let a: ServiceProcess;
+  let b: ServiceProcess;
+
+  beforeAll(async () => {
+    // The supergraph's own key prefix: the replicas hear its workers' events and each other's changes.
+    [a, b] = await Promise.all([gatewayProcess(), gatewayProcess()]);
+  });
+
+  /** One POST as a client sends it; the answer's text and headers, as they came. */
+  const raw = async (gateway: ServiceProcess, user: 'ada' | 'grace' | 'chef', query = MY_ORDERS, variables = {}) => {
+    const response = await fetch(gateway.url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...as(user) },
+      body: JSON.stringify({ query, variables }),
+    });
+    return { status: response.status, headers: response.headers, text: await response.text() };
+  };
+  const hits = (gateway: ServiceProcess) => gateway.metric('gateway_response_cache_hits_total');
+  const subgraphCalls = (gateway: ServiceProcess) => gateway.metric('gateway_subgraph_fetch_duration_seconds_count');
+  /** Reads until the answer passes `check`; fails with what it last saw. */
+  const answerOnceIt = async (read: () => Promise<{ text: string }>, check: (text: string) => boolean) => {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const { text } = await read();
+      if (check(text)) return text;
+      if (Date.now() > deadline) throw new Error(`still ${text}`);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  };
+
+  /**
+   * Reads until an answer comes from the cache (a caller who wrote within the replica lag bound, as
+   * an earlier test's may have, is not answered from it); that answer, and the one before it.
+   */
+  const untilKept = async (gateway: ServiceProcess, read: () => ReturnType<typeof raw>) => {
+    const deadline = Date.now() + 10_000;
+    let previous = await read();
+    for (;;) {
+      const [hitsBefore, callsBefore] = [await hits(gateway), await subgraphCalls(gateway)];
+      const answer = await read();
+      if ((await hits(gateway)) > hitsBefore) return { previous, answer, hitsBefore, callsBefore };
+      if (Date.now() > deadline) throw new Error('never answered from the cache');
+      previous = answer;
+      await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+  };
+
+  it('answers a repeat whole, the same bytes and headers, without any subgraph, to the same caller only', async () => {
+    const { previous: first, answer: again, hitsBefore, callsBefore } = await untilKept(a, () => raw(a, 'ada'));
+    expect(JSON.parse(first.text).errors).toBeUndefined();
+    expect(again.text).toBe(first.text);
+    expect(await hits(a)).toBe(hitsBefore + 1);
+    expect(await subgraphCalls(a)).toBe(callsBefore);
+    for (const header of ['content-type', 'ratelimit-limit', 'ratelimit-policy']) {
+      expect(again.headers.get(header), header).toBe(first.headers.get(header));
+    }
+    expect(again.headers.get('x-request-id')).not.toBe(first.headers.get('x-request-id'));
+    // Another caller's answer to the same query is its own, never ada's.
+    const grace = await raw(a, 'grace');
+    expect(grace.text).not.toBe(first.text);
+    expect(await hits(a)).toBe(hitsBefore + 1);
+  });
+
+  it("drops answers on both replicas when a worker's event says an order in them changed", async () => {
+    const orderId = await shop.placeOrder('grace');
+    // Staff read the order on both replicas until it is answered from the cache (staff who wrote
+    // within the replica lag bound, as chef may have in an earlier test, are not).
+    const read = (gateway: ServiceProcess) => raw(gateway, 'chef', ORDER, { id: orderId });
+    for (const gateway of [a, b]) {
+      const { answer } = await untilKept(gateway, () => read(gateway));
+      expect(answer.text).toContain('PENDING_PAYMENT');
+    }
+    // Grace pays; PAID is the orders worker's doing, which only its event tells the replicas of.
+    expect(await shop.pay(orderId, 'tok_sandbox_success', 'grace')).toBe('SUCCEEDED');
+    const paid = (text: string) => {
+      const order = JSON.parse(text).data.order;
+      return order.status === 'PAID' && order.payment?.status === 'SUCCEEDED';
+    };
+    await answerOnceIt(() => read(a), paid);
+    await answerOnceIt(() => read(b), paid);
+  });
+  it('drops an answer on both replicas when staff change a meal in it through either, though no event names it', async () => {
+    const { answer: before } = await untilKept(a, () => raw(a, 'ada'));
+    expect((await untilKept(b, () => raw(b, 'ada'))).answer.text).toBe(before.text);
+    const mealName = JSON.parse(before.text).data.me.orders.edges[0].node.items[0].meal.name as string;
+    const renamed = `${mealName} (kept whole)`;
+    const update = await call(
+      a,
+      'mutation ($id: ID!, $input: UpdateMealInput!) { updateMeal(id: $id, input: $input) { name } }',
+      { id: shop.mealId, input: { name: renamed } },
+      as('chef'),
+    );
+    expect(update.data.updateMeal.name).toBe(renamed);
+    // A dropped it before the mutation answered; B hears of it from A over Redis.
+    expect((await raw(a, 'ada')).text).toContain(renamed);
+    await answerOnceIt(
+      () => raw(b, 'ada'),
+      (text) => text.includes(renamed),
+    );
+    expect(await b.metric('gateway_response_cache_invalidations_total')).toBeGreaterThan(0);
   });
 });
 

@@ -26,8 +26,10 @@ export function startGatewayOnBus(
       ORDERS_SUBGRAPH_URL: orders,
       PAYMENTS_SUBGRAPH_URL: payments,
       // The bus carries only what a test emits, not the real changes' events (those go to Redis),
-      // so nothing would tell a private entity cache of them; the tails counted here are the hub's.
+      // so nothing would tell a private entity cache or the response cache of them; the tails
+      // counted here are the hub's.
       ENTITY_CACHE_PRIVATE_TYPES: '',
+      RESPONSE_CACHE_MAX_MB: '0',
       ...env,
     }),
     createLogger('gateway', 'silent'),

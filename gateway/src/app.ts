@@ -5,6 +5,7 @@ import { ApolloServer } from '@apollo/server';
 import {
   createLogger,
   formatError,
+  GraphQLRequestTelemetry,
   InternalTokens,
   REQUEST_ID_HEADER,
   sampledGauge,
@@ -20,7 +21,17 @@ import { authenticate } from './auth.js';
 import { supergraphPath } from './compose/compose.js';
 import type { GatewayConfig } from './config.js';
 import type { GatewayContext } from './context.js';
-import { clientAddress, createEdge, guardHttpOperations, readYourWritesPlugin } from './edge/index.js';
+import {
+  budgetSpentBy,
+  clientAddress,
+  createEdge,
+  guardHttpOperations,
+  keepResponses,
+  readYourWritesPlugin,
+  responseCachePlanOf,
+  responseCacheRulesOf,
+  serveCachedResponses,
+} from './edge/index.js';
 import { GRAPHIQL_ASSETS_PATH, graphiqlAssets, graphiqlLandingPage } from './ide/graphiql.js';
 import { followSessionRevocations, RevokedSessions, sessionCheckedTokens } from './session-revocations.js';
 import { SubgraphDataSource } from './subgraph-data-source.js';
@@ -135,10 +146,32 @@ export async function startGateway(
         internalTokens,
         logger,
         entityCache: edge.entityCache,
+        entitiesChanged: edge.entitiesChanged,
       }),
     );
   }
-  const gateway = new SupergraphGateway<GatewayContext>({ supergraph, supergraphSdl, services: dataSources });
+  const { responseCache } = edge;
+  const cacheRules = responseCache && responseCacheRulesOf(supergraph);
+  const gateway: SupergraphGateway<GatewayContext> = new SupergraphGateway<GatewayContext>({
+    supergraph,
+    supergraphSdl,
+    services: dataSources,
+    // The response cache: which queries it may keep (planned with their entities' ids), and their answers.
+    ...(responseCache &&
+      cacheRules && {
+        advice: (document, operation) => {
+          const plan = responseCachePlanOf(cacheRules, gateway.apiSchema, document, operation);
+          return plan && { ...plan, tagged: cacheRules.idEntities };
+        },
+        keepable: {
+          mark: () => responseCache.mark(),
+          keep: (context, answer) => {
+            if (context.transport === 'http') context.keep = answer;
+          },
+        },
+      }),
+  });
+  const telemetry = new GraphQLRequestTelemetry('gateway', logger);
   const subscriptionLogger = logger.child({ component: 'subscriptions' });
   const engine = new SubscriptionEngine({
     schema: () => gateway.apiSchema,
@@ -171,6 +204,17 @@ export async function startGateway(
     host: config.HOST,
     cors: edge.cors,
     beforeApolloServer: [httpSubscriptions.handle],
+    telemetry,
+    ...(responseCache && {
+      preempt: serveCachedResponses({
+        cache: responseCache,
+        userTokens,
+        guard: edge.guard,
+        readYourWrites: edge.readYourWrites,
+        trustProxy: edge.trustProxy,
+        telemetry,
+      }),
+    }),
     production,
     // GraphiQL, served from this process (no CDN), in development only.
     staticFiles: production
@@ -208,6 +252,7 @@ export async function startGateway(
           refuseSubscriptionsOverHttp<GatewayContext>(),
           guardHttpOperations(edge.guard),
           readYourWritesPlugin(edge.readYourWrites),
+          ...(responseCache ? [keepResponses(responseCache)] : []),
         ],
         formatError: (formatted, error) =>
           formatError(formatted, error, (unexpected) => logger.error({ err: unexpected }, 'unexpected error')),
@@ -218,6 +263,7 @@ export async function startGateway(
       requestId: req.headers[REQUEST_ID_HEADER] as string,
       clientAddress: clientAddress(req, edge.trustProxy),
       transport: 'http',
+      rateBudgetSpent: budgetSpentBy(req),
     }),
     dependencies: Object.fromEntries(
       subgraphNames.map((name) => [name, () => checkSubgraphReady(subgraphUrls[name] ?? '')]),

@@ -100,6 +100,13 @@ export const GatewayConfigSchema = z
     ENTITY_CACHE_PRIVATE_TYPES: optionalCommaList,
     ENTITY_CACHE_TTL_SECONDS: integer(60, 1, 86_400),
     /**
+     * Whole query responses kept in each gateway process's memory (edge/response-cache.ts), at most
+     * this many MiB; 0 turns it off. Needs the event bus: every replica drops what events change.
+     */
+    RESPONSE_CACHE_MAX_MB: integer(64, 0, 65_536),
+    /** How long a kept response is answered at most, when no change drops it first. */
+    RESPONSE_CACHE_TTL_SECONDS: integer(60, 1, 86_400),
+    /**
      * The replica lag bound the services use: for this long after a caller's mutation, its reads go
      * to the primaries (read-your-writes, edge/read-your-writes.ts). Every process must share it.
      */

@@ -1,4 +1,5 @@
 import type { Caller } from '@food/platform';
+import type { RateLimitOutcome } from './edge/rate-limit.js';
 
 /** Per-request state of the gateway: who is calling, from where, and the id that follows the request. */
 export interface GatewayContext {
@@ -17,4 +18,8 @@ export interface GatewayContext {
    * from their primaries for this request. Unset (not an HTTP operation yet) counts as yes.
    */
   readFromPrimary?: boolean;
+  /** The rate budget this request already spent, on the response cache's path (HTTP queries only). */
+  rateBudgetSpent?: RateLimitOutcome;
+  /** Set by the executor when the response may be kept by the response cache: for whom, and its entities. */
+  keep?: { scope: 'PUBLIC' | 'PRIVATE'; tags: string[]; mark: number };
 }

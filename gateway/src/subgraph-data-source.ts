@@ -25,8 +25,10 @@ export interface SubgraphDataSourceOptions {
   timeoutMs: number;
   internalTokens: InternalTokens;
   logger: Logger;
-  /** Answers `_entities` fetches for cached types; dropped entities are reported by the subgraph. */
+  /** Answers `_entities` fetches for cached types. */
   entityCache?: EntityCache;
+  /** Drops, from every cache, the entities a subgraph reports its mutation changed (edge `entitiesChanged`). */
+  entitiesChanged?: (entities: EntityReference[]) => Promise<void>;
 }
 
 /**
@@ -73,7 +75,7 @@ export class SubgraphDataSource implements GraphQLDataSource<GatewayContext> {
       const response = await this.fetchTimed(options);
       const changed = response.extensions?.[CHANGED_ENTITIES_EXTENSION] as EntityReference[] | undefined;
       // Before the client hears of the change, no replica may serve the old entity.
-      if (entityCache && Array.isArray(changed)) await entityCache.invalidate(changed);
+      if (this.options.entitiesChanged && Array.isArray(changed)) await this.options.entitiesChanged(changed);
       return response;
     } catch (error) {
       if (!isClientOperation(options)) throw error;

@@ -333,7 +333,7 @@ describe('entity cache invalidation from events', () => {
     const logger = silent;
     const messaging = connectBus();
     const { cache } = cacheOn(makeStore());
-    const subscription = await invalidateOnEvents(messaging.bus, cache, logger);
+    const subscription = await invalidateOnEvents(messaging.bus, (entities) => cache.invalidate(entities), logger);
     try {
       let status = 'PENDING';
       const asked: string[] = [];

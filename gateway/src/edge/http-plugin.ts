@@ -31,6 +31,8 @@ export function guardHttpOperations(guard: OperationGuard): ApolloServerPlugin<G
             operation.operation,
             contextValue.caller,
             contextValue.clientAddress,
+            // Spent already by the response cache's path, when it could not answer (a query's).
+            operation.operation === 'query' ? contextValue.rateBudgetSpent : undefined,
           );
           if (outcome) for (const [name, value] of rateLimitHeaders(outcome)) response.http.headers.set(name, value);
           const error =

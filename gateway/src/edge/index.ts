@@ -3,6 +3,7 @@ import {
   connectRedis,
   redisTargetOf,
   type CorsOptions,
+  type EntityReference,
   type EventBus,
   type EventSubscription,
   type Logger,
@@ -15,12 +16,16 @@ import { compileTrustProxy } from './client-address.js';
 import { EntityCache, InMemoryEntityCacheStore, RedisEntityCacheStore } from './entity-cache.js';
 import { invalidateOnEvents } from './entity-invalidation.js';
 import { createEdgeMetrics } from './metrics.js';
+import { ResponseCache } from './response-cache.js';
+import { broadcastChanges, type ChangeBroadcast } from './change-broadcast.js';
 import { OperationGuard } from './operation-guard.js';
 import { OperationSafelist, RedisPersistedQueryCache, type PersistedQueryCache } from './persisted-queries.js';
 import { InMemoryRateLimitStore, RateLimiter, RedisRateLimitStore } from './rate-limit.js';
 import { InMemoryRecentWritesStore, ReadYourWrites, RedisRecentWritesStore } from './read-your-writes.js';
 
 export { clientAddress } from './client-address.js';
+export { keepResponses, serveCachedResponses, budgetSpentBy } from './cached-responses.js';
+export { responseCachePlanOf, responseCacheRulesOf } from './response-cache.js';
 export { guardHttpOperations } from './http-plugin.js';
 export { readYourWritesPlugin } from './read-your-writes.js';
 export type { OperationGuard } from './operation-guard.js';
@@ -32,6 +37,10 @@ const exposedHeaders = ['RateLimit-Limit', 'RateLimit-Remaining', 'RateLimit-Res
 export interface Edge {
   guard: OperationGuard;
   entityCache?: EntityCache;
+  /** Whole responses of this process (with an event bus and RESPONSE_CACHE_MAX_MB above 0). */
+  responseCache?: ResponseCache;
+  /** Drops changed entities from every cache: the entity cache (every replica) and this process's responses. */
+  entitiesChanged(entities: EntityReference[]): Promise<void>;
   /** Apollo Server's `persistedQueries` option. */
   persistedQueries: false | { cache?: PersistedQueryCache; ttl: number | null };
   cors?: CorsOptions;
@@ -128,12 +137,43 @@ export async function createEdge(
         })
       : undefined;
 
+  // Whole responses, in this process: only with the events that drop them on every replica.
+  const responseCache =
+    eventBus && config.RESPONSE_CACHE_MAX_MB > 0
+      ? new ResponseCache({
+          maxBytes: config.RESPONSE_CACHE_MAX_MB * 1024 * 1024,
+          ttlSeconds: config.RESPONSE_CACHE_TTL_SECONDS,
+          hits: metrics.responseCacheHits,
+          misses: metrics.responseCacheMisses,
+          stores: metrics.responseCacheStores,
+          invalidations: metrics.responseCacheInvalidations,
+        })
+      : undefined;
+  /** Drops changed entities here: the entity cache (shared by every replica) and this process's responses. */
+  const dropHere = async (entities: EntityReference[]) => {
+    responseCache?.invalidate(entities);
+    await entityCache?.invalidate(entities);
+  };
+
   let invalidation: EventSubscription | undefined;
+  let broadcast: ChangeBroadcast | undefined;
   try {
-    if (entityCache && eventBus && privateTypes.length > 0) {
-      invalidation = await invalidateOnEvents(eventBus, entityCache, logger);
+    if (eventBus && ((entityCache && privateTypes.length > 0) || responseCache)) {
+      // Every replica tails the events, so each drops what they announce itself.
+      invalidation = await invalidateOnEvents(eventBus, dropHere, logger);
+    }
+    if (responseCache && redis && target) {
+      broadcast = await broadcastChanges({
+        target,
+        publisher: redis,
+        keyPrefix: prefix,
+        logger,
+        onRemote: (entities) => responseCache.invalidate(entities),
+        onGap: () => responseCache.clear(),
+      });
     }
   } catch (error) {
+    await invalidation?.close();
     await redis?.quit().catch(() => redis.disconnect());
     throw error;
   }
@@ -154,6 +194,11 @@ export async function createEdge(
       metrics,
     }),
     entityCache,
+    responseCache,
+    // A subgraph's report of its mutation's changes: dropped here, and told to the other replicas.
+    entitiesChanged: async (entities) => {
+      await Promise.all([dropHere(entities), broadcast?.publish(entities)]);
+    },
     persistedQueries,
     cors: origins.length > 0 ? { origin: anyOrigin ? '*' : origins, exposedHeaders, maxAge: 600 } : undefined,
     allowsOrigin: (origin) => origin === undefined || anyOrigin || origins.includes(origin),
@@ -166,6 +211,7 @@ export async function createEdge(
     ),
     close: async () => {
       await invalidation?.close();
+      await broadcast?.close();
       await redis?.quit().catch(() => redis.disconnect());
     },
   };

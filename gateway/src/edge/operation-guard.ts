@@ -28,16 +28,30 @@ export interface Refusal {
 export class OperationGuard {
   constructor(private readonly options: OperationGuardOptions) {}
 
-  /** Spends one operation of the caller's budgets; the outcome carries the headers to send. */
+  /**
+   * Spends one operation of the caller's budgets; the outcome carries the headers to send. `spent`:
+   * the outcome of a spend already made for this request (by the response cache's path), judged
+   * here instead of spending again.
+   */
   async takeRateBudget(
     kind: OperationKind,
     caller: Caller,
     clientAddress: string,
+    spent?: RateLimitOutcome,
   ): Promise<{ outcome?: RateLimitOutcome; refusal?: Refusal }> {
-    const outcome = await this.options.rateLimiter?.take(kind, caller, clientAddress);
+    const outcome = spent ?? (await this.spendRateBudget(kind, caller, clientAddress));
     if (!outcome || outcome.decision.allowed) return { outcome };
     this.options.metrics.rateLimited.inc({ scope: outcome.scope, operation: kind });
     return { outcome, refusal: { error: rateLimitedError(kind, outcome), rateLimit: outcome } };
+  }
+
+  /** Spends one operation of the caller's budgets and says what is left, refusing nothing itself. */
+  async spendRateBudget(
+    kind: OperationKind,
+    caller: Caller,
+    clientAddress: string,
+  ): Promise<RateLimitOutcome | undefined> {
+    return this.options.rateLimiter?.take(kind, caller, clientAddress);
   }
 
   /** The document's text: its size, and whether it is on the safelist. */

@@ -11,7 +11,26 @@ export interface PreparedOperation {
   readonly shape: ResponseShape;
   /** Its variables' default values. */
   readonly defaults: Record<string, unknown>;
+  /** Set when its responses may be kept (see `PlanAdvice`): for whom, and the types to tag them with. */
+  readonly keep?: { scope: 'PUBLIC' | 'PRIVATE'; tagged: ReadonlySet<string> };
 }
+
+/**
+ * What a caller of the planner (the response cache) says about an operation before it is planned:
+ * that its responses may be kept, for whom, and the document to plan instead (the client's, with
+ * fields the cache needs added; the response keeps the client's shape).
+ */
+export type PlanAdvice = (
+  document: DocumentNode,
+  operation: OperationDefinitionNode,
+) =>
+  | {
+      scope: 'PUBLIC' | 'PRIVATE';
+      tagged: ReadonlySet<string>;
+      document: DocumentNode;
+      operation: OperationDefinitionNode;
+    }
+  | undefined;
 
 /** About 32 MiB of plans, sized by their fetches' text (most of a plan's memory). */
 const PLAN_CACHE_BYTES = 32 * 1024 * 1024;
@@ -32,6 +51,7 @@ export class OperationPlans {
     supergraph: Supergraph,
     private readonly apiSchema: Schema,
     private readonly apiGraphQLSchema: GraphQLSchema,
+    private readonly advice?: PlanAdvice,
     config?: QueryPlannerConfig,
   ) {
     this.planner = new QueryPlanner(supergraph, config);
@@ -54,7 +74,10 @@ export class OperationPlans {
 
   /** Plans `operation` without keeping it. */
   build(document: DocumentNode, operation: OperationDefinitionNode): PreparedOperation {
-    return this.withPlan(this.plan(document, operation), document, operation);
+    const advised = this.advice?.(document, operation);
+    if (!advised) return this.withPlan(this.plan(document, operation), document, operation);
+    const prepared = this.withPlan(this.plan(advised.document, advised.operation), document, operation);
+    return { ...prepared, keep: { scope: advised.scope, tagged: advised.tagged } };
   }
 
   /** The query planner's plan of `operation`, as it comes (a subscription's is rewritten by its executor). */

@@ -68,10 +68,15 @@ type Completed = unknown;
 
 const INTEGER = /^-?(?:0|[1-9][0-9]*)$/;
 
+/** The tag of one entity in a response: its type and id. */
+export const entityTag = (typename: string, id: unknown) => `entity:${typename}:${String(id)}`;
+
 /** What shaping produced: the response data and the errors of values that did not fit their types. */
 export interface Shaped {
   data: Record<string, unknown> | null;
   errors: GraphQLError[];
+  /** An object of a tagged type had no id: the tags do not name every entity in the response. */
+  untagged: boolean;
 }
 
 /** The response shape of one operation: compiled step lists, per set of `@skip`/`@include` values. */
@@ -110,9 +115,17 @@ export class ResponseShape {
     this.conditionVariables = [...used];
   }
 
-  /** The response for `input`, the data the plan gathered, with the client's `variables`. */
-  shape(input: Record<string, unknown> | null | undefined, variables: Record<string, unknown> | undefined): Shaped {
-    if (!input) return { data: input ?? null, errors: [] };
+  /**
+   * The response for `input`, the data the plan gathered, with the client's `variables`. With `tags`,
+   * each object of a type in `taggedTypes` adds `<type>:<id>` to it; one without its id makes the
+   * response untagged (`Shaped.untagged`).
+   */
+  shape(
+    input: Record<string, unknown> | null | undefined,
+    variables: Record<string, unknown> | undefined,
+    tags?: { types: ReadonlySet<string>; into: Set<string> },
+  ): Shaped {
+    if (!input) return { data: input ?? null, errors: [], untagged: false };
     const values = { ...this.defaults, ...variables };
     let key = '';
     for (const name of this.conditionVariables) key += values[name] === true ? '1' : '0';
@@ -121,10 +134,10 @@ export class ResponseShape {
       steps = this.collect(this.operation.selectionSet.selections, this.rootType, this.rootType, values);
       this.roots.set(key, steps);
     }
-    const run: Run = { shape: this, values, errors: [], path: [], conditionKey: key };
+    const run: Run = { shape: this, values, errors: [], path: [], conditionKey: key, tags, untagged: false };
     const data = Object.create(null) as Record<string, unknown>;
     const outcome = applySteps(run, input, steps, data, this.rootType);
-    return { data: outcome === BUBBLE ? null : data, errors: run.errors };
+    return { data: outcome === BUBBLE ? null : data, errors: run.errors, untagged: run.untagged };
   }
 
   /** The steps of a merged sub-selection for a value whose runtime type is `typename` (or unknown). */
@@ -263,6 +276,8 @@ interface Run {
   readonly errors: GraphQLError[];
   readonly path: (string | number)[];
   readonly conditionKey: string;
+  readonly tags: { types: ReadonlySet<string>; into: Set<string> } | undefined;
+  untagged: boolean;
 }
 
 const own = (object: Record<string, unknown>, key: string): unknown =>
@@ -359,6 +374,11 @@ function complete(
           return REPORTED;
         }
         type = named;
+      }
+      if (run.tags?.types.has(type.name)) {
+        const id = object.id;
+        if (typeof id === 'string' || typeof id === 'number') run.tags.into.add(entityTag(type.name, id));
+        else run.untagged = true;
       }
       const steps = run.shape.stepsOf(run, step, typeof typename === 'string' ? typename : undefined, type);
       const out = Object.create(null) as Record<string, unknown>;

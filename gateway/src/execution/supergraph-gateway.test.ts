@@ -265,3 +265,45 @@ describe('our executor answers as @apollo/gateway does when a subgraph misbehave
     }, '{ reviews { id author { name } } }');
   });
 });
+
+describe('responses our executor reports as keepable (the response cache)', () => {
+  const kept: { scope: string; tags: string[] }[] = [];
+  let keeping: ApolloServer;
+  beforeAll(async () => {
+    keeping = new ApolloServer({
+      gateway: new SupergraphGateway<Record<string, unknown>>({
+        supergraph: Supergraph.build(supergraphSdl),
+        supergraphSdl,
+        services: fixtureDataSources(tamper),
+        // Every query may be kept here, tagged by its users and reviews.
+        advice: (document, operation) =>
+          operation.operation === 'query'
+            ? { scope: 'PRIVATE', tagged: new Set(['User', 'Review']), document, operation }
+            : undefined,
+        keepable: { mark: () => 7, keep: (_context, answer) => kept.push(answer) },
+      }),
+      includeStacktraceInErrorResponses: false,
+    });
+    await keeping.start();
+  });
+  afterAll(async () => {
+    await keeping?.stop();
+  });
+
+  it('names every user and review in the answer', async () => {
+    kept.length = 0;
+    await answer(keeping, '{ user(id: "u2") { id name reviews { id body author { id } } } }');
+    expect(kept).toEqual([
+      { scope: 'PRIVATE', tags: ['entity:User:u2', 'entity:Review:r2', 'entity:Review:r3'], mark: 7 },
+    ]);
+  });
+
+  it('reports nothing when a tagged object came without its id, an error was met, or a root is null', async () => {
+    kept.length = 0;
+    await answer(keeping, '{ user(id: "u2") { name reviews { body } } }');
+    await answer(keeping, '{ users { id secret } }');
+    await answer(keeping, '{ user(id: "nobody") { id } }');
+    await answer(keeping, 'mutation { rename(id: "u2", name: "B") { id } }');
+    expect(kept).toEqual([]);
+  });
+});

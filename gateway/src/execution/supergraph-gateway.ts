@@ -9,7 +9,7 @@ import type {
 } from '@apollo/server-gateway-interface';
 import type { GraphQLSchema, OperationDefinitionNode } from 'graphql';
 import { getVariableValues, GraphQLError } from '../graphql-js.js';
-import { OperationPlans, type PreparedOperation } from './operation-plans.js';
+import { OperationPlans, type PlanAdvice, type PreparedOperation } from './operation-plans.js';
 import { executePlan, type ContextValue } from './plan-execution.js';
 
 export interface SupergraphGatewayOptions<Context extends ContextValue> {
@@ -17,6 +17,17 @@ export interface SupergraphGatewayOptions<Context extends ContextValue> {
   supergraphSdl: string;
   /** One data source per subgraph of the supergraph, by its name there. */
   services: ReadonlyMap<string, GraphQLDataSource<Context>>;
+  /** Which operations' responses may be kept, and what to plan for them (the response cache). */
+  advice?: PlanAdvice;
+  /** Told of each response that may be kept (an advised operation's, answered without errors). */
+  keepable?: KeepableResponses<Context>;
+}
+
+/** Where the gateway reports responses that may be kept: with the entities in them, and when the request began. */
+export interface KeepableResponses<Context> {
+  /** Called as a request's execution starts; its value comes back with the response. */
+  mark(): number;
+  keep(context: Context, answer: { scope: 'PUBLIC' | 'PRIVATE'; tags: string[]; mark: number }): void;
 }
 
 /**
@@ -38,7 +49,7 @@ export class SupergraphGateway<Context extends ContextValue> implements GatewayI
     const api = options.supergraph.apiSchema();
     this.apiSchema = api.toGraphQLJSSchema();
     this.supergraphSchema = options.supergraph.schema.toGraphQLJSSchema();
-    this.plans = new OperationPlans(options.supergraph, api, this.apiSchema);
+    this.plans = new OperationPlans(options.supergraph, api, this.apiSchema, options.advice);
   }
 
   onSchemaLoadOrUpdate(callback: GatewaySchemaLoadOrUpdateCallback): () => void {
@@ -93,6 +104,8 @@ export class SupergraphGateway<Context extends ContextValue> implements GatewayI
     variables: Record<string, unknown>,
     services: ReadonlyMap<string, GraphQLDataSource<Context>> = this.options.services,
   ): Promise<GatewayExecutionResult> {
+    const { keepable } = this.options;
+    const keep = prepared.keep && keepable ? { ...prepared.keep, mark: keepable.mark() } : undefined;
     const { data, errors } = await executePlan(
       {
         services,
@@ -104,7 +117,19 @@ export class SupergraphGateway<Context extends ContextValue> implements GatewayI
       prepared.plan.node,
     );
     try {
-      const shaped = prepared.shape.shape(data, variables);
+      const tags = keep && new Set<string>();
+      const shaped = prepared.shape.shape(data, variables, tags ? { types: keep.tagged, into: tags } : undefined);
+      // Kept only whole: no error, every entity tagged, and no root answered null (an absence no
+      // entity's change would name).
+      const whole =
+        errors.length === 0 &&
+        shaped.errors.length === 0 &&
+        !shaped.untagged &&
+        shaped.data !== null &&
+        Object.values(shaped.data).every((value) => value !== null);
+      if (keep && tags && whole) {
+        keepable!.keep(requestContext.context, { scope: keep.scope, tags: [...tags], mark: keep.mark });
+      }
       // As @apollo/gateway (and Apollo Router): values that did not fit their types are reported
       // under `extensions.valueCompletion`, and only when the fetches themselves met no error (which
       // would have caused them).
