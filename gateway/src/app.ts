@@ -250,7 +250,7 @@ export async function startGateway(
           ...plugins,
           ...(production ? [] : [graphiqlLandingPage<GatewayContext>()]),
           refuseSubscriptionsOverHttp<GatewayContext>(),
-          guardHttpOperations(edge.guard),
+          guardHttpOperations(edge.guard, edge.readYourWrites),
           readYourWritesPlugin(edge.readYourWrites),
           ...(responseCache ? [keepResponses(responseCache)] : []),
         ],

@@ -1,5 +1,5 @@
 import type { Caller } from '@food/platform';
-import type { RateLimitOutcome } from './edge/rate-limit.js';
+import type { Spend } from './edge/operation-guard.js';
 
 /** Per-request state of the gateway: who is calling, from where, and the id that follows the request. */
 export interface GatewayContext {
@@ -19,7 +19,7 @@ export interface GatewayContext {
    */
   readFromPrimary?: boolean;
   /** The rate budget this request already spent, on the response cache's path (HTTP queries only). */
-  rateBudgetSpent?: RateLimitOutcome;
+  rateBudgetSpent?: Spend;
   /** Set by the executor when the response may be kept by the response cache: for whom, and its entities. */
   keep?: { scope: 'PUBLIC' | 'PRIVATE'; tags: string[]; mark: number };
 }

@@ -6,8 +6,8 @@ import { callerKey, REQUEST_ID_HEADER, type Caller, type GraphQLRequestTelemetry
 import { authenticate, type AccessTokens } from '../auth.js';
 import type { GatewayContext } from '../context.js';
 import { clientAddress } from './client-address.js';
-import type { OperationGuard } from './operation-guard.js';
-import { rateLimitHeaders, type RateLimitOutcome } from './rate-limit.js';
+import type { OperationGuard, Spend } from './operation-guard.js';
+import { rateLimitHeaders } from './rate-limit.js';
 import type { ReadYourWrites } from './read-your-writes.js';
 import type { ResponseCache } from './response-cache.js';
 
@@ -68,8 +68,8 @@ function bodyKey(body: unknown): string | undefined {
 const JSON_ACCEPTS = new Set([undefined, '', '*/*', 'application/json', 'application/json; charset=utf-8']);
 
 /** The rate budget a request already spent on the way to Apollo Server (so it is not spent twice). */
-const spentBudgets = new WeakMap<IncomingMessage, RateLimitOutcome>();
-export const budgetSpentBy = (request: IncomingMessage): RateLimitOutcome | undefined => spentBudgets.get(request);
+const spentBudgets = new WeakMap<IncomingMessage, Spend>();
+export const budgetSpentBy = (request: IncomingMessage): Spend | undefined => spentBudgets.get(request);
 
 export interface CachedResponsesOptions {
   cache: ResponseCache;
@@ -102,13 +102,18 @@ export function serveCachedResponses(
     }
     const entry = cache.get(key, callerKey(caller));
     if (!entry) return false;
-    const [wrote, outcome] = await Promise.all([
-      readYourWrites.wroteRecently(caller),
-      guard.spendRateBudget('query', caller, clientAddress(req, trustProxy)),
-    ]);
+    // The budget, and read-your-writes' mark of the caller, in one call to Redis where it can.
+    const spend = await guard.spendRateBudget(
+      'query',
+      caller,
+      clientAddress(req, trustProxy),
+      readYourWrites.markOf(caller),
+    );
+    const { outcome } = spend;
+    const wrote = spend.flagged ?? (await readYourWrites.wroteRecently(caller));
     // Over budget (Apollo Server answers the refusal, from this spend), or a recent writer, who
     // must see its write.
-    if (outcome) spentBudgets.set(req, outcome);
+    spentBudgets.set(req, { outcome, flagged: wrote });
     if ((outcome && !outcome.decision.allowed) || wrote) return false;
     // Headers set before (the request id, CORS) are merged with these by writeHead.
     const headers: Record<string, string> = { 'content-type': 'application/json; charset=utf-8' };

@@ -80,7 +80,7 @@ describe('the rate limiter on a cluster', () => {
   it("does not spend a user's budget on a request its address refuses, the buckets on different masters", async () => {
     const keyPrefix = `${prefix}:${randomUUID()}`;
     const limiter = new RateLimiter(new RedisRateLimitStore(await connect(), logger), budgets, keyPrefix, logger);
-    const userKey = (id: string) => `${keyPrefix}:ratelimit:query:user:${id}`;
+    const userKey = (id: string) => `${keyPrefix}:ratelimit:query:user:{user:${id}}`;
     const ipKey = (address: string) => `${keyPrefix}:ratelimit:query:ip:${address}`;
     const [master] = await cluster.masters();
     const userId = await idOn(master!, userKey);
@@ -240,7 +240,7 @@ describe('the edge when a master of the cluster dies', () => {
     const edge = await createEdge(config, Supergraph.build(readFileSync(supergraphPath, 'utf8')), logger);
     try {
       const [master] = await cluster.masters();
-      const userId = await idOn(master!, (id) => `${keyPrefix}:ratelimit:query:user:${id}`);
+      const userId = await idOn(master!, (id) => `${keyPrefix}:ratelimit:query:user:{user:${id}}`);
       const mealId = await idOn(master!, (id) => `${keyPrefix}:entity:meals:Meal:${id}`);
       const caller = { kind: 'user', userId, role: 'CUSTOMER' } as const;
       const takeBudget = () => edge.guard.takeRateBudget('query', caller, '10.2.0.1');

@@ -3,16 +3,21 @@ import { httpStatusOf } from '@food/platform';
 import type { GatewayContext } from '../context.js';
 import { GraphQLError } from '../graphql-js.js';
 import type { OperationGuard } from './operation-guard.js';
+import type { ReadYourWrites } from './read-your-writes.js';
 import { rateLimitHeaders } from './rate-limit.js';
 
 /**
  * The operation guard for queries and mutations over HTTP, run once the operation is known and before
- * it is planned or executed. A request whose operation cannot be picked (unknown operationName) is a
+ * it is planned or executed; it also decides whether the operation reads from the primaries
+ * (read-your-writes: a query does unless its caller wrote within the lag bound). A request whose operation cannot be picked (unknown operationName) is a
  * 400 here. Every response carries `RateLimit-*` headers; a refusal is a 429 (rate
  * limit) or a 400 (bounds, safelist) with the guard's coded error. Operations the gateway runs for
  * its own subscriptions (any transport but `http`) were guarded when they were subscribed.
  */
-export function guardHttpOperations(guard: OperationGuard): ApolloServerPlugin<GatewayContext> {
+export function guardHttpOperations(
+  guard: OperationGuard,
+  readYourWrites: ReadYourWrites,
+): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart() {
       return {
@@ -27,13 +32,19 @@ export function guardHttpOperations(guard: OperationGuard): ApolloServerPlugin<G
             );
           }
           if (contextValue.transport !== 'http') return;
-          const { outcome, refusal } = await guard.takeRateBudget(
+          const query = operation.operation === 'query';
+          const { caller } = contextValue;
+          const { outcome, refusal, flagged } = await guard.takeRateBudget(
             operation.operation,
-            contextValue.caller,
+            caller,
             contextValue.clientAddress,
             // Spent already by the response cache's path, when it could not answer (a query's).
-            operation.operation === 'query' ? contextValue.rateBudgetSpent : undefined,
+            query ? contextValue.rateBudgetSpent : undefined,
+            // A query reads from the primaries if its caller wrote within the lag bound: that mark is
+            // read in the same call to Redis as the budget (edge/read-your-writes.ts).
+            query ? readYourWrites.markOf(caller) : undefined,
           );
+          contextValue.readFromPrimary = !query || (flagged ?? (await readYourWrites.wroteRecently(caller)));
           if (outcome) for (const [name, value] of rateLimitHeaders(outcome)) response.http.headers.set(name, value);
           const error =
             refusal?.error ??

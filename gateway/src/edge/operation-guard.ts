@@ -14,6 +14,12 @@ export interface OperationGuardOptions {
   metrics: EdgeMetrics;
 }
 
+/** A spend of a request's rate budget, and the flag read with it (undefined: not read). */
+export interface Spend {
+  outcome?: RateLimitOutcome;
+  flagged?: boolean;
+}
+
 /** A refusal: the error for the client, with the rate-limit state when a budget refused it. */
 export interface Refusal {
   error: GraphQLError;
@@ -30,28 +36,28 @@ export class OperationGuard {
 
   /**
    * Spends one operation of the caller's budgets; the outcome carries the headers to send. `spent`:
-   * the outcome of a spend already made for this request (by the response cache's path), judged
-   * here instead of spending again.
+   * a spend already made for this request (by the response cache's path), judged here instead of
+   * spending again. `flag`: as for `spendRateBudget`.
    */
   async takeRateBudget(
     kind: OperationKind,
     caller: Caller,
     clientAddress: string,
-    spent?: RateLimitOutcome,
-  ): Promise<{ outcome?: RateLimitOutcome; refusal?: Refusal }> {
-    const outcome = spent ?? (await this.spendRateBudget(kind, caller, clientAddress));
-    if (!outcome || outcome.decision.allowed) return { outcome };
+    spent?: Spend,
+    flag?: string,
+  ): Promise<{ outcome?: RateLimitOutcome; refusal?: Refusal; flagged?: boolean }> {
+    const { outcome, flagged } = spent ?? (await this.spendRateBudget(kind, caller, clientAddress, flag));
+    if (!outcome || outcome.decision.allowed) return { outcome, flagged };
     this.options.metrics.rateLimited.inc({ scope: outcome.scope, operation: kind });
-    return { outcome, refusal: { error: rateLimitedError(kind, outcome), rateLimit: outcome } };
+    return { outcome, refusal: { error: rateLimitedError(kind, outcome), rateLimit: outcome }, flagged };
   }
 
-  /** Spends one operation of the caller's budgets and says what is left, refusing nothing itself. */
-  async spendRateBudget(
-    kind: OperationKind,
-    caller: Caller,
-    clientAddress: string,
-  ): Promise<RateLimitOutcome | undefined> {
-    return this.options.rateLimiter?.take(kind, caller, clientAddress);
+  /**
+   * Spends one operation of the caller's budgets and says what is left, refusing nothing itself;
+   * reads `flag` (read-your-writes' mark) in the same call where the store can (`flagged`).
+   */
+  async spendRateBudget(kind: OperationKind, caller: Caller, clientAddress: string, flag?: string): Promise<Spend> {
+    return (await this.options.rateLimiter?.takeAndRead(kind, caller, clientAddress, flag)) ?? {};
   }
 
   /** The document's text: its size, and whether it is on the safelist. */

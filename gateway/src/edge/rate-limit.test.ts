@@ -8,6 +8,7 @@ import {
   RateLimiter,
   RedisRateLimitStore,
   rateLimitHeaders,
+  type Bucket,
   type RateLimitStore,
 } from './rate-limit.js';
 
@@ -27,6 +28,8 @@ const redisStore = () => {
   return new RedisRateLimitStore(redis);
 };
 const key = () => `${prefix}:${randomUUID()}`;
+/** A store's decision for one request on `buckets`. */
+const takeFrom = async (store: RateLimitStore, buckets: Bucket[]) => (await store.take(buckets)).decision!;
 
 // Each behaviour holds for Redis (what replicas share) and for the in-process stand-in alike.
 describe.each([
@@ -38,39 +41,60 @@ describe.each([
     const bucket = { key: key(), limit: 5, windowMs: 1_000 };
     const remaining: number[] = [];
     for (let i = 0; i < 5; i++) {
-      const decision = await store.take([bucket]);
+      const decision = await takeFrom(store, [bucket]);
       expect(decision.allowed).toBe(true);
       remaining.push(decision.remaining);
     }
     expect(remaining).toEqual([4, 3, 2, 1, 0]);
-    const refused = await store.take([bucket]);
+    const refused = await takeFrom(store, [bucket]);
     expect(refused).toMatchObject({ allowed: false, limit: 5, remaining: 0 });
     // One operation comes back every window / limit = 200 ms.
     expect(refused.retryAfterMs).toBeGreaterThan(0);
     expect(refused.retryAfterMs).toBeLessThanOrEqual(200);
     await sleep(refused.retryAfterMs + 20);
-    expect((await store.take([bucket])).allowed).toBe(true);
-    expect((await store.take([bucket])).allowed).toBe(false);
+    expect((await takeFrom(store, [bucket])).allowed).toBe(true);
+    expect((await takeFrom(store, [bucket])).allowed).toBe(false);
   });
 
   it('spends from every budget or from none: a refusal by one leaves the others untouched', async () => {
     const [store] = makeStores();
     const user = { key: key(), limit: 10, windowMs: 60_000 };
     const address = { key: key(), limit: 1, windowMs: 60_000 };
-    expect(await store.take([user, address])).toMatchObject({ allowed: true, bucket: 1, remaining: 0 });
-    expect(await store.take([user, address])).toMatchObject({ allowed: false, bucket: 1 });
-    expect(await store.take([user, address])).toMatchObject({ allowed: false, bucket: 1 });
+    expect(await takeFrom(store, [user, address])).toMatchObject({ allowed: true, bucket: 1, remaining: 0 });
+    expect(await takeFrom(store, [user, address])).toMatchObject({ allowed: false, bucket: 1 });
+    expect(await takeFrom(store, [user, address])).toMatchObject({ allowed: false, bucket: 1 });
     // Only the first request spent from the user's budget.
-    expect(await store.take([user])).toMatchObject({ allowed: true, remaining: 8 });
+    expect(await takeFrom(store, [user])).toMatchObject({ allowed: true, remaining: 8 });
   });
 
   it('never lets more than the limit through under concurrent requests from two replicas', async () => {
     const [first, second = first] = makeStores();
     const bucket = { key: key(), limit: 10, windowMs: 60_000 };
     const decisions = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => (i % 2 === 0 ? first : second).take([bucket])),
+      Array.from({ length: 40 }, (_, i) => takeFrom(i % 2 === 0 ? first : second, [bucket])),
     );
     expect(decisions.filter((decision) => decision.allowed)).toHaveLength(10);
+  });
+});
+
+describe("reading a flag in the rate limiter's own call (read-your-writes' mark)", () => {
+  it.each([1, 2])('tells whether the flag exists, with %i bucket(s), in the caller tag', async (buckets) => {
+    const store = redisStore();
+    const tag = `{user:${randomUUID()}}`;
+    const keys = [`${prefix}:rl:${tag}`, `${prefix}:rl-ip:${randomUUID()}`].slice(0, buckets);
+    const flag = `${prefix}:wrote:${tag}`;
+    const take = () =>
+      store.take(
+        keys.map((k) => ({ key: k, limit: 100, windowMs: 60_000 })),
+        flag,
+      );
+    expect(await take()).toMatchObject({ decision: { allowed: true }, flagged: false });
+    const redis = connectRedis(target, { name: `${prefix}:flag` });
+    connections.push(redis);
+    await redis.set(flag, '1', 'PX', 5_000);
+    expect(await take()).toMatchObject({ decision: { allowed: true }, flagged: true });
+    // Without buckets, the flag alone.
+    expect(await store.take([], flag)).toEqual({ decision: undefined, flagged: true });
   });
 });
 

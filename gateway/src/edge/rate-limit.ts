@@ -1,6 +1,5 @@
 import { GraphQLError } from '../graphql-js.js';
-import { Cluster } from 'ioredis';
-import { ErrorCode, type Caller, type Logger, type RedisConnection } from '@food/platform';
+import { ErrorCode, hashTag, type Caller, type Logger, type RedisConnection } from '@food/platform';
 
 export type OperationKind = 'query' | 'mutation' | 'subscription';
 export type RateLimitScope = 'user' | 'ip';
@@ -37,7 +36,12 @@ export interface RateDecision {
  * its user budget. Every process sharing the store must see the same budgets.
  */
 export interface RateLimitStore {
-  take(buckets: Bucket[]): Promise<RateDecision>;
+  /**
+   * `flag`: a key whose existence is read in the same call (read-your-writes' mark of a recent
+   * write), in the slot of the first bucket on a cluster (the caller's hash tag). `flagged` is
+   * undefined where the store cannot read it (then the caller asks for it itself).
+   */
+  take(buckets: Bucket[], flag?: string): Promise<{ decision: RateDecision | undefined; flagged?: boolean }>;
 }
 
 /** One bucket's answer to taking a token from it. */
@@ -66,9 +70,12 @@ function decide(answers: BucketAnswer[]): RateDecision {
  * GCRA (the generic cell rate algorithm, a token bucket that stores one timestamp per key): `limit`
  * operations at once, then one every `window / limit`. The bucket's state is its "theoretical arrival
  * time" (TAT): full when TAT <= now. Redis' own clock is used so every replica agrees.
- * KEYS: the bucket; ARGV: limit, window (ms). Returns { allowed, remaining, resetMs, retryAfterMs }.
+ * KEYS: the bucket, and a flag key to read (optional); ARGV: limit, window (ms). Returns { allowed,
+ * remaining, resetMs, retryAfterMs, flag } (flag: 1 or 0 whether the flag key exists, -1 without one).
  */
 const takeScript = `
+local flag = -1
+if KEYS[2] then flag = redis.call('EXISTS', KEYS[2]) end
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
 local limit = tonumber(ARGV[1])
@@ -79,10 +86,10 @@ if tat < now then tat = now end
 local newTat = tat + interval
 local allowAt = newTat - window
 if allowAt > now then
-  return { 0, 0, math.ceil(tat - now), math.ceil(allowAt - now) }
+  return { 0, 0, math.ceil(tat - now), math.ceil(allowAt - now), flag }
 end
 redis.call('SET', KEYS[1], tostring(newTat), 'PX', math.ceil(newTat - now))
-return { 1, math.floor((now - allowAt) / interval), math.ceil(newTat - now), 0 }
+return { 1, math.floor((now - allowAt) / interval), math.ceil(newTat - now), 0, flag }
 `;
 
 /** Gives back the token `takeScript` took (moves the TAT back one interval). KEYS: the bucket; ARGV: interval (ms). */
@@ -101,19 +108,22 @@ return 1
 `;
 
 /**
- * `takeScript` for every bucket at once, all or none, on one node: KEYS: the buckets; ARGV: limit and
- * window (ms) of each, in turn. Returns each bucket's { allowed, remaining, resetMs, retryAfterMs },
- * one after the other; when one refuses, none is spent.
+ * `takeScript` for every bucket at once, all or none, on one node: KEYS: the buckets, then a flag key
+ * to read (optional); ARGV: the number of buckets, then limit and window (ms) of each, in turn.
+ * Returns each bucket's { allowed, remaining, resetMs, retryAfterMs }, one after the other, then the
+ * flag (1 or 0 whether its key exists, -1 without one); when one refuses, none is spent.
  */
 const takeAllScript = `
 local time = redis.call('TIME')
 local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local count = tonumber(ARGV[1])
 local answers = {}
 local writes = {}
 local refused = false
-for i, key in ipairs(KEYS) do
-  local limit = tonumber(ARGV[2 * i - 1])
-  local window = tonumber(ARGV[2 * i])
+for i = 1, count do
+  local key = KEYS[i]
+  local limit = tonumber(ARGV[2 * i])
+  local window = tonumber(ARGV[2 * i + 1])
   local interval = window / limit
   local tat = tonumber(redis.call('GET', key) or now)
   if tat < now then tat = now end
@@ -134,11 +144,13 @@ if not refused then
     redis.call('SET', key, tostring(newTat), 'PX', math.ceil(newTat - now))
   end
 end
+if KEYS[count + 1] then table.insert(answers, redis.call('EXISTS', KEYS[count + 1])) else table.insert(answers, -1) end
 return answers
 `;
 
 interface RateLimitCommands {
   foodRateLimitTake(key: string, limit: number, windowMs: number): Promise<number[]>;
+  foodRateLimitTakeFlagged(key: string, flag: string, limit: number, windowMs: number): Promise<number[]>;
   foodRateLimitTakeAll(count: number, ...keysAndArguments: (string | number)[]): Promise<number[]>;
   foodRateLimitRefund(key: string, intervalMs: number): Promise<number>;
 }
@@ -163,43 +175,52 @@ export class RedisRateLimitStore implements RateLimitStore {
     redis: RedisConnection,
     private readonly logger?: Logger,
   ) {
+    // Fixed key counts: on a cluster, auto-pipelining routes a command by its first argument, which
+    // must then be its first key.
     redis.defineCommand('foodRateLimitTake', { lua: takeScript, numberOfKeys: 1 });
+    redis.defineCommand('foodRateLimitTakeFlagged', { lua: takeScript, numberOfKeys: 2 });
     redis.defineCommand('foodRateLimitTakeAll', { lua: takeAllScript });
     redis.defineCommand('foodRateLimitRefund', { lua: refundScript, numberOfKeys: 1 });
     this.redis = redis as RedisConnection & RateLimitCommands;
-    this.oneNode = !(redis instanceof Cluster);
+    // ioredis' own mark: `instanceof` fails across copies of the package.
+    this.oneNode = !redis.isCluster;
   }
 
   /** On one node every bucket is on it: one script takes them all, all or none, in one call. */
   private readonly oneNode: boolean;
 
-  async take(buckets: Bucket[]): Promise<RateDecision> {
+  async take(buckets: Bucket[], flag?: string): Promise<{ decision: RateDecision | undefined; flagged?: boolean }> {
+    if (buckets.length === 0) {
+      return { decision: undefined, ...(flag && { flagged: (await this.redis.exists(flag)) === 1 }) };
+    }
+    const answerOf = (bucket: Bucket, values: number[]): BucketAnswer => {
+      const [allowed, remaining, resetMs, retryAfterMs] = values as [number, number, number, number];
+      return { allowed: allowed === 1, limit: bucket.limit, remaining, resetMs, retryAfterMs };
+    };
+    const flaggedOf = (value: number | undefined) => (flag === undefined ? undefined : value === 1);
     if (this.oneNode && buckets.length > 1) {
+      const keys = [...buckets.map((bucket) => bucket.key), ...(flag ? [flag] : [])];
       const reply = await this.redis.foodRateLimitTakeAll(
+        keys.length,
+        ...keys,
         buckets.length,
-        ...buckets.map((bucket) => bucket.key),
         ...buckets.flatMap((bucket) => [bucket.limit, bucket.windowMs]),
       );
       const values = reply.map(Number);
-      return decide(
-        buckets.map((bucket, i) => {
-          const [allowed, remaining, resetMs, retryAfterMs] = values.slice(4 * i, 4 * i + 4) as [
-            number,
-            number,
-            number,
-            number,
-          ];
-          return { allowed: allowed === 1, limit: bucket.limit, remaining, resetMs, retryAfterMs };
-        }),
-      );
+      return {
+        decision: decide(buckets.map((bucket, i) => answerOf(bucket, values.slice(4 * i, 4 * i + 4)))),
+        flagged: flaggedOf(values[4 * buckets.length]),
+      };
     }
-    const answers = await Promise.all(
-      buckets.map(async (bucket): Promise<BucketAnswer> => {
-        const reply = await this.redis.foodRateLimitTake(bucket.key, bucket.limit, bucket.windowMs);
-        const [allowed, remaining, resetMs, retryAfterMs] = reply.map(Number) as [number, number, number, number];
-        return { allowed: allowed === 1, limit: bucket.limit, remaining, resetMs, retryAfterMs };
-      }),
+    // The flag goes with the first bucket, whose slot it shares (the caller's hash tag).
+    const replies = await Promise.all(
+      buckets.map((bucket, i) =>
+        i === 0 && flag
+          ? this.redis.foodRateLimitTakeFlagged(bucket.key, flag, bucket.limit, bucket.windowMs)
+          : this.redis.foodRateLimitTake(bucket.key, bucket.limit, bucket.windowMs),
+      ),
     );
+    const answers = replies.map((reply, i) => answerOf(buckets[i]!, reply.map(Number)));
     if (answers.some((answer) => !answer.allowed)) {
       const taken = buckets.filter((_, index) => answers[index]!.allowed);
       // A refund that fails must not turn the refusal into a pass (the limiter lets a failed take through).
@@ -211,7 +232,7 @@ export class RedisRateLimitStore implements RateLimitStore {
         ),
       );
     }
-    return decide(answers);
+    return { decision: decide(answers), flagged: flaggedOf(Number(replies[0]![4])) };
   }
 }
 
@@ -221,7 +242,9 @@ export class InMemoryRateLimitStore implements RateLimitStore {
 
   constructor(private readonly now: () => number = Date.now) {}
 
-  async take(buckets: Bucket[]): Promise<RateDecision> {
+  /** Reads no flag: read-your-writes asks its own store. */
+  async take(buckets: Bucket[]): Promise<{ decision: RateDecision | undefined }> {
+    if (buckets.length === 0) return { decision: undefined };
     const now = this.now();
     const next: number[] = [];
     const answers = buckets.map((bucket, index): BucketAnswer => {
@@ -242,7 +265,7 @@ export class InMemoryRateLimitStore implements RateLimitStore {
       buckets.forEach((bucket, index) => this.tats.set(bucket.key, next[index]!));
       this.sweep(now);
     }
-    return decide(answers);
+    return { decision: decide(answers) };
   }
 
   /** Full buckets hold no information; dropping them keeps memory bounded by active callers. */
@@ -274,11 +297,26 @@ export class RateLimiter {
 
   /** Takes one operation of `kind` from the caller's budgets; undefined when no budget applies. */
   async take(kind: OperationKind, caller: Caller, clientAddress: string): Promise<RateLimitOutcome | undefined> {
+    return (await this.takeAndRead(kind, caller, clientAddress)).outcome;
+  }
+
+  /**
+   * `take`, reading `flag` in the same call to the store (a key in the caller's hash tag, `callerTag`):
+   * `flagged` is whether it exists, undefined where the store could not tell (it failed, or reads no
+   * flags).
+   */
+  async takeAndRead(
+    kind: OperationKind,
+    caller: Caller,
+    clientAddress: string,
+    flag?: string,
+  ): Promise<{ outcome?: RateLimitOutcome; flagged?: boolean }> {
     const windowMs = this.budgets.windowSeconds * 1000;
     const candidates: { scope: RateLimitScope; bucket: Bucket }[] = [];
     const userLimit = this.budgets.user[kind];
     if (caller.kind === 'user' && userLimit > 0) {
-      const key = `${this.keyPrefix}:ratelimit:${kind}:user:${caller.userId}`;
+      // In the caller's hash tag: on a cluster the flag is read by the same script call.
+      const key = `${this.keyPrefix}:ratelimit:${kind}:user:${callerTag(caller)}`;
       candidates.push({ scope: 'user', bucket: { key, limit: userLimit, windowMs } });
     }
     const ipLimit = this.budgets.ip[kind];
@@ -286,17 +324,32 @@ export class RateLimiter {
       const key = `${this.keyPrefix}:ratelimit:${kind}:ip:${clientAddress}`;
       candidates.push({ scope: 'ip', bucket: { key, limit: ipLimit, windowMs } });
     }
-    if (candidates.length === 0) return undefined;
-    let decision: RateDecision;
+    if (candidates.length === 0 && !flag) return {};
     try {
-      decision = await this.store.take(candidates.map((candidate) => candidate.bucket));
+      // The flag shares the user bucket's slot only: without one, it is left to the caller to read.
+      const together = candidates.length === 0 || candidates[0]!.scope === 'user' ? flag : undefined;
+      const { decision, flagged } = await this.store.take(
+        candidates.map((candidate) => candidate.bucket),
+        together,
+      );
+      const outcome = decision && {
+        decision,
+        scope: candidates[decision.bucket]!.scope,
+        windowSeconds: this.budgets.windowSeconds,
+      };
+      return { ...(outcome && { outcome }), ...(flagged !== undefined && { flagged }) };
     } catch (error) {
       this.logger.warn({ err: error }, 'rate limit store unavailable: request let through');
-      return undefined;
+      return {};
     }
-    return { decision, scope: candidates[decision.bucket]!.scope, windowSeconds: this.budgets.windowSeconds };
   }
 }
+
+/**
+ * The hash tag of a signed-in caller's keys: its rate budgets and its read-your-writes mark share a
+ * slot, so on a cluster one script call spends the one and reads the other.
+ */
+export const callerTag = (caller: Extract<Caller, { kind: 'user' }>) => hashTag(`user:${caller.userId}`);
 
 /** The IETF draft's `RateLimit-*` fields, plus `Retry-After` on a refusal. */
 export function rateLimitHeaders({ decision, windowSeconds }: RateLimitOutcome): [string, string][] {

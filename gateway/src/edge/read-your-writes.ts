@@ -1,5 +1,6 @@
 import type { ApolloServerPlugin } from '@apollo/server';
 import { callerKey, type Caller, type Logger, type RedisConnection } from '@food/platform';
+import { callerTag } from './rate-limit.js';
 import type { GatewayContext } from '../context.js';
 
 /** Where the gateway notes that a caller wrote: shared by every gateway replica when in Redis. */
@@ -78,21 +79,27 @@ export class ReadYourWrites {
     return this.store.has(this.keyOf(caller)).catch(() => true);
   }
 
+  /**
+   * The key marking the caller's recent write, for a store that reads it in a call it makes anyway
+   * (the rate limiter's, in the caller's hash tag); undefined for an anonymous caller, who has none.
+   */
+  markOf(caller: Caller): string | undefined {
+    return caller.kind === 'user' ? this.keyOf(caller) : undefined;
+  }
+
   private keyOf(caller: Caller): string {
-    return `${this.keyPrefix}:wrote:${callerKey(caller)}`;
+    return `${this.keyPrefix}:wrote:${caller.kind === 'user' ? callerTag(caller) : callerKey(caller)}`;
   }
 }
 
-/** Sets `readFromPrimary` on each HTTP operation once it is known, and notes each mutation's caller. */
+/**
+ * Notes each mutation's caller. (Whether an HTTP operation reads from the primaries is decided with
+ * its rate budget, in one call to Redis: edge/http-plugin.ts.)
+ */
 export function readYourWritesPlugin(readYourWrites: ReadYourWrites): ApolloServerPlugin<GatewayContext> {
   return {
     async requestDidStart() {
       return {
-        async didResolveOperation({ contextValue, operation }) {
-          if (contextValue.transport !== 'http' || !operation) return;
-          contextValue.readFromPrimary =
-            operation.operation !== 'query' || (await readYourWrites.wroteRecently(contextValue.caller));
-        },
         async willSendResponse({ contextValue, operation }) {
           if (contextValue.transport === 'http' && operation?.operation === 'mutation') {
             await readYourWrites.noteWrite(contextValue.caller);
